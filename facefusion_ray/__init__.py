@@ -1,0 +1,3 @@
+"""Distributed, cached, resumable batch face swapping on Ray."""
+
+__version__ = "0.1.0"
