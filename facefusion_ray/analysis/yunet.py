@@ -1,0 +1,142 @@
+"""Face detection with YuNet: letterbox, one session run, anchor-free decoding, NMS.
+
+Decoding follows OpenCV's FaceDetectorYN (the model's reference implementation): for the cell
+(row r, col c) of stride s, score = sqrt(clip(cls) * clip(obj)), centre = ((c, r) + bbox[:2]) * s,
+size = exp(bbox[2:]) * s, landmark k = ((c, r) + kps[2k:2k+2]) * s. The frame is fitted into the
+network input as FaceFusion's restrict_frame does: only frames larger than the input are
+shrunk (aspect kept, sizes truncated, bilinear), smaller ones are used as they are; the rest of
+the input is zero padding at the bottom and right.
+
+FaceFusion's own YuNet path thresholds cls * obj without the square root, so its 0.5 keeps
+only faces that score 0.71 here; we keep OpenCV's score so that thresholds and `Face.score`
+mean what they mean for the model's reference decoder.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facefusion_ray.analysis.face import Face
+from facefusion_ray.models.sessions import ModelSession
+
+# FaceFusion's defaults: face_detector_score 0.5, NMS IoU 0.4 for a single detector angle.
+DEFAULT_SCORE_THRESHOLD = 0.5
+DEFAULT_NMS_THRESHOLD = 0.4
+# OpenCV FaceDetectorYN's default cap on boxes kept by NMS.
+DEFAULT_TOP_K = 5000
+STRIDES = (8, 16, 32)
+
+
+class YuNetDetector:
+    def __init__(
+        self,
+        session: ModelSession,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        nms_threshold: float = DEFAULT_NMS_THRESHOLD,
+        top_k: int = DEFAULT_TOP_K,
+    ) -> None:
+        self._session = session
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.top_k = top_k
+        self._input_name = session.input_names[0]
+        _, _, height, width = session.input_shape(self._input_name)
+        if not isinstance(width, int) or not isinstance(height, int):
+            raise ValueError("YuNetDetector needs a model with a fixed input size")
+        self.input_size = (width, height)
+        self._cells = {
+            stride: _cell_origins(width // stride, height // stride) for stride in STRIDES
+        }
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Face]:
+        """Faces in a BGR uint8 frame, best score first, in the frame's pixel coordinates."""
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 BGR frame, got shape {frame_bgr.shape}")
+        frame_height, frame_width = frame_bgr.shape[:2]
+        if frame_height == 0 or frame_width == 0:
+            return []
+        fitted = fit_into(frame_bgr, self.input_size)
+        scale = np.array(
+            [frame_width / fitted.shape[1], frame_height / fitted.shape[0]], dtype=np.float32
+        )
+        outputs = dict(
+            zip(
+                self._session.output_names,
+                self._session.run({self._input_name: self._blob(fitted)}),
+                strict=True,
+            )
+        )
+        boxes, scores, landmarks = self._decode(outputs)
+        if len(scores) == 0:
+            return []
+        keep = cv2.dnn.NMSBoxes(
+            boxes.tolist(),
+            scores.tolist(),
+            self.score_threshold,
+            self.nms_threshold,
+            top_k=self.top_k,
+        )
+        order = sorted(np.asarray(keep, dtype=np.int64).reshape(-1), key=lambda i: -scores[i])
+        return [
+            Face(
+                bbox=np.concatenate([boxes[i, :2], boxes[i, :2] + boxes[i, 2:]])
+                * np.tile(scale, 2),
+                score=float(scores[i]),
+                landmarks_5=landmarks[i] * scale,
+            )
+            for i in order
+        ]
+
+    def _blob(self, fitted: np.ndarray) -> np.ndarray:
+        width, height = self.input_size
+        blob = np.zeros((1, 3, height, width), dtype=np.float32)
+        blob[0, :, : fitted.shape[0], : fitted.shape[1]] = fitted.transpose(2, 0, 1)
+        return blob
+
+    def _decode(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (N, 4) as x, y, w, h, scores (N,), landmarks (N, 5, 2), in network pixels."""
+        all_boxes, all_scores, all_landmarks = [], [], []
+        for stride in STRIDES:
+            cls = np.clip(outputs[f"cls_{stride}"].reshape(-1), 0.0, 1.0)
+            obj = np.clip(outputs[f"obj_{stride}"].reshape(-1), 0.0, 1.0)
+            scores = np.sqrt(cls * obj)
+            selected = np.flatnonzero(scores >= self.score_threshold)
+            if selected.size == 0:
+                continue
+            cells = self._cells[stride][selected]
+            bbox = outputs[f"bbox_{stride}"].reshape(-1, 4)[selected]
+            kps = outputs[f"kps_{stride}"].reshape(-1, 5, 2)[selected]
+            centres = (cells + bbox[:, :2]) * stride
+            sizes = np.exp(bbox[:, 2:]) * stride
+            all_boxes.append(np.hstack([centres - sizes / 2, sizes]))
+            all_scores.append(scores[selected])
+            all_landmarks.append((kps + cells[:, None, :]) * stride)
+        if not all_scores:
+            return (
+                np.zeros((0, 4), np.float32),
+                np.zeros(0, np.float32),
+                np.zeros((0, 5, 2), np.float32),
+            )
+        return (
+            np.concatenate(all_boxes).astype(np.float32),
+            np.concatenate(all_scores).astype(np.float32),
+            np.concatenate(all_landmarks).astype(np.float32),
+        )
+
+
+def fit_into(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Shrink `frame` to fit (width, height) keeping its aspect; never enlarge it."""
+    height, width = frame.shape[:2]
+    limit_width, limit_height = size
+    if width <= limit_width and height <= limit_height:
+        return frame
+    scale = min(limit_width / width, limit_height / height)
+    new_size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return cv2.resize(frame, new_size, interpolation=cv2.INTER_LINEAR)
+
+
+def _cell_origins(columns: int, rows: int) -> np.ndarray:
+    """(rows * columns, 2) array of (col, row) per cell, in the model's row-major order."""
+    row_index, column_index = np.divmod(np.arange(rows * columns), columns)
+    return np.stack([column_index, row_index], axis=1).astype(np.float32)
