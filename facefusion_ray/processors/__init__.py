@@ -1,0 +1,1 @@
+"""Frame processors: turn analysed faces into swapped pixels."""

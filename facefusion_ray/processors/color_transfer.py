@@ -1,0 +1,54 @@
+"""Colour matching between an aligned source crop and the target face it replaces."""
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MIN_MASKED_PIXELS = 16
+# A near-grey source (an old photo) has almost no chroma spread: scaling it up to the
+# target's spread would only amplify noise into coloured fringes, so the gain is capped.
+MAX_SPREAD_GAIN = 3.0
+MIN_SPREAD_GAIN = 1.0 / MAX_SPREAD_GAIN
+
+
+def to_lab(image_bgr: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image_bgr.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_BGR2LAB)
+
+
+def masked_mean_std(lab: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = cv2.meanStdDev(lab, mask=mask)
+    return mean.reshape(3), std.reshape(3)
+
+
+@dataclass(frozen=True)
+class ColourReference:
+    """A source crop in LAB with its statistics, computed once per source."""
+
+    bgr: np.ndarray
+    lab: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    selection: np.ndarray  # uint8 mask of the pixels the statistics are measured on
+
+    @classmethod
+    def measure(cls, source_bgr: np.ndarray, mask: np.ndarray) -> "ColourReference":
+        selection = (mask > 0.5).astype(np.uint8)
+        lab = to_lab(source_bgr)
+        mean, std = masked_mean_std(lab, selection)
+        return cls(source_bgr, lab, mean, std, selection)
+
+
+def transfer_lab_statistics(reference: ColourReference, target_bgr: np.ndarray) -> np.ndarray:
+    """The source crop with its LAB mean and spread moved to the target's, as uint8 BGR.
+
+    Statistics are measured on the same masked pixels of both aligned crops.
+    """
+    if int(reference.selection.sum()) < MIN_MASKED_PIXELS:
+        return reference.bgr
+    target_mean, target_std = masked_mean_std(to_lab(target_bgr), reference.selection)
+    gain = np.clip(target_std / (reference.std + 1e-6), MIN_SPREAD_GAIN, MAX_SPREAD_GAIN)
+    offset = target_mean - reference.mean * gain
+    matched = reference.lab * gain.astype(np.float32) + offset.astype(np.float32)
+    matched_bgr = cv2.cvtColor(matched, cv2.COLOR_LAB2BGR)
+    return np.clip(matched_bgr * 255.0 + 0.5, 0, 255).astype(np.uint8)
