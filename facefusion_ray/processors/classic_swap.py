@@ -29,7 +29,10 @@ def align_source(
 ) -> AlignedSource:
     affine = estimate_similarity(face.landmarks_5, CLASSIC_TEMPLATE, crop_size)
     crop = cv2.warpAffine(
-        image, affine, (crop_size, crop_size), flags=cv2.INTER_LINEAR,
+        image,
+        affine,
+        (crop_size, crop_size),
+        flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
     return AlignedSource(crop, coverage_mask(image.shape[:2], affine, crop_size), crop_size)
@@ -51,7 +54,10 @@ class ClassicSwapper:
         size = self._source.crop_size
         frame_to_crop = estimate_similarity(target.landmarks_5, CLASSIC_TEMPLATE, size)
         target_crop = cv2.warpAffine(
-            frame, frame_to_crop, (size, size), flags=cv2.INTER_LINEAR,
+            frame,
+            frame_to_crop,
+            (size, size),
+            flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REPLICATE,
         )
         recoloured = transfer_lab_statistics(self._colour_reference, target_crop)
