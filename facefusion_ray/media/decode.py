@@ -1,0 +1,149 @@
+"""Frame-exact decoding of any frame range to BGR uint8 arrays, one frame in memory at a time."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import IO
+
+import numpy as np
+
+from facefusion_ray.errors import MediaError
+from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
+from facefusion_ray.media.images import read_image
+from facefusion_ray.media.probe import (
+    MAIN_VIDEO_STREAM,
+    ContainerHeader,
+    MediaInfo,
+    ffmpeg_input_url,
+    read_container_header,
+    read_frame_timestamps,
+)
+
+
+def iter_frames(
+    path: str | os.PathLike[str], start: int, count: int, info: MediaInfo
+) -> Iterator[np.ndarray]:
+    """Yield frames `start .. start+count-1` of `path` as (height, width, 3) BGR uint8 arrays.
+
+    The range is checked now; ffmpeg starts on the first `next()` and is killed if the
+    consumer stops early. MediaError if the file ends before the range does.
+    """
+    if start < 0 or count < 0 or start + count > info.frame_count:
+        raise ValueError(
+            f"frame range {start}..{start + count - 1} is outside the {info.frame_count} frames "
+            f"of {path}"
+        )
+    if info.kind == "image":
+        return _image_frames(path, count)
+    header = read_container_header(path)
+    return _decoded_frames(_decode_args(path, start, count, info, header), path, start, count, info)
+
+
+def _image_frames(path: str | os.PathLike[str], count: int) -> Iterator[np.ndarray]:
+    if count:
+        yield read_image(path)
+
+
+def _decode_args(
+    path: str | os.PathLike[str], start: int, count: int, info: MediaInfo, header: ContainerHeader
+) -> list[str]:
+    position_args: list[str] = []
+    filter_args: list[str] = []
+    if start > 0 and header.seeks_accurately:
+        # Input seeking decodes from the preceding keyframe and drops frames timed before the
+        # seek point. Aiming half a frame early keeps timestamp rounding from skipping frame
+        # `start` or letting frame `start - 1` through.
+        seek_seconds = header.video_start_offset + _seconds_before_frame(path, start, info)
+        position_args = ["-ss", f"{max(seek_seconds, 0.0):.6f}"]
+    elif start > 0:
+        filter_args = ["-vf", f"trim=start_frame={start}"]  # decode from the start, then count
+    return [
+        "-loglevel", "error",
+        *position_args,
+        "-i", ffmpeg_input_url(path),
+        "-map", MAIN_VIDEO_STREAM,
+        *filter_args,
+        "-frames:v", str(count),
+        "-fps_mode", "passthrough",
+        "-f", "rawvideo",
+        "-pix_fmt", "bgr24",
+        "pipe:1",
+    ]  # fmt: skip
+
+
+def _seconds_before_frame(path: str | os.PathLike[str], start: int, info: MediaInfo) -> float:
+    """Seconds after the first frame's time that lie halfway between frames start-1 and start."""
+    assert info.fps is not None
+    if info.constant_frame_rate:
+        return float((start - Fraction(1, 2)) / info.fps)
+    timestamps = read_frame_timestamps(path)
+    if len(timestamps.ticks) != info.frame_count:
+        raise MediaError(f"video changed since it was probed: {path}")
+    halfway = (float(timestamps.ticks[start - 1]) + float(timestamps.ticks[start])) / 2
+    return timestamps.seconds_from_first(halfway)
+
+
+def _decoded_frames(
+    args: list[str], path: str | os.PathLike[str], start: int, count: int, info: MediaInfo
+) -> Iterator[np.ndarray]:
+    frame_shape = (info.height, info.width, 3)
+    frame_bytes = info.height * info.width * 3
+    process = FfmpegProcess(args, stdout=subprocess.PIPE)
+    try:
+        stdout = process.process.stdout
+        assert stdout is not None
+        for produced in range(count):
+            buffer = _read_exactly(stdout, frame_bytes)
+            if buffer is None:
+                raise _truncated_error(process, path, start, start + produced, count, info)
+            yield np.frombuffer(buffer, dtype=np.uint8).reshape(frame_shape)
+        if process.wait() != 0:
+            raise MediaError(
+                f"cannot decode {path} frames {start}..{start + count - 1}: "
+                f"{process.failure_reason()}"
+            )
+    finally:
+        process.close()
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytearray | None:
+    """Read one whole frame, or None when the stream ends first."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    filled = 0
+    while filled < size:
+        received = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not received:
+            return None
+        filled += received
+    return buffer
+
+
+def _truncated_error(
+    process: FfmpegProcess,
+    path: str | os.PathLike[str],
+    start: int,
+    stopped_at: int,
+    count: int,
+    info: MediaInfo,
+) -> MediaError:
+    return_code = process.wait()
+    reason = f"; ffmpeg: {process.failure_reason()}" if return_code != 0 else ""
+    return MediaError(
+        f"truncated video: {path} ended at frame {stopped_at} of {info.frame_count} "
+        f"(reading frames {start}..{start + count - 1}){reason}"
+    )
+
+
+def frame_fingerprint(frame: np.ndarray) -> str:
+    """SHA-256 hex of a frame's shape and pixel bytes, for comparing frames across runs."""
+    pixels = np.ascontiguousarray(frame)
+    height, width = pixels.shape[:2]
+    channels = pixels.shape[2] if pixels.ndim == 3 else 1
+    digest = hashlib.sha256(f"{height}x{width}x{channels}".encode())
+    digest.update(pixels.data)
+    return digest.hexdigest()

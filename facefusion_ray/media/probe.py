@@ -1,0 +1,394 @@
+"""Exact facts about a video or image: display size, frame count and rational frame rate.
+
+There is no ffprobe, so facts come from two ffmpeg runs: the stream summary ffmpeg prints for
+`-i FILE` (format, audio, rotation, start times) and a `framecrc` listing of the main video
+stream's packets (time base, size, codec, one line per packet) for the count and timing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
+
+import numpy as np
+
+from facefusion_ray.errors import MediaError
+from facefusion_ray.media.ffmpeg_tool import FfmpegProcess, meaningful_stderr_line
+from facefusion_ray.media.images import decode_image_file, ensure_readable_file
+
+MediaKind = Literal["video", "image"]
+
+# The main video stream, as `-map` sees it: upper-case V skips cover art and thumbnails.
+MAIN_VIDEO_STREAM = "0:V:0"
+
+# Demuxers whose input seeking (`-ss` before `-i`) lands before the wanted frame, so accurate
+# seeking can then drop exactly the frames before it. MPEG-TS/PS seeking can overshoot to a
+# later keyframe, so those (and anything unknown) are decoded from the start instead.
+_ACCURATE_SEEK_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi", "nut"})
+
+_AV_PKT_FLAG_DISCARD = 0x4
+_NO_TIMESTAMP = -(2**63)
+_RATE_TOLERANCE_FLOOR = 1e-4
+# Decoding aims half a frame before a frame's grid time, so a quarter frame of jitter is safe.
+_CONSTANT_RATE_SLACK = 0.25
+
+_INPUT_LINE = re.compile(r"^Input #0, (?P<formats>.+?), from '")
+_DURATION_LINE = re.compile(r"^\s*Duration: .*?start: (?P<start>-?\d+(?:\.\d+)?)")
+_STREAM_LINE = re.compile(r"^\s*Stream #0:\d+\S*: (?P<type>\w+): (?P<details>.*)$")
+_STREAM_START = re.compile(r", start (?P<start>-?\d+(?:\.\d+)?)")
+_NOMINAL_RATE = re.compile(r", (?P<rate>\d+(?:\.\d+)?) (?:fps|tbr)\b")
+_ROTATION = re.compile(r"display ?matrix: rotation of (?P<degrees>-?\d+(?:\.\d+)?) degrees", re.I)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """Facts about one video or image.
+
+    width/height are the display size: ffmpeg applies the rotation metadata when decoding, so
+    decoded frames have exactly this shape. rotation is the clockwise turn a player applies to
+    the stored frames (0/90/180/270, like the legacy `rotate` tag). fps is exact (None for
+    images) and duration is frame_count / fps.
+    """
+
+    path: str
+    kind: MediaKind
+    width: int
+    height: int
+    fps: Fraction | None
+    frame_count: int
+    duration: float
+    has_audio: bool
+    rotation: int
+    video_codec: str
+    # False when frame timestamps stray from the fps grid by over a quarter frame, so frame i
+    # is not at i/fps and decoding must seek by the real timestamps.
+    constant_frame_rate: bool = True
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; fps is an exact rational string such as "30000/1001" or "30/1"."""
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "width": self.width,
+            "height": self.height,
+            "fps": None if self.fps is None else f"{self.fps.numerator}/{self.fps.denominator}",
+            "frame_count": self.frame_count,
+            "duration": self.duration,
+            "has_audio": self.has_audio,
+            "rotation": self.rotation,
+            "video_codec": self.video_codec,
+            "constant_frame_rate": self.constant_frame_rate,
+        }
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> MediaInfo:
+        fields = dict(data)
+        fields["fps"] = None if fields.get("fps") is None else Fraction(fields["fps"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class ContainerHeader:
+    """What ffmpeg's stream summary for `-i FILE` says about a file."""
+
+    formats: tuple[str, ...]
+    start_time: float
+    video_start_time: float | None
+    video_details: str | None
+    has_audio: bool
+    rotation: int
+
+    @property
+    def is_image(self) -> bool:
+        return any(name == "image2" or name.endswith("_pipe") for name in self.formats)
+
+    @property
+    def seeks_accurately(self) -> bool:
+        return any(name in _ACCURATE_SEEK_FORMATS for name in self.formats)
+
+    @property
+    def video_start_offset(self) -> float:
+        """Seconds from the file's start time (which `-ss` is relative to) to the first frame."""
+        if self.video_start_time is None:
+            return 0.0
+        return self.video_start_time - self.start_time
+
+    @property
+    def nominal_frame_rate(self) -> Fraction | None:
+        match = _NOMINAL_RATE.search(self.video_details or "")
+        return None if match is None else Fraction(match["rate"])
+
+
+@dataclass
+class _PacketTiming:
+    time_base: Fraction = Fraction(1)
+    width: int = 0
+    height: int = 0
+    codec: str = ""
+    count: int = 0
+    timestamps: array[int] = field(default_factory=lambda: array("q"))
+    durations: Counter[int] = field(default_factory=Counter)
+
+    def add_packet(self, pts: int, duration: int) -> None:
+        self.count += 1
+        if pts != _NO_TIMESTAMP:
+            self.timestamps.append(pts)
+        if duration > 0:
+            self.durations[duration] += 1
+
+    def presentation_times(self) -> np.ndarray | None:
+        """Every frame's timestamp in display order, or None unless all frames have one."""
+        if self.count == 0 or len(self.timestamps) != self.count:
+            return None
+        return np.sort(np.frombuffer(self.timestamps, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class FrameTimestamps:
+    """Each frame's presentation time, in display order, in ticks of `time_base`."""
+
+    time_base: Fraction
+    ticks: np.ndarray
+
+    def seconds_from_first(self, ticks: float) -> float:
+        return float((ticks - float(self.ticks[0])) * self.time_base)
+
+
+def ffmpeg_input_url(path: str | os.PathLike[str]) -> str:
+    """Path as an ffmpeg URL, so names with ':' or a leading '-' are never misread."""
+    return "file:" + os.path.abspath(path)
+
+
+def read_container_header(path: str | os.PathLike[str]) -> ContainerHeader:
+    """Parse ffmpeg's stream summary; MediaError if ffmpeg cannot open the file as media."""
+    file_path = ensure_readable_file(path)
+    # Without an output ffmpeg always exits non-zero, so only the printed summary counts.
+    process = FfmpegProcess(["-i", ffmpeg_input_url(file_path)])
+    try:
+        process.wait()
+        stderr = process.stderr_text()
+    finally:
+        process.close()
+    header = _parse_header(stderr.splitlines())
+    if header is None:
+        reason = meaningful_stderr_line(stderr)
+        raise MediaError(f"not a video or image: {file_path} ({reason})")
+    if header.video_details is None:
+        raise MediaError(f"not a video or image (no video stream): {file_path}")
+    return header
+
+
+def _parse_header(lines: list[str]) -> ContainerHeader | None:
+    formats: tuple[str, ...] | None = None
+    start_time = 0.0
+    video_start_time: float | None = None
+    video_details: str | None = None
+    has_audio = False
+    rotation = 0
+    in_main_video_stream = False
+    for line in lines:
+        if formats is None:
+            if (input_match := _INPUT_LINE.match(line)) is not None:
+                formats = tuple(input_match["formats"].split(","))
+            continue
+        if (duration_match := _DURATION_LINE.match(line)) is not None:
+            start_time = float(duration_match["start"])
+        elif (stream_match := _STREAM_LINE.match(line)) is not None:
+            stream_type, details = stream_match["type"], stream_match["details"]
+            has_audio = has_audio or stream_type == "Audio"
+            in_main_video_stream = (
+                stream_type == "Video" and video_details is None and not _is_cover_art(details)
+            )
+            if in_main_video_stream:
+                video_details = details
+                start_match = _STREAM_START.search(details)
+                video_start_time = float(start_match["start"]) if start_match else None
+        elif in_main_video_stream and (rotation_match := _ROTATION.search(line)) is not None:
+            # The display matrix angle is counter-clockwise; report the clockwise turn a player
+            # applies, like the legacy `rotate` tag phones write (portrait video -> 90).
+            rotation = round(-float(rotation_match["degrees"])) % 360
+    if formats is None:
+        return None
+    return ContainerHeader(
+        formats, start_time, video_start_time, video_details, has_audio, rotation
+    )
+
+
+def _is_cover_art(stream_details: str) -> bool:
+    return "(attached pic)" in stream_details or "thumbnail" in stream_details
+
+
+def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
+    """Probe a video or image file; MediaError for anything that is not readable media."""
+    header = read_container_header(path)
+    if header.is_image:
+        return _probe_image(path, header)
+    return _probe_video(path, header)
+
+
+def _probe_image(path: str | os.PathLike[str], header: ContainerHeader) -> MediaInfo:
+    image = decode_image_file(path)
+    if image is None:
+        raise MediaError(f"unsupported or corrupt image: {path}")
+    height, width = image.shape[:2]
+    codec_match = re.match(r"(\w+)", header.video_details or "")
+    return MediaInfo(
+        path=os.fspath(path),
+        kind="image",
+        width=width,
+        height=height,
+        fps=None,
+        frame_count=1,
+        duration=0.0,
+        has_audio=False,
+        rotation=0,
+        video_codec=codec_match[1] if codec_match else "",
+    )
+
+
+def _probe_video(path: str | os.PathLike[str], header: ContainerHeader) -> MediaInfo:
+    timing = _read_packet_timing(path)
+    if timing.count == 0:
+        raise MediaError(f"video has no frames: {path}")
+    fps = frame_rate_from_timing(timing, _nominal_rate(header))
+    if fps is None:
+        raise MediaError(f"cannot determine the frame rate of: {path}")
+    width, height = timing.width, timing.height
+    if header.rotation % 180 == 90:
+        width, height = height, width  # ffmpeg autorotates decoded frames
+    return MediaInfo(
+        path=os.fspath(path),
+        kind="video",
+        width=width,
+        height=height,
+        fps=fps,
+        frame_count=timing.count,
+        duration=float(timing.count / fps),
+        has_audio=header.has_audio,
+        rotation=header.rotation,
+        video_codec=timing.codec,
+        constant_frame_rate=_is_constant_rate(timing, fps),
+    )
+
+
+def _is_constant_rate(timing: _PacketTiming, fps: Fraction) -> bool:
+    times = timing.presentation_times()
+    if times is None or len(times) < 2:
+        return True  # nothing to contradict the grid
+    frame_ticks = float(1 / (fps * timing.time_base))
+    grid = times[0] + np.arange(len(times), dtype=np.float64) * frame_ticks
+    return bool(np.abs(times - grid).max() <= _CONSTANT_RATE_SLACK * frame_ticks)
+
+
+def read_frame_timestamps(path: str | os.PathLike[str]) -> FrameTimestamps:
+    """Every frame's timestamp, via one packet scan cached per file version in this process."""
+    file_path = ensure_readable_file(path)
+    status = file_path.stat()
+    return _cached_frame_timestamps(str(file_path.resolve()), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_frame_timestamps(path: str, size: int, modified_ns: int) -> FrameTimestamps:
+    timing = _read_packet_timing(path)
+    times = timing.presentation_times()
+    if times is None:
+        raise MediaError(f"video frames lack timestamps: {path}")
+    return FrameTimestamps(timing.time_base, times)
+
+
+def _nominal_rate(header: ContainerHeader) -> Fraction | None:
+    rate = header.nominal_frame_rate
+    return None if rate is None or rate <= 0 else snap_frame_rate(rate, 1e-3)
+
+
+def _read_packet_timing(path: str | os.PathLike[str]) -> _PacketTiming:
+    """Count the main video stream's packets by stream-copying them into a framecrc listing."""
+    args = ["-loglevel", "error", "-i", ffmpeg_input_url(path), "-map", MAIN_VIDEO_STREAM]
+    args += ["-c", "copy", "-f", "framecrc", "pipe:1"]
+    process = FfmpegProcess(args, stdout=subprocess.PIPE)
+    timing = _PacketTiming()
+    try:
+        assert process.process.stdout is not None
+        for raw_line in process.process.stdout:
+            _apply_framecrc_line(timing, raw_line.decode("ascii", errors="replace"))
+        return_code = process.wait()
+        stderr = process.stderr_text()
+    finally:
+        process.close()
+    if return_code != 0:
+        raise MediaError(f"cannot read video {path}: {meaningful_stderr_line(stderr)}")
+    if "partial file" in stderr:
+        raise MediaError(f"truncated video: {path} (its data ends before its index says)")
+    return timing
+
+
+def _apply_framecrc_line(timing: _PacketTiming, line: str) -> None:
+    if line.startswith("#tb 0:"):
+        timing.time_base = Fraction(line.split(":", 1)[1].strip())
+    elif line.startswith("#dimensions 0:"):
+        width, height = line.split(":", 1)[1].strip().split("x")
+        timing.width, timing.height = int(width), int(height)
+    elif line.startswith("#codec_id 0:"):
+        timing.codec = line.split(":", 1)[1].strip()
+    elif line.startswith("0,"):
+        # stream, dts, pts, duration, size, checksum[, F=flags][, S=side data...]
+        fields = [field.strip() for field in line.split(",")]
+        flags = next((int(f[2:], 16) for f in fields[6:] if f.startswith("F=")), 0)
+        if flags & _AV_PKT_FLAG_DISCARD:
+            return  # dropped by an edit list: demuxed but never shown
+        timing.add_packet(pts=int(fields[2]), duration=int(fields[3]))
+
+
+def frame_rate_from_timing(
+    timing: _PacketTiming, nominal_rate: Fraction | None = None
+) -> Fraction | None:
+    """Exact frame rate from packet timestamps, or None without usable timestamps.
+
+    When every frame lasts the same whole number of ticks the rate is exact (1/30000 and 1001
+    ticks -> 30000/1001). Coarse time bases (Matroska's milliseconds) round each timestamp, so
+    the average rate only narrows it down: the container's nominal rate wins when it agrees,
+    else the nearest standard rate, else a close rational.
+    """
+    typical_duration = timing.durations.most_common(1)[0][0] if timing.durations else None
+    if len(timing.timestamps) >= 2:
+        span = max(timing.timestamps) - min(timing.timestamps)
+        if span > 0:
+            intervals = len(timing.timestamps) - 1
+            if typical_duration is not None and span == typical_duration * intervals:
+                return 1 / (typical_duration * timing.time_base)
+            measured = intervals / (span * timing.time_base)
+            # Each end of the span may be off by up to one tick of rounding.
+            return snap_frame_rate(measured, 2 / span + _RATE_TOLERANCE_FLOOR, nominal_rate)
+    if typical_duration is not None:
+        measured = 1 / (typical_duration * timing.time_base)
+        tolerance = 1 / typical_duration + _RATE_TOLERANCE_FLOOR
+        return snap_frame_rate(measured, tolerance, nominal_rate)
+    return nominal_rate
+
+
+def snap_frame_rate(
+    measured: Fraction, relative_tolerance: float, preferred: Fraction | None = None
+) -> Fraction:
+    """`preferred`, else the nearest integer or NTSC (k*1000/1001) rate, if within tolerance.
+
+    Falls back to a close rational with a denominator of at most 1001.
+    """
+    candidates = [
+        Fraction(round(measured)),
+        Fraction(round(measured * Fraction(1001, 1000)) * 1000, 1001),
+    ]
+    candidates = [candidate for candidate in candidates if candidate > 0]
+    nearest = min(candidates, key=lambda candidate: abs(candidate - measured), default=None)
+    for candidate in (preferred, nearest):
+        if candidate is not None and abs(candidate - measured) <= measured * Fraction(
+            relative_tolerance
+        ):
+            return candidate
+    return measured.limit_denominator(1001)
