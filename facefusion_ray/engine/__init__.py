@@ -1,0 +1,1 @@
+"""Ray planner, actors and reassembly for chunked video rendering."""

@@ -1,0 +1,184 @@
+"""The driver: plans chunks, keeps a bounded number in flight per actor, reassembles."""
+
+import logging
+import shutil
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import ray
+from tqdm import tqdm
+
+from facefusion_ray.engine.frame_pipeline import FramePipeline, load_detector
+from facefusion_ray.engine.plan import Chunk, plan_chunks
+from facefusion_ray.engine.ray_runtime import ensure_ray
+from facefusion_ray.engine.render_actor import ChunkRenderer
+from facefusion_ray.engine.report import ChunkResult, SwapReport, write_report
+from facefusion_ray.engine.sources import prepare_source_identity
+from facefusion_ray.errors import FaceFusionRayError, MediaError
+from facefusion_ray.media import MediaInfo, assemble_video, probe_media, read_image
+from facefusion_ray.media.encode import SEGMENT_SUFFIX
+from facefusion_ray.media.images import write_image_atomic
+from facefusion_ray.processors.classic_swap import AlignedSource
+from facefusion_ray.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES, SwapSettings
+
+logger = logging.getLogger(__name__)
+
+# One chunk running and one queued per actor: the actor never idles between chunks,
+# and the driver never holds more than a handful of references.
+CHUNKS_IN_FLIGHT_PER_ACTOR = 2
+NO_FACE_NOTE = "no face found in the target: the output equals the input"
+
+
+def run_swap(
+    sources: Sequence[Path],
+    target: Path,
+    output: Path,
+    settings: SwapSettings,
+    report_path: Path | None = None,
+    address: str | None = None,
+    show_progress: bool = True,
+) -> SwapReport:
+    started = time.perf_counter()
+    info = probe_media(target)
+    check_output_path(output, info)
+    detector, detector_session = load_detector(settings)
+    identity = prepare_source_identity(sources, detector)
+    report = SwapReport(
+        target=str(target),
+        sources=[str(path) for path in sources],
+        output=str(output),
+        kind=info.kind,
+    )
+    report.add_model_stats(detector_session.stats())
+    if info.kind == "image":
+        render_image(target, output, settings, identity.aligned, report)
+    else:
+        render_video(
+            target, info, output, settings, identity.aligned, report, address, show_progress
+        )
+    if report.frames_with_faces == 0:
+        report.notes.append(NO_FACE_NOTE)
+        logger.warning("%s: %s", target, NO_FACE_NOTE)
+    report.seconds = round(time.perf_counter() - started, 3)
+    if report_path is not None:
+        write_report(report, report_path)
+    logger.info(report.summary())
+    return report
+
+
+def check_output_path(output: Path, info: MediaInfo) -> None:
+    allowed = VIDEO_SUFFIXES if info.kind == "video" else IMAGE_SUFFIXES
+    if output.suffix.lower() not in allowed:
+        raise MediaError(
+            f"output {output} must end in one of {', '.join(allowed)} for a {info.kind} target"
+        )
+    if output.exists() and output.is_dir():
+        raise MediaError(f"output is a directory: {output}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+
+
+def render_image(
+    target: Path,
+    output: Path,
+    settings: SwapSettings,
+    source: AlignedSource,
+    report: SwapReport,
+) -> None:
+    pipeline = FramePipeline(settings, source)
+    frame = read_image(target)
+    outcome = pipeline.process(frame)
+    write_image_atomic(output, frame)
+    report.add_chunk(ChunkResult(0, 1, int(outcome.faces_detected > 0), outcome.faces_swapped, 0))
+    report.chunks = 1
+    report.workers = 1
+    report.add_model_stats(pipeline.model_calls())
+
+
+def render_video(
+    target: Path,
+    info: MediaInfo,
+    output: Path,
+    settings: SwapSettings,
+    source: AlignedSource,
+    report: SwapReport,
+    address: str | None,
+    show_progress: bool,
+) -> None:
+    assert info.fps is not None
+    chunks = plan_chunks(info.frame_count, settings.chunk_frames)
+    workers = min(settings.workers, len(chunks))
+    report.chunks = len(chunks)
+    report.workers = workers
+    started_ray = ensure_ray(address, num_cpus=workers * settings.threads_per_worker)
+    work_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.segments-", dir=output.parent))
+    try:
+        renderer_class = ray.remote(ChunkRenderer).options(
+            num_cpus=settings.threads_per_worker, max_restarts=2, max_task_retries=2
+        )
+        # Held for the whole job, so a restarted actor can still read its arguments.
+        source_reference = ray.put(source)
+        actors = [renderer_class.remote(settings, source_reference) for _ in range(workers)]
+        segments = [work_dir / f"segment-{chunk.index:06d}{SEGMENT_SUFFIX}" for chunk in chunks]
+        with tqdm(
+            total=info.frame_count,
+            unit="frame",
+            desc=f"swap {target.name}",
+            disable=not show_progress,
+            mininterval=0.5,
+            dynamic_ncols=True,
+        ) as progress:
+            for finished, result in enumerate(
+                render_chunks(actors, str(target), info, chunks, segments), start=1
+            ):
+                report.add_chunk(result)
+                progress.set_postfix_str(f"chunks {finished}/{len(chunks)}", refresh=False)
+                progress.update(result.frames)
+        for stats in ray.get([actor.model_calls.remote() for actor in actors]):
+            report.add_model_stats(stats)
+        for actor in actors:
+            ray.kill(actor)
+        assemble_video(segments, info.fps, output, audio_source=target if info.has_audio else None)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        if started_ray:
+            ray.shutdown()
+
+
+def render_chunks(
+    actors: Sequence[ray.actor.ActorHandle],
+    target: str,
+    info: MediaInfo,
+    chunks: Sequence[Chunk],
+    segments: Sequence[Path],
+) -> Iterator[ChunkResult]:
+    """Yields chunk results as they finish, never more than a fixed number in flight per actor."""
+    pending = deque(chunks)
+    in_flight: dict[ray.ObjectRef, int] = {}
+    load = [0] * len(actors)
+    while pending or in_flight:
+        while pending and min(load) < CHUNKS_IN_FLIGHT_PER_ACTOR:
+            actor_index = load.index(min(load))
+            chunk = pending.popleft()
+            reference = actors[actor_index].render_chunk.remote(
+                target, info, chunk, str(segments[chunk.index])
+            )
+            in_flight[reference] = actor_index
+            load[actor_index] += 1
+        done, _ = ray.wait(list(in_flight), num_returns=1)
+        for reference in done:
+            load[in_flight.pop(reference)] -= 1
+            yield unwrap_task_result(reference)
+
+
+def unwrap_task_result(reference: ray.ObjectRef) -> ChunkResult:
+    """ray.get, but a user-facing error raised in an actor comes back as itself."""
+    try:
+        return ray.get(reference)
+    except ray.exceptions.RayTaskError as error:
+        cause = error.cause
+        if isinstance(cause, FaceFusionRayError):
+            raise cause from None
+        raise

@@ -1,0 +1,62 @@
+"""The run report: what a render did, as JSON for machines and a line for people."""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class ChunkResult:
+    index: int
+    frames: int
+    frames_with_faces: int
+    faces_swapped: int
+    seconds: float
+
+
+@dataclass
+class SwapReport:
+    target: str
+    sources: list[str]
+    output: str
+    kind: str
+    frames_total: int = 0
+    frames_with_faces: int = 0
+    faces_swapped: int = 0
+    chunks: int = 0
+    workers: int = 0
+    seconds: float = 0.0
+    model_calls: dict[str, int] = field(default_factory=dict)
+    model_seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add_chunk(self, result: ChunkResult) -> None:
+        self.frames_total += result.frames
+        self.frames_with_faces += result.frames_with_faces
+        self.faces_swapped += result.faces_swapped
+
+    def add_model_stats(self, stats: dict[str, dict[str, float]]) -> None:
+        for model, entry in stats.items():
+            self.model_calls[model] = self.model_calls.get(model, 0) + int(entry["calls"])
+            self.model_seconds[model] = round(
+                self.model_seconds.get(model, 0.0) + float(entry["seconds"]), 6
+            )
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        fps = self.frames_total / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"{self.output}: {self.frames_total} frames, {self.frames_with_faces} with faces, "
+            f"{self.faces_swapped} faces swapped, {self.chunks} chunks on {self.workers} workers "
+            f"in {self.seconds:.1f} s ({fps:.1f} frames/s)"
+        )
+
+
+def write_report(report: SwapReport, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    temporary.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    os.replace(temporary, path)

@@ -1,0 +1,33 @@
+"""Options of a swap job, as plain data that travels from the driver to every actor."""
+
+from dataclasses import dataclass
+
+from facefusion_ray.errors import SettingsError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+@dataclass(frozen=True)
+class SwapSettings:
+    face_detector_model: str = "yunet"
+    face_detector_score: float = 0.5
+    face_swapper_model: str = "classic"
+    face_mask_feather: float = 0.08
+    output_video_quality: int = 80
+    output_video_preset: str = "veryfast"
+    chunk_frames: int = 64
+    workers: int = 2
+    threads_per_worker: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.face_detector_score <= 1.0:
+            raise SettingsError("face detector score must be between 0 and 1")
+        if not 0 <= self.output_video_quality <= 100:
+            raise SettingsError("output video quality must be between 0 and 100")
+        if self.chunk_frames < 1:
+            raise SettingsError("chunk frames must be at least 1")
+        if self.workers < 1:
+            raise SettingsError("workers must be at least 1")
+        if self.face_swapper_model != "classic":
+            raise SettingsError(f"unknown face swapper model: {self.face_swapper_model}")

@@ -1,0 +1,84 @@
+"""Shared fixtures: real sample media, a real local Ray, real models."""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Tests run a private local Ray; token auth only matters for shared clusters.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(scope="session")
+def sample_media():
+    from facefusion_ray.sample_media import build_sample_media
+
+    return build_sample_media()
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from facefusion_ray.engine.frame_pipeline import load_detector
+    from facefusion_ray.settings import SwapSettings
+
+    return load_detector(SwapSettings())[0]
+
+
+@pytest.fixture(scope="session")
+def recognizer():
+    from facefusion_ray.analysis.sface import SFaceRecognizer
+    from facefusion_ray.models.sessions import ModelSession
+    from facefusion_ray.models.store import resolve_model_path
+
+    return SFaceRecognizer(ModelSession(resolve_model_path("sface"), name="sface"))
+
+
+@pytest.fixture(scope="session")
+def short_group_clip(sample_media, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 40 frames of the sample video at 640x360, with its audio."""
+    import subprocess
+
+    from facefusion_ray.media.ffmpeg_tool import ffmpeg_executable
+
+    clip = tmp_path_factory.mktemp("clips") / "group_short.mp4"
+    subprocess.run(
+        [
+            ffmpeg_executable(),
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(sample_media.target_video),
+            "-frames:v",
+            "40",
+            "-t",
+            "1.3333",
+            "-vf",
+            "scale=640:360",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "12",
+            "-preset",
+            "veryfast",
+            "-c:a",
+            "aac",
+            str(clip),
+        ],
+        check=True,
+    )
+    return clip

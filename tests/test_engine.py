@@ -1,0 +1,185 @@
+"""Chunked rendering on a real local Ray with real ffmpeg and the embedded models."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facefusion_ray.engine.driver import NO_FACE_NOTE, run_swap
+from facefusion_ray.media import probe_media
+from facefusion_ray.media.images import read_image
+from facefusion_ray.settings import SwapSettings
+from tests.media_checks import decoded_frames, psnr
+from tests.media_factory import make_clip, run_ffmpeg_cli
+
+pytestmark = pytest.mark.usefixtures("local_ray")
+
+
+@pytest.fixture(scope="module")
+def rendered_sample(sample_media, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("render")
+    output, report_path = folder / "swapped.mp4", folder / "report.json"
+    report = run_swap(
+        [sample_media.source_tom_hanks],
+        sample_media.target_video,
+        output,
+        SwapSettings(chunk_frames=64, workers=2),
+        report_path=report_path,
+        show_progress=False,
+    )
+    return output, report, json.loads(report_path.read_text())
+
+
+def test_output_keeps_frame_count_duration_and_audio(sample_media, rendered_sample) -> None:
+    output, _, _ = rendered_sample
+    source_info, output_info = probe_media(sample_media.target_video), probe_media(output)
+    assert output_info.frame_count == source_info.frame_count == 300
+    assert output_info.fps == source_info.fps
+    assert abs(output_info.duration - source_info.duration) < 1e-3
+    assert (output_info.width, output_info.height) == (1280, 720)
+    assert output_info.has_audio
+
+
+def test_report_counts_frames_faces_chunks_and_model_calls(rendered_sample) -> None:
+    _, report, on_disk = rendered_sample
+    for key in (
+        "frames_total",
+        "frames_with_faces",
+        "faces_swapped",
+        "chunks",
+        "seconds",
+        "model_calls",
+    ):
+        assert key in on_disk
+    assert on_disk["frames_total"] == 300
+    assert on_disk["chunks"] == 5
+    assert on_disk["frames_with_faces"] == 300
+    assert on_disk["faces_swapped"] >= 300
+    # Every frame is detected once by the actors; the source image once by the driver.
+    assert on_disk["model_calls"]["yunet"] == 301
+    assert report.seconds > 0
+
+
+def test_far_from_faces_nothing_changes_and_every_face_does(
+    sample_media, rendered_sample, detector
+) -> None:
+    output, _, _ = rendered_sample
+    checked = 0
+    for index, (before, after) in enumerate(
+        zip(decoded_frames(sample_media.target_video), decoded_frames(output), strict=True)
+    ):
+        if index % 10:
+            continue
+        faces = detector.detect(before)
+        assert faces, f"frame {index} of the sample should show faces"
+        far = np.ones(before.shape[:2], dtype=bool)
+        for x1, y1, x2, y2 in (face.bbox for face in faces):
+            grow_x, grow_y = (x2 - x1) * 0.5, (y2 - y1) * 0.5
+            far[
+                max(0, int(y1 - grow_y)) : int(y2 + grow_y) + 1,
+                max(0, int(x1 - grow_x)) : int(x2 + grow_x) + 1,
+            ] = False
+        assert psnr(before[far], after[far]) > 40.0
+        for x1, y1, x2, y2 in (face.bbox.astype(int) for face in faces):
+            region_before = before[max(0, y1) : y2, max(0, x1) : x2].astype(np.int16)
+            region_after = after[max(0, y1) : y2, max(0, x1) : x2].astype(np.int16)
+            assert np.abs(region_after - region_before).mean() > 4.0
+        checked += 1
+    assert checked == 30
+
+
+def test_any_chunk_size_gives_the_same_frames(sample_media, short_group_clip, tmp_path) -> None:
+    renders = {}
+    for chunk_frames in (1, 7, 64, 1000):
+        output = tmp_path / f"chunks-{chunk_frames}.mp4"
+        report = run_swap(
+            [sample_media.source_tom_hanks],
+            short_group_clip,
+            output,
+            SwapSettings(chunk_frames=chunk_frames, workers=2, output_video_quality=100),
+            show_progress=False,
+        )
+        assert report.frames_total == 40
+        renders[chunk_frames] = list(decoded_frames(output))
+    reference = renders.pop(1)
+    assert len(reference) == 40
+    for chunk_frames, frames in renders.items():
+        assert len(frames) == 40
+        for index, (a, b) in enumerate(zip(reference, frames, strict=True)):
+            assert np.array_equal(a, b), f"chunk size {chunk_frames}: frame {index} differs"
+
+
+def test_a_target_without_faces_comes_back_unchanged(sample_media, tmp_path) -> None:
+    target = make_clip(tmp_path / "no_face.mp4", frames=30, size="320x240", audio=False)
+    output = tmp_path / "out.mp4"
+    report = run_swap(
+        [sample_media.source_tom_hanks],
+        target,
+        output,
+        SwapSettings(chunk_frames=8),
+        show_progress=False,
+    )
+    assert report.frames_with_faces == 0 and report.faces_swapped == 0
+    assert NO_FACE_NOTE in report.notes
+    for before, after in zip(decoded_frames(target), decoded_frames(output), strict=True):
+        assert psnr(before, after) > 35.0
+
+
+def test_an_image_target_is_swapped_in_process(sample_media, tmp_path) -> None:
+    output = tmp_path / "group_swapped.png"
+    report = run_swap(
+        [sample_media.source_tom_hanks],
+        sample_media.group_photo,
+        output,
+        SwapSettings(),
+        show_progress=False,
+    )
+    assert report.kind == "image" and report.faces_swapped == 6
+    before, after = read_image(sample_media.group_photo), read_image(output)
+    assert before.shape == after.shape and not np.array_equal(before, after)
+
+
+def test_output_suffix_must_match_the_target_kind(sample_media, tmp_path: Path) -> None:
+    from facefusion_ray.errors import MediaError
+
+    with pytest.raises(MediaError, match="must end in"):
+        run_swap(
+            [sample_media.source_tom_hanks],
+            sample_media.target_video,
+            tmp_path / "out.png",
+            SwapSettings(),
+            show_progress=False,
+        )
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_awkward_video_keeps_its_shape_rate_and_length(sample_media, tmp_path) -> None:
+    """29.97 fps, odd size, rotation metadata and no audio, through the whole engine."""
+    plain = make_clip(
+        tmp_path / "plain.mp4",
+        frames=45,
+        rate="30000/1001",
+        size="161x91",
+        audio=False,
+        pattern="testsrc",
+        video_args=("-c:v", "libx264", "-pix_fmt", "yuv444p"),
+    )
+    rotated = tmp_path / "rotated.mp4"
+    run_ffmpeg_cli("-display_rotation", "-90", "-i", str(plain), "-c", "copy", str(rotated))
+    output = tmp_path / "out.mp4"
+    run_swap(
+        [sample_media.source_tom_hanks],
+        rotated,
+        output,
+        SwapSettings(chunk_frames=10),
+        show_progress=False,
+    )
+    info = probe_media(output)
+    assert (info.width, info.height) == (91, 161)
+    assert info.to_json_dict()["fps"] == "30000/1001"
+    assert info.frame_count == 45
+    assert abs(info.duration - 45 * 1001 / 30000) < 1e-3
+    assert not info.has_audio
+    for before, after in zip(decoded_frames(rotated), decoded_frames(output), strict=True):
+        assert psnr(before, after) > 30.0
