@@ -1,0 +1,175 @@
+"""Command line: `facefusion-ray swap | probe | samples | demo`."""
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from facefusion_ray.errors import FaceFusionRayError
+from facefusion_ray.settings import SwapSettings
+
+logger = logging.getLogger("facefusion_ray")
+
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+
+
+def add_swap_options(parser: argparse.ArgumentParser) -> None:
+    defaults = SwapSettings()
+    parser.add_argument(
+        "--chunk-frames",
+        type=int,
+        default=defaults.chunk_frames,
+        help="frames per chunk, the unit of scheduling (default %(default)s)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=defaults.workers, help="render actors (default %(default)s)"
+    )
+    parser.add_argument(
+        "--face-detector-score",
+        type=float,
+        default=defaults.face_detector_score,
+        help="minimum detection score, 0-1 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--face-swapper-model",
+        default=defaults.face_swapper_model,
+        choices=["classic"],
+        help="swapper (default %(default)s)",
+    )
+    parser.add_argument(
+        "--output-video-quality",
+        type=int,
+        default=defaults.output_video_quality,
+        help="0-100, mapped to libx264 CRF like FaceFusion (default %(default)s)",
+    )
+    parser.add_argument(
+        "--output-video-preset",
+        default=defaults.output_video_preset,
+        help="libx264 preset (default %(default)s)",
+    )
+    parser.add_argument("--report", type=Path, help="write the run report as JSON here")
+    parser.add_argument("--address", help="join an existing Ray cluster instead of a local one")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def settings_from(args: argparse.Namespace) -> SwapSettings:
+    return SwapSettings(
+        face_detector_score=args.face_detector_score,
+        face_swapper_model=args.face_swapper_model,
+        output_video_quality=args.output_video_quality,
+        output_video_preset=args.output_video_preset,
+        chunk_frames=args.chunk_frames,
+        workers=args.workers,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facefusion-ray", description="Distributed batch face swapping on Ray."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    swap = commands.add_parser("swap", help="swap faces of a video or image")
+    swap.add_argument(
+        "--source", type=Path, action="append", required=True, help="source face image (repeatable)"
+    )
+    swap.add_argument("--target", type=Path, required=True, help="target video or image")
+    swap.add_argument("--output", type=Path, required=True, help="output video or image")
+    add_swap_options(swap)
+
+    probe = commands.add_parser("probe", help="print a media file's properties as JSON")
+    probe.add_argument("file", type=Path)
+
+    samples = commands.add_parser("samples", help="build the sample media, print their paths")
+    samples.add_argument("--dir", type=Path, help="folder (default: the user cache)")
+
+    demo = commands.add_parser("demo", help="swap Tom Hanks into the sample group video")
+    demo.add_argument("--output", type=Path, default=Path("out/demo_swap.mp4"))
+    add_swap_options(demo)
+    return parser
+
+
+def run_swap_command(args: argparse.Namespace) -> int:
+    from facefusion_ray.engine.driver import run_swap
+
+    report = run_swap(
+        args.source,
+        args.target,
+        args.output,
+        settings_from(args),
+        report_path=args.report,
+        address=args.address,
+        show_progress=not args.no_progress,
+    )
+    print(report.summary())
+    return 0
+
+
+def run_probe_command(args: argparse.Namespace) -> int:
+    from facefusion_ray.media import probe_media
+
+    print(json.dumps(probe_media(args.file).to_json_dict(), indent=2))
+    return 0
+
+
+def run_samples_command(args: argparse.Namespace) -> int:
+    from facefusion_ray.sample_media import build_sample_media
+
+    media = build_sample_media(args.dir)
+    print(json.dumps({name: str(path) for name, path in vars(media).items()}, indent=2))
+    return 0
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    from facefusion_ray.engine.driver import run_swap
+    from facefusion_ray.sample_media import build_sample_media
+
+    media = build_sample_media()
+    report_path = args.report or args.output.with_suffix(".report.json")
+    report = run_swap(
+        [media.source_tom_hanks],
+        media.target_video,
+        args.output,
+        settings_from(args),
+        report_path=report_path,
+        address=args.address,
+        show_progress=not args.no_progress,
+    )
+    print(report.summary())
+    print(f"demo output: {args.output.resolve()}")
+    print(f"report: {report_path.resolve()}")
+    return 0
+
+
+COMMANDS = {
+    "swap": run_swap_command,
+    "probe": run_probe_command,
+    "samples": run_samples_command,
+    "demo": run_demo_command,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except FaceFusionRayError as error:
+        print(f"facefusion-ray: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("facefusion-ray: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
