@@ -24,9 +24,8 @@ class AlignedSource:
     crop_size: int
 
 
-def align_source(
-    image: np.ndarray, face: Face, crop_size: int = DEFAULT_CROP_SIZE
-) -> AlignedSource:
+def crop_face(image: np.ndarray, face: Face, crop_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The face warped onto the template at `crop_size`, and the image-to-crop matrix."""
     affine = estimate_similarity(face.landmarks_5, CLASSIC_TEMPLATE, crop_size)
     crop = cv2.warpAffine(
         image,
@@ -35,6 +34,13 @@ def align_source(
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
+    return crop, affine
+
+
+def align_source(
+    image: np.ndarray, face: Face, crop_size: int = DEFAULT_CROP_SIZE
+) -> AlignedSource:
+    crop, affine = crop_face(image, face, crop_size)
     return AlignedSource(crop, coverage_mask(image.shape[:2], affine, crop_size), crop_size)
 
 
@@ -51,14 +57,6 @@ class ClassicSwapper:
 
     def swap(self, frame: np.ndarray, target: Face) -> Region:
         """Swap one face of `frame` in place; returns the frame region that was written."""
-        size = self._source.crop_size
-        frame_to_crop = estimate_similarity(target.landmarks_5, CLASSIC_TEMPLATE, size)
-        target_crop = cv2.warpAffine(
-            frame,
-            frame_to_crop,
-            (size, size),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
+        target_crop, frame_to_crop = crop_face(frame, target, self._source.crop_size)
         recoloured = transfer_lab_statistics(self._colour_reference, target_crop)
         return paste_back(frame, recoloured, self._mask, frame_to_crop, self._mask_box)
