@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     swap.add_argument("--target", type=Path, required=True, help="target video or image")
     swap.add_argument("--output", type=Path, required=True, help="output video or image")
     add_swap_options(swap)
+    swap.add_argument(
+        "--sequential",
+        action="store_true",
+        help="render in this process, frame by frame, without Ray (the baseline)",
+    )
 
     probe = commands.add_parser("probe", help="print a media file's properties as JSON")
     probe.add_argument("file", type=Path)
@@ -104,6 +109,7 @@ def run_swap_command(args: argparse.Namespace) -> int:
         report_path=args.report,
         address=args.address,
         show_progress=not args.no_progress,
+        sequential=args.sequential,
     )
     print(report.summary())
     return 0

@@ -183,3 +183,35 @@ def test_awkward_video_keeps_its_shape_rate_and_length(sample_media, tmp_path) -
     assert not info.has_audio
     for before, after in zip(decoded_frames(rotated), decoded_frames(output), strict=True):
         assert psnr(before, after) > 30.0
+
+
+def test_engine_matches_the_sequential_path_frame_for_frame(
+    sample_media, short_group_clip, tmp_path
+) -> None:
+    settings = SwapSettings(chunk_frames=7, workers=2, output_video_quality=100)
+    sources = [sample_media.source_tom_hanks]
+    engine = run_swap(
+        sources, short_group_clip, tmp_path / "engine.mp4", settings, show_progress=False
+    )
+    sequential = run_swap(
+        sources,
+        short_group_clip,
+        tmp_path / "sequential.mp4",
+        settings,
+        show_progress=False,
+        sequential=True,
+    )
+    assert sequential.chunks == 1 and engine.chunks == 6
+    assert engine.faces_swapped == sequential.faces_swapped > 0
+    for index, (a, b) in enumerate(
+        zip(
+            decoded_frames(tmp_path / "engine.mp4"),
+            decoded_frames(tmp_path / "sequential.mp4"),
+            strict=True,
+        )
+    ):
+        assert np.array_equal(a, b), f"frame {index} differs"
+    for report in (engine, sequential):
+        assert set(report.stage_seconds) >= {"decode", "detect", "swap", "encode", "assemble"}
+        assert report.peak_memory_bytes["driver"] > 0
+    assert engine.peak_memory_bytes["actor_0"] > 0

@@ -14,9 +14,11 @@ from tqdm import tqdm
 from facefusion_ray.engine.frame_pipeline import FramePipeline, load_detector
 from facefusion_ray.engine.plan import Chunk, plan_chunks
 from facefusion_ray.engine.ray_runtime import ensure_ray
-from facefusion_ray.engine.render_actor import ChunkRenderer
+from facefusion_ray.engine.render_actor import ChunkRenderer, peak_memory_bytes
 from facefusion_ray.engine.report import ChunkResult, SwapReport, write_report
+from facefusion_ray.engine.sequential import render_video_sequential
 from facefusion_ray.engine.sources import prepare_source_identity
+from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.errors import FaceFusionRayError, MediaError
 from facefusion_ray.media import MediaInfo, assemble_video, probe_media, read_image
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
@@ -40,7 +42,9 @@ def run_swap(
     report_path: Path | None = None,
     address: str | None = None,
     show_progress: bool = True,
+    sequential: bool = False,
 ) -> SwapReport:
+    """Render one target; `sequential` runs the single-process loop instead of Ray."""
     started = time.perf_counter()
     info = probe_media(target)
     check_output_path(output, info)
@@ -55,10 +59,13 @@ def run_swap(
     report.add_model_stats(detector_session.stats())
     if info.kind == "image":
         render_image(target, output, settings, identity.aligned, report)
+    elif sequential:
+        render_video_sequential(target, info, output, settings, identity.aligned, report)
     else:
         render_video(
             target, info, output, settings, identity.aligned, report, address, show_progress
         )
+    report.peak_memory_bytes["driver"] = peak_memory_bytes()["process"]
     if report.frames_with_faces == 0:
         report.notes.append(NO_FACE_NOTE)
         logger.warning("%s: %s", target, NO_FACE_NOTE)
@@ -87,7 +94,7 @@ def render_image(
     source: AlignedSource,
     report: SwapReport,
 ) -> None:
-    pipeline = FramePipeline(settings, source)
+    pipeline = FramePipeline(settings, source, StageClock())
     frame = read_image(target)
     outcome = pipeline.process(frame)
     write_image_atomic(output, frame)
@@ -138,9 +145,17 @@ def render_video(
                 progress.update(result.frames)
         for stats in ray.get([actor.model_calls.remote() for actor in actors]):
             report.add_model_stats(stats)
+        for index, memory in enumerate(ray.get([actor.peak_memory.remote() for actor in actors])):
+            report.peak_memory_bytes[f"actor_{index}"] = memory["process"]
+            report.peak_memory_bytes[f"actor_{index}_ffmpeg"] = memory["largest_child"]
         for actor in actors:
             ray.kill(actor)
-        assemble_video(segments, info.fps, output, audio_source=target if info.has_audio else None)
+        assemble_clock = StageClock()
+        with assemble_clock.measure("assemble"):
+            assemble_video(
+                segments, info.fps, output, audio_source=target if info.has_audio else None
+            )
+        report.add_stage_seconds(assemble_clock.snapshot())
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
         if started_ray:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facefusion_ray.analysis.yunet import YuNetDetector
+from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.models.sessions import ModelSession
 from facefusion_ray.models.store import resolve_model_path
@@ -30,14 +31,17 @@ def load_detector(settings: SwapSettings) -> tuple[YuNetDetector, ModelSession]:
 class FramePipeline:
     """Holds the sessions for its whole life; `process` rewrites a frame in place."""
 
-    def __init__(self, settings: SwapSettings, source: AlignedSource) -> None:
+    def __init__(self, settings: SwapSettings, source: AlignedSource, clock: StageClock) -> None:
         self._detector, self._detector_session = load_detector(settings)
         self._swapper = ClassicSwapper(source, feather=settings.face_mask_feather)
+        self._clock = clock
 
     def process(self, frame: np.ndarray) -> FrameOutcome:
-        faces = self._detector.detect(frame)
-        for face in faces:
-            self._swapper.swap(frame, face)
+        with self._clock.measure("detect"):
+            faces = self._detector.detect(frame)
+        with self._clock.measure("swap"):
+            for face in faces:
+                self._swapper.swap(frame, face)
         return FrameOutcome(faces_detected=len(faces), faces_swapped=len(faces))
 
     def model_calls(self) -> dict[str, dict[str, float]]:

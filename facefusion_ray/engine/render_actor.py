@@ -1,50 +1,105 @@
-"""The Ray actor that renders chunks: it decodes its own frame range and encodes a segment."""
+"""Rendering a frame range into an encoded segment, and the Ray actor that does it."""
 
+import resource
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from facefusion_ray.engine.frame_pipeline import FramePipeline
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.report import ChunkResult
+from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import MediaInfo, SegmentEncoder, iter_frames
 from facefusion_ray.processors.classic_swap import AlignedSource
 from facefusion_ray.settings import SwapSettings
 
 
+def timed_frames(frames: Iterator[np.ndarray], clock: StageClock) -> Iterator[np.ndarray]:
+    """Charges the time spent waiting for each decoded frame to the `decode` stage."""
+    while True:
+        with clock.measure("decode"):
+            frame = next(frames, None)
+        if frame is None:
+            return
+        yield frame
+
+
+def render_range(
+    pipeline: FramePipeline,
+    clock: StageClock,
+    settings: SwapSettings,
+    target: str,
+    info: MediaInfo,
+    chunk: Chunk,
+    segment_path: Path,
+) -> ChunkResult:
+    """Decode `chunk` of `target`, swap every frame, encode it to `segment_path`."""
+    if info.fps is None:
+        raise ValueError("render_range needs a video with a frame rate")
+    started = time.perf_counter()
+    frames = frames_with_faces = faces_swapped = 0
+    stages_before = clock.snapshot()
+    encoder = SegmentEncoder(
+        segment_path,
+        info.width,
+        info.height,
+        info.fps,
+        quality=settings.output_video_quality,
+        preset=settings.output_video_preset,
+    )
+    with encoder:
+        for frame in timed_frames(iter_frames(target, chunk.start, chunk.count, info), clock):
+            outcome = pipeline.process(frame)
+            with clock.measure("encode"):
+                encoder.write(frame)
+            frames += 1
+            frames_with_faces += int(outcome.faces_detected > 0)
+            faces_swapped += outcome.faces_swapped
+        with clock.measure("encode"):
+            encoder.close()
+    stages = {
+        stage: round(seconds - stages_before.get(stage, 0.0), 6)
+        for stage, seconds in clock.snapshot().items()
+    }
+    return ChunkResult(
+        chunk.index,
+        frames,
+        frames_with_faces,
+        faces_swapped,
+        time.perf_counter() - started,
+        stages,
+    )
+
+
+def peak_memory_bytes() -> dict[str, int]:
+    """Peak resident memory of this process and of its largest finished child (ffmpeg)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return {"process": own, "largest_child": children}
+
+
 class ChunkRenderer:
-    """Plain class so it runs in-process too; the driver wraps it with `ray.remote`."""
+    """Holds the sessions for the actor's life; the driver wraps it with `ray.remote`."""
 
     def __init__(self, settings: SwapSettings, source: AlignedSource) -> None:
         # One actor per CPU: OpenCV's own thread pool would only fight the other actors.
         cv2.setNumThreads(settings.threads_per_worker)
         self._settings = settings
-        self._pipeline = FramePipeline(settings, source)
+        self._clock = StageClock()
+        self._pipeline = FramePipeline(settings, source, self._clock)
 
     def render_chunk(
         self, target: str, info: MediaInfo, chunk: Chunk, segment_path: str
     ) -> ChunkResult:
-        started = time.perf_counter()
-        frames = frames_with_faces = faces_swapped = 0
-        assert info.fps is not None
-        with SegmentEncoder(
-            Path(segment_path),
-            info.width,
-            info.height,
-            info.fps,
-            quality=self._settings.output_video_quality,
-            preset=self._settings.output_video_preset,
-        ) as encoder:
-            for frame in iter_frames(target, chunk.start, chunk.count, info):
-                outcome = self._pipeline.process(frame)
-                encoder.write(frame)
-                frames += 1
-                frames_with_faces += int(outcome.faces_detected > 0)
-                faces_swapped += outcome.faces_swapped
-        return ChunkResult(
-            chunk.index, frames, frames_with_faces, faces_swapped, time.perf_counter() - started
+        return render_range(
+            self._pipeline, self._clock, self._settings, target, info, chunk, Path(segment_path)
         )
 
     def model_calls(self) -> dict[str, dict[str, float]]:
         return self._pipeline.model_calls()
+
+    def peak_memory(self) -> dict[str, int]:
+        return peak_memory_bytes()

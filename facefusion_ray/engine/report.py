@@ -13,6 +13,7 @@ class ChunkResult:
     frames_with_faces: int
     faces_swapped: int
     seconds: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -29,12 +30,20 @@ class SwapReport:
     seconds: float = 0.0
     model_calls: dict[str, int] = field(default_factory=dict)
     model_seconds: dict[str, float] = field(default_factory=dict)
+    # Summed over all workers, so with N workers they can add up to N times `seconds`.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    peak_memory_bytes: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def add_chunk(self, result: ChunkResult) -> None:
         self.frames_total += result.frames
         self.frames_with_faces += result.frames_with_faces
         self.faces_swapped += result.faces_swapped
+        self.add_stage_seconds(result.stage_seconds)
+
+    def add_stage_seconds(self, stages: dict[str, float]) -> None:
+        for stage, seconds in stages.items():
+            self.stage_seconds[stage] = round(self.stage_seconds.get(stage, 0.0) + seconds, 6)
 
     def add_model_stats(self, stats: dict[str, dict[str, float]]) -> None:
         for model, entry in stats.items():

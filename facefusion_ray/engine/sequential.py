@@ -1,0 +1,48 @@
+"""The single-process path: one frame loop, no Ray. The baseline the engine must beat and match."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from facefusion_ray.engine.frame_pipeline import FramePipeline
+from facefusion_ray.engine.plan import Chunk
+from facefusion_ray.engine.render_actor import render_range
+from facefusion_ray.engine.report import SwapReport
+from facefusion_ray.engine.stage_clock import StageClock
+from facefusion_ray.media import MediaInfo, assemble_video
+from facefusion_ray.media.encode import SEGMENT_SUFFIX
+from facefusion_ray.processors.classic_swap import AlignedSource
+from facefusion_ray.settings import SwapSettings
+
+
+def render_video_sequential(
+    target: Path,
+    info: MediaInfo,
+    output: Path,
+    settings: SwapSettings,
+    source: AlignedSource,
+    report: SwapReport,
+) -> None:
+    """Decode, analyse, swap and encode every frame in turn, like FaceFusion's own loop."""
+    if info.fps is None:
+        raise ValueError("render_video_sequential needs a video with a frame rate")
+    clock = StageClock()
+    pipeline = FramePipeline(settings, source, clock)
+    work_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.segments-", dir=output.parent))
+    try:
+        segment = work_dir / f"whole{SEGMENT_SUFFIX}"
+        whole_video = Chunk(0, 0, info.frame_count)
+        report.add_chunk(
+            render_range(pipeline, clock, settings, str(target), info, whole_video, segment)
+        )
+        report.chunks = 1
+        report.workers = 1
+        report.add_model_stats(pipeline.model_calls())
+        assemble_clock = StageClock()
+        with assemble_clock.measure("assemble"):
+            assemble_video(
+                [segment], info.fps, output, audio_source=target if info.has_audio else None
+            )
+        report.add_stage_seconds(assemble_clock.snapshot())
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
