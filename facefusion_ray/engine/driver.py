@@ -119,6 +119,7 @@ def render_video(
     workers = min(settings.workers, len(chunks))
     report.chunks = len(chunks)
     report.workers = workers
+    started = time.perf_counter()
     started_ray = ensure_ray(address, num_cpus=workers * settings.threads_per_worker)
     work_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.segments-", dir=output.parent))
     try:
@@ -128,6 +129,10 @@ def render_video(
         # Held for the whole job, so a restarted actor can still read its arguments.
         source_reference = ray.put(source)
         actors = [renderer_class.remote(settings, source_reference) for _ in range(workers)]
+        # Start-up (Ray, actors, model sessions) is reported apart from rendering, because
+        # a long job or a shared pool pays it once.
+        ray.get([actor.peak_memory.remote() for actor in actors])
+        report.startup_seconds = round(time.perf_counter() - started, 3)
         segments = [work_dir / f"segment-{chunk.index:06d}{SEGMENT_SUFFIX}" for chunk in chunks]
         with tqdm(
             total=info.frame_count,

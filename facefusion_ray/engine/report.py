@@ -28,6 +28,7 @@ class SwapReport:
     chunks: int = 0
     workers: int = 0
     seconds: float = 0.0
+    startup_seconds: float = 0.0
     model_calls: dict[str, int] = field(default_factory=dict)
     model_seconds: dict[str, float] = field(default_factory=dict)
     # Summed over all workers, so with N workers they can add up to N times `seconds`.
