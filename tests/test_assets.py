@@ -253,7 +253,8 @@ def test_t1_is_the_group_photo() -> None:
 def test_real_model_sources(model_id: str) -> None:
     spec = get_model_spec(model_id)
 
-    path = fetch_asset(spec.source)
+    assert spec.source.sha256 is not None
+    path = fetch_asset(spec.source.asset(model_id, spec.source.sha256))
 
-    assert path.name == spec.source.filename
+    assert path.name == spec.source.file
     assert path.read_bytes()[:2] == b"\x08\x06"  # ONNX protobuf: field 1 (ir_version) = 6

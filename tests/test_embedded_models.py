@@ -201,7 +201,9 @@ def test_damaged_prepared_model_is_rebuilt(tmp_path: Path, monkeypatch: pytest.M
     source = resolve_source_path("yunet")
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     spec = get_model_spec("yunet")
-    seeded = asset_path(spec.source)  # seed the private cache so nothing is downloaded
+    assert spec.source.sha256 is not None
+    # Seed the private cache so nothing is downloaded.
+    seeded = asset_path(spec.source.asset(spec.model_id, spec.source.sha256))
     seeded.parent.mkdir(parents=True)
     shutil.copyfile(source, seeded)
     prepared = resolve_model_path("yunet")

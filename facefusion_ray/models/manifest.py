@@ -1,13 +1,16 @@
 """Read and validate `models/manifest.json`: the model zoo as data.
 
-Each entry names a pinned source file, how to prepare it for a session (recipe id + version),
-its tensors (names, shapes, layout, normalisation) and kind-specific parameters such as a
+Each entry names its source file (pinned by SHA-256, or, for files only their publisher hosts,
+by the publisher's CRC32 `.hash` file until the store's lock file pins them at first pull), how
+to prepare it for a session (recipe id + version) and which extra variants can be prepared (e.g.
+FP16), its tensors (names, shapes, layout, normalisation) and kind-specific parameters such as a
 detector's default thresholds. New models are new entries; the format stays the same.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,11 +20,48 @@ from typing import Any, TypeVar
 
 from facefusion_ray.assets.fetch import Asset, Source, UrlSource, WheelMemberSource
 from facefusion_ray.errors import ModelError
+from facefusion_ray.models.prepare import RECIPES
 
 MANIFEST_FORMAT_VERSION = 1
 MODEL_KINDS = frozenset(
-    {"detector", "landmarker", "recognizer", "swapper", "enhancer", "occluder", "classifier"}
+    {
+        "detector",
+        "landmarker",
+        "recognizer",
+        "swapper",
+        "embedding_converter",
+        "enhancer",
+        "occluder",
+        "classifier",
+    }
 )
+UPSTREAM_HASH_ALGORITHMS = frozenset({"crc32"})
+TENSOR_DTYPES = frozenset({"float32", "float16", "float64", "int64", "int32", "uint8", "bool"})
+
+_ROOT_KEYS = frozenset({"format_version", "reference", "models"})
+_MODEL_KEYS = frozenset(
+    {
+        "kind",
+        "description",
+        "vendor",
+        "license",
+        "source",
+        "preparation",
+        "variants",
+        "fp16_model",
+        "size",
+        "template",
+        "inputs",
+        "outputs",
+        "parameters",
+        "unverified",
+    }
+)
+_SOURCE_KEYS = frozenset({"file", "sha256", "locations", "upstream_hash"})
+_TENSOR_KEYS = frozenset(
+    {"name", "shape", "dtype", "layout", "channel_order", "pixel_scale", "mean", "std"}
+)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 _REPO_MANIFEST = Path(__file__).resolve().parents[2] / "models" / "manifest.json"
 _BUNDLED_MANIFEST = Path(__file__).resolve().parents[1] / "_bundled_models" / "manifest.json"
@@ -32,8 +72,9 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One model input or output. Inputs also say how pixels become values:
-    value = (pixel * pixel_scale - mean) / std, channels in `channel_order`."""
+    """One model input or output. Image tensors also say how pixels and values relate:
+    value = (pixel * pixel_scale - mean) / std, channels in `channel_order`; on an output the
+    same relation turns values back into pixels."""
 
     name: str
     shape: tuple[int | str, ...]
@@ -52,14 +93,50 @@ class Preparation:
 
 
 @dataclass(frozen=True)
+class UpstreamHash:
+    """The publisher's own checksum file of a source, e.g. FaceFusion's `<model>.hash`."""
+
+    algorithm: str  # "crc32": FaceFusion's .hash files hold 8 hex digits
+    sources: tuple[Source, ...]  # where the .hash file is published
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model file as published, and where to get it."""
+
+    file: str
+    sha256: str | None  # None: pinned at first pull via the store's lock file
+    locations: tuple[Source, ...]
+    upstream_hash: UpstreamHash | None
+
+    def asset(self, model_id: str, sha256: str) -> Asset:
+        """An Asset for `fetch_asset`, pinned to `sha256` (the manifest's, or the lock file's)."""
+        if self.sha256 is not None and sha256 != self.sha256:
+            raise ModelError(
+                f"model {model_id}: pin {sha256} contradicts the manifest's sha256 {self.sha256}"
+            )
+        try:
+            return Asset(
+                name=f"model {model_id} ({self.file})",
+                filename=self.file,
+                sha256=sha256,
+                sources=self.locations,
+            )
+        except ValueError as error:
+            raise ModelError(str(error)) from None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     model_id: str
     kind: str
     description: str
     vendor: str
     license: str
-    source: Asset
-    preparation: Preparation
+    source: ModelSource
+    preparation: Preparation  # the default (CPU, FP32) recipe
+    variants: Mapping[str, Preparation]  # extra prepared variants, e.g. "fp16"
+    fp16_model: str | None  # an upstream FP16 model that replaces our own fp16 variant
     size: tuple[int, int]
     template: str | None
     inputs: tuple[TensorSpec, ...]
@@ -138,23 +215,36 @@ class _Invalid(Exception):
 
 def _parse_manifest(path: Path, document: Any) -> Manifest:
     root = _mapping(document, "manifest")
+    _known_keys(root, _ROOT_KEYS, "manifest")
     version = _field(root, "format_version", int, "manifest")
     if version != MANIFEST_FORMAT_VERSION:
         raise _Invalid(f"format_version {version} is not {MANIFEST_FORMAT_VERSION}")
+    _parse_reference(root.get("reference"))
     entries = _mapping(root.get("models"), "models")
     models = {
         model_id: _parse_model(model_id, _mapping(entry, f"models.{model_id}"))
         for model_id, entry in entries.items()
     }
+    for spec in models.values():
+        _check_fp16_model(spec, models)
     return Manifest(path=path, models=MappingProxyType(models))
+
+
+def _parse_reference(value: Any) -> None:
+    """Where the constants came from: free-form, but at least a repository and a version."""
+    if value is None:
+        return
+    reference = _mapping(value, "reference")
+    _field(reference, "repository", str, "reference")
+    _field(reference, "version", str, "reference")
 
 
 def _parse_model(model_id: str, entry: Mapping[str, Any]) -> ModelSpec:
     where = f"models.{model_id}"
+    _known_keys(entry, _MODEL_KEYS, where)
     kind = _field(entry, "kind", str, where)
     if kind not in MODEL_KINDS:
         raise _Invalid(f"{where}.kind {kind!r} is not one of {sorted(MODEL_KINDS)}")
-    preparation = _mapping(entry.get("preparation"), f"{where}.preparation")
     template = entry.get("template")
     if template is not None and not isinstance(template, str):
         raise _Invalid(f"{where}.template must be a string or null")
@@ -162,17 +252,25 @@ def _parse_model(model_id: str, entry: Mapping[str, Any]) -> ModelSpec:
     outputs = _list(entry.get("outputs"), f"{where}.outputs")
     if not inputs or not outputs:
         raise _Invalid(f"{where} needs at least one input and one output")
-    return ModelSpec(
+    variants = _mapping(entry.get("variants", {}), f"{where}.variants")
+    unverified = _list(entry.get("unverified", []), f"{where}.unverified")
+    if not all(isinstance(note, str) for note in unverified):
+        raise _Invalid(f"{where}.unverified must be a list of strings")
+    spec = ModelSpec(
         model_id=model_id,
         kind=kind,
         description=_field(entry, "description", str, where),
         vendor=_field(entry, "vendor", str, where),
         license=_field(entry, "license", str, where),
-        source=_parse_source(model_id, _mapping(entry.get("source"), f"{where}.source")),
-        preparation=Preparation(
-            recipe=_field(preparation, "recipe", str, f"{where}.preparation"),
-            version=_field(preparation, "version", int, f"{where}.preparation"),
+        source=_parse_source(_mapping(entry.get("source"), f"{where}.source"), f"{where}.source"),
+        preparation=_parse_preparation(entry.get("preparation"), f"{where}.preparation"),
+        variants=MappingProxyType(
+            {
+                name: _parse_preparation(item, f"{where}.variants.{name}")
+                for name, item in variants.items()
+            }
         ),
+        fp16_model=_optional(entry, "fp16_model", str, where),
         size=_size(entry.get("size"), f"{where}.size"),
         template=template,
         inputs=tuple(_parse_tensor(item, f"{where}.inputs[{i}]") for i, item in enumerate(inputs)),
@@ -183,24 +281,66 @@ def _parse_model(model_id: str, entry: Mapping[str, Any]) -> ModelSpec:
             _parse_parameters(entry.get("parameters", {}), f"{where}.parameters")
         ),
     )
+    _check_tensor_names(spec, where)
+    return spec
 
 
-def _parse_source(model_id: str, source: Mapping[str, Any]) -> Asset:
-    where = f"models.{model_id}.source"
+def _parse_preparation(value: Any, where: str) -> Preparation:
+    preparation = _mapping(value, where)
+    _known_keys(preparation, frozenset({"recipe", "version"}), where)
+    recipe_id = _field(preparation, "recipe", str, where)
+    version = _field(preparation, "version", int, where)
+    recipe = RECIPES.get(recipe_id)
+    if recipe is None:
+        raise _Invalid(f"{where}.recipe {recipe_id!r} is not one of {sorted(RECIPES)}")
+    if recipe.version != version:
+        raise _Invalid(f"{where} asks for {recipe_id} r{version}; this code has r{recipe.version}")
+    return Preparation(recipe=recipe_id, version=version)
+
+
+def _parse_source(source: Mapping[str, Any], where: str) -> ModelSource:
+    _known_keys(source, _SOURCE_KEYS, where)
     file_name = _field(source, "file", str, where)
-    locations = _list(source.get("locations"), f"{where}.locations")
-    try:
-        return Asset(
-            name=f"model {model_id} ({file_name})",
-            filename=file_name,
-            sha256=_field(source, "sha256", str, where),
-            sources=tuple(
-                _parse_location(_mapping(item, f"{where}.locations[{i}]"), f"{where}[{i}]")
-                for i, item in enumerate(locations)
-            ),
+    if not file_name or Path(file_name).name != file_name:
+        raise _Invalid(f"{where}.file must be a plain file name")
+    sha256 = _optional(source, "sha256", str, where)
+    if sha256 is not None and not _SHA256.fullmatch(sha256):
+        raise _Invalid(f"{where}.sha256 must be 64 lowercase hex digits or null")
+    upstream_hash = None
+    if source.get("upstream_hash") is not None:
+        upstream_hash = _parse_upstream_hash(
+            _mapping(source["upstream_hash"], f"{where}.upstream_hash"), f"{where}.upstream_hash"
         )
-    except ValueError as error:
-        raise _Invalid(str(error)) from None
+    if sha256 is None and upstream_hash is None:
+        raise _Invalid(f"{where} needs a sha256 pin or an upstream_hash")
+    return ModelSource(
+        file=file_name,
+        sha256=sha256,
+        locations=_parse_locations(source.get("locations"), f"{where}.locations"),
+        upstream_hash=upstream_hash,
+    )
+
+
+def _parse_upstream_hash(value: Mapping[str, Any], where: str) -> UpstreamHash:
+    _known_keys(value, frozenset({"algorithm", "locations"}), where)
+    algorithm = _field(value, "algorithm", str, where)
+    if algorithm not in UPSTREAM_HASH_ALGORITHMS:
+        raise _Invalid(
+            f"{where}.algorithm {algorithm!r} is not one of {sorted(UPSTREAM_HASH_ALGORITHMS)}"
+        )
+    return UpstreamHash(
+        algorithm=algorithm, sources=_parse_locations(value.get("locations"), f"{where}.locations")
+    )
+
+
+def _parse_locations(value: Any, where: str) -> tuple[Source, ...]:
+    locations = _list(value, where)
+    if not locations:
+        raise _Invalid(f"{where} needs at least one location")
+    return tuple(
+        _parse_location(_mapping(item, f"{where}[{i}]"), f"{where}[{i}]")
+        for i, item in enumerate(locations)
+    )
 
 
 def _parse_location(location: Mapping[str, Any], where: str) -> Source:
@@ -217,13 +357,17 @@ def _parse_location(location: Mapping[str, Any], where: str) -> Source:
 
 def _parse_tensor(item: Any, where: str) -> TensorSpec:
     tensor = _mapping(item, where)
+    _known_keys(tensor, _TENSOR_KEYS, where)
     shape = _list(tensor.get("shape"), f"{where}.shape")
     if not all(isinstance(dim, int | str) and not isinstance(dim, bool) for dim in shape):
         raise _Invalid(f"{where}.shape must hold integers or symbolic names")
+    dtype = _field(tensor, "dtype", str, where)
+    if dtype not in TENSOR_DTYPES:
+        raise _Invalid(f"{where}.dtype {dtype!r} is not one of {sorted(TENSOR_DTYPES)}")
     return TensorSpec(
         name=_field(tensor, "name", str, where),
         shape=tuple(shape),
-        dtype=_field(tensor, "dtype", str, where),
+        dtype=dtype,
         layout=_optional(tensor, "layout", str, where),
         channel_order=_optional(tensor, "channel_order", str, where),
         pixel_scale=_optional_number(tensor, "pixel_scale", where),
@@ -243,7 +387,40 @@ def _parse_parameters(value: Any, where: str) -> dict[str, ParameterValue]:
             parameters[name] = item
         else:
             raise _Invalid(f"{where}.{name} must be a number, string, boolean or list")
+    if not isinstance(parameters.get("symbolic_spatial", False), bool):
+        raise _Invalid(f"{where}.symbolic_spatial must be true or false")
     return parameters
+
+
+def _check_tensor_names(spec: ModelSpec, where: str) -> None:
+    names = [tensor.name for tensor in (*spec.inputs, *spec.outputs)]
+    if len(set(names)) != len(names):
+        raise _Invalid(f"{where} repeats a tensor name: {names}")
+
+
+def _check_fp16_model(spec: ModelSpec, models: Mapping[str, ModelSpec]) -> None:
+    """The upstream FP16 file must be a drop-in replacement: same kind, same tensor names."""
+    if spec.fp16_model is None:
+        return
+    where = f"models.{spec.model_id}.fp16_model"
+    replacement = models.get(spec.fp16_model)
+    if replacement is None:
+        raise _Invalid(f"{where} names {spec.fp16_model!r}, which is not in the manifest")
+    if "fp16" in spec.variants:
+        raise _Invalid(f"{where} and an own fp16 variant exclude each other")
+    if _interface(replacement) != _interface(spec):
+        raise _Invalid(f"{where}: {spec.fp16_model} differs in kind, size or tensors")
+
+
+def _interface(spec: ModelSpec) -> tuple[object, ...]:
+    tensors = tuple((t.name, t.shape, t.dtype) for t in (*spec.inputs, *spec.outputs))
+    return spec.kind, spec.size, spec.template, tensors
+
+
+def _known_keys(mapping: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+    unknown = sorted(set(mapping) - known)
+    if unknown:
+        raise _Invalid(f"{where} has unknown keys {unknown}; known: {sorted(known)}")
 
 
 def _size(value: Any, where: str) -> tuple[int, int]:

