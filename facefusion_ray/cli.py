@@ -7,7 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from facefusion_ray.cli_models import add_models_commands, run_models_command
 from facefusion_ray.errors import FaceFusionRayError
+from facefusion_ray.models.execution import ExecutionConfig
 from facefusion_ray.settings import SwapSettings
 
 logger = logging.getLogger("facefusion_ray")
@@ -50,6 +52,25 @@ def add_swap_options(parser: argparse.ArgumentParser) -> None:
         default=defaults.output_video_preset,
         help="libx264 preset (default %(default)s)",
     )
+    parser.add_argument(
+        "--execution-provider",
+        choices=["cpu", "cuda", "tensorrt"],
+        default="cpu",
+        help="where the models run in each actor (default %(default)s)",
+    )
+    parser.add_argument(
+        "--allow-cpu-fallback",
+        action="store_true",
+        help="continue on CPU (FP32) when a GPU session cannot start or runs out of memory",
+    )
+    parser.add_argument(
+        "--gpu-fraction", type=float, help="GPUs per render actor, e.g. 0.25 (default 1)"
+    )
+    parser.add_argument("--gpu-memory-limit", type=int, help="ORT CUDA arena limit in bytes")
+    parser.add_argument("--actor-memory", type=int, help="Ray memory reservation per actor, bytes")
+    parser.add_argument(
+        "--threads-per-worker", type=int, default=1, help="CPUs per render actor (default 1)"
+    )
     parser.add_argument("--report", type=Path, help="write the run report as JSON here")
     parser.add_argument("--address", help="join an existing Ray cluster instead of a local one")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -63,6 +84,14 @@ def settings_from(args: argparse.Namespace) -> SwapSettings:
         output_video_preset=args.output_video_preset,
         chunk_frames=args.chunk_frames,
         workers=args.workers,
+        execution=ExecutionConfig(
+            device=args.execution_provider,
+            allow_cpu_fallback=args.allow_cpu_fallback,
+            intra_op_threads=args.threads_per_worker,
+            gpu_fraction=args.gpu_fraction,
+            gpu_memory_limit_bytes=args.gpu_memory_limit,
+            memory_bytes=args.actor_memory,
+        ),
     )
 
 
@@ -91,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     samples = commands.add_parser("samples", help="build the sample media, print their paths")
     samples.add_argument("--dir", type=Path, help="folder (default: the user cache)")
+
+    add_models_commands(commands)
 
     demo = commands.add_parser("demo", help="swap Tom Hanks into the sample group video")
     demo.add_argument("--output", type=Path, default=Path("out/demo_swap.mp4"))
@@ -156,6 +187,7 @@ COMMANDS = {
     "probe": run_probe_command,
     "samples": run_samples_command,
     "demo": run_demo_command,
+    "models": run_models_command,
 }
 
 

@@ -1,8 +1,9 @@
 """Options of a swap job, as plain data that travels from the driver to every actor."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from facefusion_ray.errors import SettingsError
+from facefusion_ray.models.execution import ExecutionConfig
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -18,7 +19,7 @@ class SwapSettings:
     output_video_preset: str = "veryfast"
     chunk_frames: int = 64
     workers: int = 2
-    threads_per_worker: int = 1
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.face_detector_score <= 1.0:
@@ -31,3 +32,7 @@ class SwapSettings:
             raise SettingsError("workers must be at least 1")
         if self.face_swapper_model != "classic":
             raise SettingsError(f"unknown face swapper model: {self.face_swapper_model}")
+
+    @property
+    def threads_per_worker(self) -> int:
+        return self.execution.intra_op_threads

@@ -30,10 +30,11 @@ def local_ray() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def detector():
-    from facefusion_ray.engine.frame_pipeline import load_detector
+    from facefusion_ray.engine.frame_pipeline import load_detector, open_session_factory
+    from facefusion_ray.models.execution import ExecutionConfig
     from facefusion_ray.settings import SwapSettings
 
-    return load_detector(SwapSettings())[0]
+    return load_detector(SwapSettings(), open_session_factory(ExecutionConfig()))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,11 @@ from pathlib import Path
 import ray
 from tqdm import tqdm
 
-from facefusion_ray.engine.frame_pipeline import FramePipeline, load_detector
+from facefusion_ray.engine.frame_pipeline import (
+    FramePipeline,
+    load_detector,
+    open_session_factory,
+)
 from facefusion_ray.engine.plan import Chunk, plan_chunks
 from facefusion_ray.engine.ray_runtime import ensure_ray
 from facefusion_ray.engine.render_actor import ChunkRenderer, peak_memory_bytes
@@ -23,6 +27,7 @@ from facefusion_ray.errors import FaceFusionRayError, MediaError
 from facefusion_ray.media import MediaInfo, assemble_video, probe_media, read_image
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.media.images import write_image_atomic
+from facefusion_ray.models.execution import ExecutionConfig, actor_resources
 from facefusion_ray.processors.classic_swap import AlignedSource
 from facefusion_ray.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES, SwapSettings
 
@@ -48,15 +53,16 @@ def run_swap(
     started = time.perf_counter()
     info = probe_media(target)
     check_output_path(output, info)
-    detector, detector_session = load_detector(settings)
-    identity = prepare_source_identity(sources, detector)
+    # Source images are few and small: the driver analyses them on CPU wherever it runs.
+    driver_sessions = open_session_factory(ExecutionConfig())
+    identity = prepare_source_identity(sources, load_detector(settings, driver_sessions))
     report = SwapReport(
         target=str(target),
         sources=[str(path) for path in sources],
         output=str(output),
         kind=info.kind,
     )
-    report.add_model_stats(detector_session.stats())
+    report.add_model_stats(driver_sessions.stats())
     if info.kind == "image":
         render_image(target, output, settings, identity.aligned, report)
     elif sequential:
@@ -124,7 +130,9 @@ def render_video(
     work_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.segments-", dir=output.parent))
     try:
         renderer_class = ray.remote(ChunkRenderer).options(
-            num_cpus=settings.threads_per_worker, max_restarts=2, max_task_retries=2
+            **actor_resources(settings.execution, settings.threads_per_worker),
+            max_restarts=2,
+            max_task_retries=2,
         )
         # Held for the whole job, so a restarted actor can still read its arguments.
         source_reference = ray.put(source)

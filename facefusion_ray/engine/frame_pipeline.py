@@ -7,7 +7,9 @@ import numpy as np
 from facefusion_ray.analysis.yunet import YuNetDetector
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.errors import SettingsError
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.models.execution import ExecutionConfig
+from facefusion_ray.models.manifest import get_model_spec
+from facefusion_ray.models.session_factory import ModelUsage, SessionFactory
 from facefusion_ray.models.store import resolve_model_path
 from facefusion_ray.processors.classic_swap import AlignedSource, ClassicSwapper
 from facefusion_ray.settings import SwapSettings
@@ -19,20 +21,27 @@ class FrameOutcome:
     faces_swapped: int
 
 
-def load_detector(settings: SwapSettings) -> tuple[YuNetDetector, ModelSession]:
+def fp16_variant_of(model_id: str) -> str | None:
+    return "fp16" if "fp16" in get_model_spec(model_id).variants else None
+
+
+def open_session_factory(execution: ExecutionConfig) -> SessionFactory:
+    """Sessions open lazily, on the execution device the configuration asks for."""
+    return SessionFactory(execution, resolve_model_path, fp16_variant_of)
+
+
+def load_detector(settings: SwapSettings, sessions: SessionFactory) -> YuNetDetector:
     if settings.face_detector_model != "yunet":
         raise SettingsError(f"unknown face detector model: {settings.face_detector_model}")
-    session = ModelSession(
-        resolve_model_path("yunet"), name="yunet", intra_op_threads=settings.threads_per_worker
-    )
-    return YuNetDetector(session, score_threshold=settings.face_detector_score), session
+    return YuNetDetector(sessions.get("yunet"), score_threshold=settings.face_detector_score)
 
 
 class FramePipeline:
     """Holds the sessions for its whole life; `process` rewrites a frame in place."""
 
     def __init__(self, settings: SwapSettings, source: AlignedSource, clock: StageClock) -> None:
-        self._detector, self._detector_session = load_detector(settings)
+        self._sessions = open_session_factory(settings.execution)
+        self._detector = load_detector(settings, self._sessions)
         self._swapper = ClassicSwapper(source, feather=settings.face_mask_feather)
         self._clock = clock
 
@@ -44,5 +53,5 @@ class FramePipeline:
                 self._swapper.swap(frame, face)
         return FrameOutcome(faces_detected=len(faces), faces_swapped=len(faces))
 
-    def model_calls(self) -> dict[str, dict[str, float]]:
-        return self._detector_session.stats()
+    def model_calls(self) -> dict[str, ModelUsage]:
+        return self._sessions.stats()

@@ -13,6 +13,7 @@ from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.report import ChunkResult
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import MediaInfo, SegmentEncoder, iter_frames
+from facefusion_ray.models.session_factory import ModelUsage
 from facefusion_ray.processors.classic_swap import AlignedSource
 from facefusion_ray.settings import SwapSettings
 
@@ -98,7 +99,7 @@ class ChunkRenderer:
             self._pipeline, self._clock, self._settings, target, info, chunk, Path(segment_path)
         )
 
-    def model_calls(self) -> dict[str, dict[str, float]]:
+    def model_calls(self) -> dict[str, ModelUsage]:
         return self._pipeline.model_calls()
 
     def peak_memory(self) -> dict[str, int]:

@@ -2,8 +2,11 @@
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from facefusion_ray.models.session_factory import ModelUsage
 
 
 @dataclass
@@ -31,6 +34,8 @@ class SwapReport:
     startup_seconds: float = 0.0
     model_calls: dict[str, int] = field(default_factory=dict)
     model_seconds: dict[str, float] = field(default_factory=dict)
+    # model id -> where its sessions ran, e.g. ["CPUExecutionProvider fp32"]
+    model_providers: dict[str, list[str]] = field(default_factory=dict)
     # Summed over all workers, so with N workers they can add up to N times `seconds`.
     stage_seconds: dict[str, float] = field(default_factory=dict)
     peak_memory_bytes: dict[str, int] = field(default_factory=dict)
@@ -46,8 +51,13 @@ class SwapReport:
         for stage, seconds in stages.items():
             self.stage_seconds[stage] = round(self.stage_seconds.get(stage, 0.0) + seconds, 6)
 
-    def add_model_stats(self, stats: dict[str, dict[str, float]]) -> None:
+    def add_model_stats(self, stats: Mapping[str, ModelUsage]) -> None:
         for model, entry in stats.items():
+            placement = f"{entry['provider']} {entry['precision']}"
+            if placement not in self.model_providers.setdefault(model, []):
+                self.model_providers[model].append(placement)
+            if entry["fallback"] and entry["fallback"] not in self.notes:
+                self.notes.append(f"{model}: {entry['fallback']}")
             self.model_calls[model] = self.model_calls.get(model, 0) + int(entry["calls"])
             self.model_seconds[model] = round(
                 self.model_seconds.get(model, 0.0) + float(entry["seconds"]), 6
