@@ -110,7 +110,7 @@ def test_folding_keeps_the_int8_models_outputs(model_id: str, tmp_path: Path) ->
     )
     reference = ModelSession(reference_path, f"{model_id} int8")
     folded = ModelSession.for_model(model_id)
-    shape = [int(dim) for dim in folded.input_shape()]
+    shape = [int(dim) for dim in reference.input_shape()]
     pixels = np.random.default_rng(3).uniform(0, 255, shape).astype(np.float32)
 
     expected = reference.run({reference.input_names[0]: pixels})
@@ -158,7 +158,11 @@ def test_session_tensors_match_manifest(model_id: str) -> None:
 
     assert session.input_names == tuple(t.name for t in spec.inputs)
     assert session.output_names == tuple(t.name for t in spec.outputs)
-    assert session.input_shape() == spec.inputs[0].shape
+    expected_shape = spec.inputs[0].shape
+    if spec.parameters.get("symbolic_spatial"):
+        # Prepared with free height and width: the published size is only the maximum.
+        expected_shape = (*expected_shape[:2], "height", "width")
+    assert session.input_shape() == expected_shape
     assert session.providers[0] == "CPUExecutionProvider"
 
 
@@ -377,3 +381,24 @@ def test_similarity_fit_recovers_a_known_transform() -> None:
     assert np.allclose(
         cv2.transform(noisy[None], ours), cv2.transform(noisy[None], opencv), atol=0.01
     )
+
+
+def test_yunet_with_free_input_size_matches_opencv_at_that_size(t1_frame: np.ndarray) -> None:
+    """Symbolic height/width: a 16:9 frame runs at 640x384 and still agrees with OpenCV."""
+    detector = YuNetDetector(ModelSession.for_model("yunet"))
+    assert detector.accepts_any_size
+    frame = cv2.resize(t1_frame, (640, 360))
+    reference = cv2.FaceDetectorYN.create(
+        str(resolve_source_path("yunet")),
+        "",
+        (640, 360),
+        detector.score_threshold,
+        detector.nms_threshold,
+        detector.top_k,
+    )
+    _, rows = reference.detect(frame)
+    faces = detector.detect(frame)
+    assert len(faces) == len(rows) >= 5
+    for face in faces:
+        boxes = np.hstack([rows[:, :2], rows[:, :2] + rows[:, 2:4]])
+        assert np.abs(boxes - face.bbox).max(axis=1).min() < 1.0

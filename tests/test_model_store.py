@@ -112,7 +112,8 @@ def prepared_name(model_id: str, variant: str | None = None) -> str:
     spec = get_model_spec(model_id)
     assert spec.source.sha256 is not None
     preparation = None if variant is None else spec.variants[variant]
-    return prepared_file_name(spec.source.sha256, spec.preparation, preparation)
+    symbolic = bool(spec.parameters.get("symbolic_spatial", False))
+    return prepared_file_name(spec.source.sha256, spec.preparation, preparation, symbolic)
 
 
 def prepared_names(model_id: str) -> tuple[str, ...]:

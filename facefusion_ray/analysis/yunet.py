@@ -35,6 +35,7 @@ class YuNetDetector:
         score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         nms_threshold: float = DEFAULT_NMS_THRESHOLD,
         top_k: int = DEFAULT_TOP_K,
+        max_input_size: tuple[int, int] = (640, 640),
     ) -> None:
         self._session = session
         self.score_threshold = score_threshold
@@ -42,12 +43,11 @@ class YuNetDetector:
         self.top_k = top_k
         self._input_name = session.input_names[0]
         _, _, height, width = session.input_shape(self._input_name)
-        if not isinstance(width, int) or not isinstance(height, int):
-            raise ValueError("YuNetDetector needs a model with a fixed input size")
-        self.input_size = (width, height)
-        self._cells = {
-            stride: _cell_origins(width // stride, height // stride) for stride in STRIDES
-        }
+        # A prepared model with symbolic height/width takes any size that is a multiple of
+        # the largest stride: frames are then padded only up to that, not to a square.
+        self.accepts_any_size = not isinstance(width, int) or not isinstance(height, int)
+        self.input_size = max_input_size if self.accepts_any_size else (width, height)
+        self._cells: dict[tuple[int, int, int], np.ndarray] = {}
 
     def detect(self, frame_bgr: np.ndarray) -> list[Face]:
         """Faces in a BGR uint8 frame, best score first, in the frame's pixel coordinates."""
@@ -60,14 +60,15 @@ class YuNetDetector:
         scale = np.array(
             [frame_width / fitted.shape[1], frame_height / fitted.shape[0]], dtype=np.float32
         )
+        network_size = self._network_size(fitted)
         outputs = dict(
             zip(
                 self._session.output_names,
-                self._session.run({self._input_name: self._blob(fitted)}),
+                self._session.run({self._input_name: self._blob(fitted, network_size)}),
                 strict=True,
             )
         )
-        boxes, scores, landmarks = self._decode(outputs)
+        boxes, scores, landmarks = self._decode(outputs, network_size)
         if len(scores) == 0:
             return []
         keep = cv2.dnn.NMSBoxes(
@@ -88,13 +89,29 @@ class YuNetDetector:
             for i in order
         ]
 
-    def _blob(self, fitted: np.ndarray) -> np.ndarray:
-        width, height = self.input_size
+    def _network_size(self, fitted: np.ndarray) -> tuple[int, int]:
+        if not self.accepts_any_size:
+            return self.input_size
+        step = STRIDES[-1]
+        height, width = fitted.shape[:2]
+        return (-(-width // step) * step, -(-height // step) * step)
+
+    def _cell_grid(self, stride: int, network_size: tuple[int, int]) -> np.ndarray:
+        key = (stride, *network_size)
+        if key not in self._cells:
+            width, height = network_size
+            self._cells[key] = _cell_origins(width // stride, height // stride)
+        return self._cells[key]
+
+    def _blob(self, fitted: np.ndarray, network_size: tuple[int, int]) -> np.ndarray:
+        width, height = network_size
         blob = np.zeros((1, 3, height, width), dtype=np.float32)
         blob[0, :, : fitted.shape[0], : fitted.shape[1]] = fitted.transpose(2, 0, 1)
         return blob
 
-    def _decode(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _decode(
+        self, outputs: dict[str, np.ndarray], network_size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (N, 4) as x, y, w, h, scores (N,), landmarks (N, 5, 2), in network pixels."""
         all_boxes, all_scores, all_landmarks = [], [], []
         for stride in STRIDES:
@@ -104,7 +121,7 @@ class YuNetDetector:
             selected = np.flatnonzero(scores >= self.score_threshold)
             if selected.size == 0:
                 continue
-            cells = self._cells[stride][selected]
+            cells = self._cell_grid(stride, network_size)[selected]
             bbox = outputs[f"bbox_{stride}"].reshape(-1, 4)[selected]
             kps = outputs[f"kps_{stride}"].reshape(-1, 5, 2)[selected]
             centres = (cells + bbox[:, :2]) * stride

@@ -256,6 +256,10 @@ def _bakes_shape(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -
         if shape_input not in constants:
             return False
         shape = numpy_helper.to_array(constants[shape_input]).reshape(-1).tolist()
+        # A Reshape with one inferred (-1) dimension, e.g. [1, -1, 4] gathering detector
+        # anchors, follows the input size instead of fixing it.
+        if node.op_type == "Reshape" and shape.count(-1) == 1:
+            return False
         return not set(shape) <= _FLEXIBLE_SHAPE_ENTRIES
     if node.op_type == "Resize":
         return len(node.input) > 3 and node.input[3] in constants
