@@ -6,6 +6,7 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -23,6 +24,7 @@ from facefusion_ray.media import (
     segment_frame_count,
     write_image_atomic,
 )
+from facefusion_ray.media.encode import SEGMENT_SUFFIX
 
 try:
     from media_factory import (
@@ -104,6 +106,7 @@ def test_probe_30fps_clip_with_audio(clip_30fps_audio: Path) -> None:
         "rotation": 0,
         "video_codec": "h264",
         "constant_frame_rate": True,
+        "pixel_format": "yuv420p",
     }
     assert MediaInfo.from_json_dict(info.to_json_dict()) == info
 
@@ -393,6 +396,7 @@ def test_images_read_write_probe_and_decode(tmp_path: Path) -> None:
         "rotation": 0,
         "video_codec": "png",
         "constant_frame_rate": True,
+        "pixel_format": "",
     }
     [frame] = list(iter_frames(path, 0, 1, info))
     assert np.array_equal(frame, image)
@@ -411,3 +415,22 @@ def test_frame_fingerprint_covers_shape_and_pixels() -> None:
     wide = np.zeros((2, 12, 3), dtype=np.uint8)
     wide[:, ::2] = frame
     assert frame_fingerprint(wide[:, ::2]) == frame_fingerprint(frame)  # non-contiguous view
+
+
+@pytest.mark.parametrize("size", [(320, 240), (161, 91)])
+def test_encode_decode_round_trip_does_not_shift_colours(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """swscale's default conversion darkened every round trip by ~2 levels; ours must not."""
+    width, height = size
+    rng = np.random.default_rng(7)
+    smooth = cv2.resize(rng.integers(30, 225, (12, 16, 3), dtype=np.uint8), (width, height))
+    frames = [np.roll(smooth, shift, axis=1) for shift in range(5)]
+    segment = tmp_path / f"round_trip{SEGMENT_SUFFIX}"
+    with SegmentEncoder(segment, width, height, Fraction(25), quality=100) as encoder:
+        for frame in frames:
+            encoder.write(frame)
+    decoded = list(iter_frames(segment, 0, len(frames), probe_media(segment)))
+    for before, after in zip(frames, decoded, strict=True):
+        assert abs(float(before.mean()) - float(after.mean())) < 0.25
+        assert np.abs(before.astype(np.int16) - after).mean() < 3.0  # 4:2:0 chroma loss

@@ -14,6 +14,7 @@ import numpy as np
 from facefusion_ray.errors import MediaError
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
 from facefusion_ray.media.images import read_image
+from facefusion_ray.media.pixel_transfer import PipeFormat, decoding_pipe_format
 from facefusion_ray.media.probe import (
     MAIN_VIDEO_STREAM,
     ContainerHeader,
@@ -40,7 +41,9 @@ def iter_frames(
     if info.kind == "image":
         return _image_frames(path, count)
     header = read_container_header(path)
-    return _decoded_frames(_decode_args(path, start, count, info, header), path, start, count, info)
+    pipe = decoding_pipe_format(info.pixel_format, info.width, info.height)
+    args = _decode_args(path, start, count, info, header, pipe)
+    return _decoded_frames(args, path, start, count, info, pipe)
 
 
 def _image_frames(path: str | os.PathLike[str], count: int) -> Iterator[np.ndarray]:
@@ -49,7 +52,12 @@ def _image_frames(path: str | os.PathLike[str], count: int) -> Iterator[np.ndarr
 
 
 def _decode_args(
-    path: str | os.PathLike[str], start: int, count: int, info: MediaInfo, header: ContainerHeader
+    path: str | os.PathLike[str],
+    start: int,
+    count: int,
+    info: MediaInfo,
+    header: ContainerHeader,
+    pipe: PipeFormat,
 ) -> list[str]:
     position_args: list[str] = []
     filter_args: list[str] = []
@@ -69,8 +77,9 @@ def _decode_args(
         *filter_args,
         "-frames:v", str(count),
         "-fps_mode", "passthrough",
+        *pipe.conversion_args,
         "-f", "rawvideo",
-        "-pix_fmt", "bgr24",
+        "-pix_fmt", pipe.ffmpeg_pixel_format,
         "pipe:1",
     ]  # fmt: skip
 
@@ -88,10 +97,14 @@ def _seconds_before_frame(path: str | os.PathLike[str], start: int, info: MediaI
 
 
 def _decoded_frames(
-    args: list[str], path: str | os.PathLike[str], start: int, count: int, info: MediaInfo
+    args: list[str],
+    path: str | os.PathLike[str],
+    start: int,
+    count: int,
+    info: MediaInfo,
+    pipe: PipeFormat,
 ) -> Iterator[np.ndarray]:
-    frame_shape = (info.height, info.width, 3)
-    frame_bytes = info.height * info.width * 3
+    frame_bytes = pipe.frame_bytes
     process = FfmpegProcess(args, stdout=subprocess.PIPE)
     try:
         stdout = process.process.stdout
@@ -100,7 +113,7 @@ def _decoded_frames(
             buffer = _read_exactly(stdout, frame_bytes)
             if buffer is None:
                 raise _truncated_error(process, path, start, start + produced, count, info)
-            yield np.frombuffer(buffer, dtype=np.uint8).reshape(frame_shape)
+            yield pipe.to_bgr(buffer)
         if process.wait() != 0:
             raise MediaError(
                 f"cannot decode {path} frames {start}..{start + count - 1}: "

@@ -24,6 +24,7 @@ import numpy as np
 from facefusion_ray.errors import MediaError
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
 from facefusion_ray.media.images import ensure_readable_file, partial_path
+from facefusion_ray.media.pixel_transfer import encoding_pipe_format
 
 SEGMENT_SUFFIX = ".mp4"
 
@@ -58,6 +59,7 @@ class SegmentEncoder:
         self.path = Path(path)
         self.width = width
         self.height = height
+        self._pipe = encoding_pipe_format(width, height)
         self.fps = Fraction(fps)
         self.crf = quality_to_crf(quality)
         self.preset = preset
@@ -93,7 +95,7 @@ class SegmentEncoder:
         stdin = process.process.stdin
         assert stdin is not None
         try:
-            stdin.write(np.ascontiguousarray(frame).data)
+            stdin.write(self._pipe.from_bgr(frame).data)
         except BrokenPipeError:
             process.wait()
             reason = process.failure_reason()
@@ -143,7 +145,7 @@ class SegmentEncoder:
         return [
             "-loglevel", "error",
             "-f", "rawvideo",
-            "-pix_fmt", "bgr24",
+            "-pix_fmt", self._pipe.ffmpeg_pixel_format,
             "-video_size", f"{self.width}x{self.height}",
             "-framerate", f"{self.fps.numerator}/{self.fps.denominator}",
             "-i", "pipe:0",
@@ -151,6 +153,7 @@ class SegmentEncoder:
             "-preset", self.preset,
             "-crf", str(self.crf),
             "-x264-params", "repeat-headers=1",
+            *self._pipe.conversion_args,
             "-pix_fmt", pixel_format,
             "-f", "mp4",
             "-y", "file:" + os.path.abspath(self._temporary),

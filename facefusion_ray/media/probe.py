@@ -70,6 +70,8 @@ class MediaInfo:
     # False when frame timestamps stray from the fps grid by over a quarter frame, so frame i
     # is not at i/fps and decoding must seek by the real timestamps.
     constant_frame_rate: bool = True
+    # ffmpeg's name of the decoded pixel format, e.g. "yuv420p" or "yuvj420p"; "" if unknown.
+    pixel_format: str = ""
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready fields; fps is an exact rational string such as "30000/1001" or "30/1"."""
@@ -85,6 +87,7 @@ class MediaInfo:
             "rotation": self.rotation,
             "video_codec": self.video_codec,
             "constant_frame_rate": self.constant_frame_rate,
+            "pixel_format": self.pixel_format,
         }
 
     @classmethod
@@ -275,7 +278,17 @@ def _probe_video(path: str | os.PathLike[str], header: ContainerHeader) -> Media
         rotation=header.rotation,
         video_codec=timing.codec,
         constant_frame_rate=_is_constant_rate(timing, fps),
+        pixel_format=_pixel_format(header.video_details or ""),
     )
+
+
+def _pixel_format(video_details: str) -> str:
+    """The pixel format in a stream summary such as 'h264 (High), yuv420p(tv, bt709), 1280x720'."""
+    for part in re.split(r",\s*(?![^()]*\))", video_details):
+        name = part.split("(", 1)[0].strip()
+        if re.fullmatch(r"(yuv|yuvj|nv|gray|rgb|bgr|gbr|p0)\w*", name):
+            return name
+    return ""
 
 
 def _is_constant_rate(timing: _PacketTiming, fps: Fraction) -> bool:
