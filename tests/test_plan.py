@@ -5,8 +5,11 @@ from facefusion_ray.engine.plan import plan_chunks
 
 @pytest.mark.parametrize("frame_count", [1, 7, 64, 300, 301])
 @pytest.mark.parametrize("chunk_frames", [1, 7, 64, 1000])
-def test_chunks_cover_every_frame_once_in_order(frame_count: int, chunk_frames: int) -> None:
-    chunks = plan_chunks(frame_count, chunk_frames)
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_chunks_cover_every_frame_once_in_order(
+    frame_count: int, chunk_frames: int, workers: int
+) -> None:
+    chunks = plan_chunks(frame_count, chunk_frames, workers)
     frames = [frame for chunk in chunks for frame in range(chunk.start, chunk.end)]
     assert frames == list(range(frame_count))
     assert all(1 <= chunk.count <= chunk_frames for chunk in chunks)
@@ -16,3 +19,14 @@ def test_chunks_cover_every_frame_once_in_order(frame_count: int, chunk_frames: 
 def test_zero_chunk_size_is_refused() -> None:
     with pytest.raises(ValueError):
         plan_chunks(10, 0)
+
+
+def test_chunks_are_balanced_over_the_workers() -> None:
+    chunks = plan_chunks(300, 64, workers=2)
+    assert [chunk.count for chunk in chunks] == [50] * 6
+    assert len(plan_chunks(10_000, 64, workers=2)) % 2 == 0
+
+
+def test_one_worker_keeps_the_requested_chunk_size() -> None:
+    assert [chunk.count for chunk in plan_chunks(150, 64)] == [50, 50, 50]
+    assert [chunk.count for chunk in plan_chunks(128, 64)] == [64, 64]

@@ -121,7 +121,7 @@ def render_video(
     show_progress: bool,
 ) -> None:
     assert info.fps is not None
-    chunks = plan_chunks(info.frame_count, settings.chunk_frames)
+    chunks = plan_chunks(info.frame_count, settings.chunk_frames, settings.workers)
     workers = min(settings.workers, len(chunks))
     report.chunks = len(chunks)
     report.workers = workers
