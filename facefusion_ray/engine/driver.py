@@ -71,7 +71,7 @@ def run_swap(
         render_video(
             target, info, output, settings, identity.aligned, report, address, show_progress
         )
-    report.peak_memory_bytes["driver"] = peak_memory_bytes()["process"]
+    report.peak_memory_bytes["driver"] = peak_memory_bytes()
     if report.frames_with_faces == 0:
         report.notes.append(NO_FACE_NOTE)
         logger.warning("%s: %s", target, NO_FACE_NOTE)
@@ -159,8 +159,7 @@ def render_video(
         for stats in ray.get([actor.model_calls.remote() for actor in actors]):
             report.add_model_stats(stats)
         for index, memory in enumerate(ray.get([actor.peak_memory.remote() for actor in actors])):
-            report.peak_memory_bytes[f"actor_{index}"] = memory["process"]
-            report.peak_memory_bytes[f"actor_{index}_ffmpeg"] = memory["largest_child"]
+            report.peak_memory_bytes[f"actor_{index}"] = memory
         for actor in actors:
             ray.kill(actor)
         assemble_clock = StageClock()

@@ -75,11 +75,13 @@ def render_range(
     )
 
 
-def peak_memory_bytes() -> dict[str, int]:
-    """Peak resident memory of this process and of its largest finished child (ffmpeg)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return {"process": own, "largest_child": children}
+def peak_memory_bytes() -> int:
+    """Peak resident memory of this process.
+
+    ffmpeg children are not counted: getrusage reports a child's peak including the parent
+    pages it held between fork and exec, which says nothing about ffmpeg itself.
+    """
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class ChunkRenderer:
@@ -102,5 +104,5 @@ class ChunkRenderer:
     def model_calls(self) -> dict[str, ModelUsage]:
         return self._pipeline.model_calls()
 
-    def peak_memory(self) -> dict[str, int]:
+    def peak_memory(self) -> int:
         return peak_memory_bytes()
