@@ -7,6 +7,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from facefusion_ray.analysis.select import (
+    DEFAULT_REFERENCE_FACE_DISTANCE,
+    FACE_SELECTOR_MODES,
+    FACE_SELECTOR_ORDERS,
+    FaceSelection,
+)
 from facefusion_ray.cli_models import add_models_commands, run_models_command
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.models.execution import ExecutionConfig
@@ -53,6 +59,37 @@ def add_swap_options(parser: argparse.ArgumentParser) -> None:
         help="libx264 preset (default %(default)s)",
     )
     parser.add_argument(
+        "--face-selector-mode",
+        choices=FACE_SELECTOR_MODES,
+        default="many",
+        help="which target faces to swap: every face, the first in order, or the faces "
+        "matching a reference face (default %(default)s)",
+    )
+    parser.add_argument(
+        "--face-selector-order",
+        choices=FACE_SELECTOR_ORDERS,
+        default="large-small",
+        help="order of the faces for 'one' and the reference position (default %(default)s)",
+    )
+    parser.add_argument(
+        "--reference-face-position",
+        type=int,
+        default=0,
+        help="index of the reference face in the reference frame, in the selector order",
+    )
+    parser.add_argument(
+        "--reference-face-distance",
+        type=float,
+        default=DEFAULT_REFERENCE_FACE_DISTANCE,
+        help="faces closer than this to the reference are swapped, 0-1 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--reference-frame-number",
+        type=int,
+        default=0,
+        help="frame of the target that holds the reference face (default %(default)s)",
+    )
+    parser.add_argument(
         "--execution-provider",
         choices=["cpu", "cuda", "tensorrt"],
         default="cpu",
@@ -84,6 +121,13 @@ def settings_from(args: argparse.Namespace) -> SwapSettings:
         output_video_preset=args.output_video_preset,
         chunk_frames=args.chunk_frames,
         workers=args.workers,
+        face_selector=FaceSelection(
+            mode=args.face_selector_mode,
+            order=args.face_selector_order,
+            reference_face_position=args.reference_face_position,
+            reference_face_distance=args.reference_face_distance,
+        ),
+        reference_frame_number=args.reference_frame_number,
         execution=ExecutionConfig(
             device=args.execution_provider,
             allow_cpu_fallback=args.allow_cpu_fallback,

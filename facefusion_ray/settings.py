@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from facefusion_ray.analysis.select import FACE_SELECTOR_MODES, FACE_SELECTOR_ORDERS, FaceSelection
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.models.execution import ExecutionConfig
 
@@ -20,6 +21,8 @@ class SwapSettings:
     chunk_frames: int = 64
     workers: int = 2
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    face_selector: FaceSelection = field(default_factory=FaceSelection)
+    reference_frame_number: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.face_detector_score <= 1.0:
@@ -30,6 +33,15 @@ class SwapSettings:
             raise SettingsError("chunk frames must be at least 1")
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")
+        selector = self.face_selector
+        if selector.mode not in FACE_SELECTOR_MODES:
+            raise SettingsError(f"unknown face selector mode: {selector.mode}")
+        if selector.order not in FACE_SELECTOR_ORDERS:
+            raise SettingsError(f"unknown face selector order: {selector.order}")
+        if not 0.0 <= selector.reference_face_distance <= 1.0:
+            raise SettingsError("reference face distance must be between 0 and 1")
+        if selector.reference_face_position < 0 or self.reference_frame_number < 0:
+            raise SettingsError("reference face position and frame number must not be negative")
         if self.face_swapper_model != "classic":
             raise SettingsError(f"unknown face swapper model: {self.face_swapper_model}")
 

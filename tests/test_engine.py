@@ -215,3 +215,47 @@ def test_engine_matches_the_sequential_path_frame_for_frame(
         assert set(report.stage_seconds) >= {"decode", "detect", "swap", "encode", "assemble"}
         assert report.peak_memory_bytes["driver"] > 0
     assert engine.peak_memory_bytes["actor_0"] > 0
+
+
+def test_reference_mode_changes_only_the_reference_person(
+    sample_media, short_group_clip, tmp_path, detector, recognizer
+) -> None:
+    from facefusion_ray.analysis.select import FaceSelection, face_distance, sort_faces
+
+    selection = FaceSelection(mode="reference", order="left-right", reference_face_position=2)
+    output = tmp_path / "reference.mp4"
+    report = run_swap(
+        [sample_media.source_tom_hanks],
+        short_group_clip,
+        output,
+        SwapSettings(chunk_frames=10, face_selector=selection, output_video_quality=95),
+        show_progress=False,
+    )
+    assert report.frames_total == 40
+    assert report.faces_swapped == 40, "exactly one face (the reference) per frame"
+    assert report.model_calls["sface"] > 40 * 5  # every detected face was compared
+
+    first = next(decoded_frames(short_group_clip))
+    reference_face = sort_faces(detector.detect(first), "left-right")[2]
+    reference = recognizer.embed(first, reference_face.landmarks_5)[1]
+    for index, (before, after) in enumerate(
+        zip(decoded_frames(short_group_clip), decoded_frames(output), strict=True)
+    ):
+        if index % 5:
+            continue
+        faces = detector.detect(before)
+        distances = [
+            face_distance(recognizer.embed(before, face.landmarks_5)[1], reference)
+            for face in faces
+        ]
+        for face, distance in zip(faces, distances, strict=True):
+            x1, y1, x2, y2 = face.bbox
+            inset_x, inset_y = (x2 - x1) * 0.2, (y2 - y1) * 0.2
+            core = (
+                slice(max(0, int(y1 + inset_y)), int(y2 - inset_y)),
+                slice(max(0, int(x1 + inset_x)), int(x2 - inset_x)),
+            )
+            if distance == min(distances):
+                assert psnr(before[core], after[core]) < 30.0, f"frame {index}: not swapped"
+            else:
+                assert psnr(before[core], after[core]) > 38.0, f"frame {index}: bystander swapped"

@@ -1,8 +1,32 @@
-"""Choosing faces: which source face defines the identity, which target faces get swapped."""
+"""Choosing faces: which source face defines the identity, which target faces get swapped.
 
-from collections.abc import Sequence
+Modes, orders and the reference distance rule match FaceFusion's face selector: faces are
+sorted by an order, `one` takes the face at a position, `reference` keeps faces whose
+embedding distance to a reference face, (1 - cosine) / 2, is below a threshold.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
 
 from facefusion_ray.analysis.face import Face
+
+FaceSelectorMode = Literal["many", "one", "reference"]
+FaceSelectorOrder = Literal[
+    "left-right",
+    "right-left",
+    "top-bottom",
+    "bottom-top",
+    "small-large",
+    "large-small",
+    "best-worst",
+    "worst-best",
+]
+FACE_SELECTOR_MODES: tuple[str, ...] = get_args(FaceSelectorMode)
+FACE_SELECTOR_ORDERS: tuple[str, ...] = get_args(FaceSelectorOrder)
+DEFAULT_REFERENCE_FACE_DISTANCE = 0.3
 
 
 def face_area(face: Face) -> float:
@@ -12,3 +36,72 @@ def face_area(face: Face) -> float:
 
 def largest_face(faces: Sequence[Face]) -> Face | None:
     return max(faces, key=face_area, default=None)
+
+
+_ORDER_KEYS: dict[str, tuple[Callable[[Face], float], bool]] = {
+    "left-right": (lambda face: float(face.bbox[0]), False),
+    "right-left": (lambda face: float(face.bbox[0]), True),
+    "top-bottom": (lambda face: float(face.bbox[1]), False),
+    "bottom-top": (lambda face: float(face.bbox[1]), True),
+    "small-large": (face_area, False),
+    "large-small": (face_area, True),
+    "best-worst": (lambda face: face.score, True),
+    "worst-best": (lambda face: face.score, False),
+}
+
+
+def sort_faces(faces: Sequence[Face], order: str) -> list[Face]:
+    key, descending = _ORDER_KEYS[order]
+    return sorted(faces, key=key, reverse=descending)
+
+
+def face_at_position(faces: Sequence[Face], position: int) -> Face | None:
+    """The face at `position`, or the last one when there are fewer faces."""
+    if not faces:
+        return None
+    return faces[min(max(position, 0), len(faces) - 1)]
+
+
+def face_distance(normed_a: np.ndarray, normed_b: np.ndarray) -> float:
+    """Cosine distance mapped from [0, 2] onto [0, 1], as FaceFusion compares faces."""
+    return float((1.0 - float(np.dot(normed_a, normed_b))) / 2.0)
+
+
+@dataclass(frozen=True)
+class FaceSelection:
+    mode: str = "many"
+    order: str = "large-small"
+    reference_face_position: int = 0
+    reference_face_distance: float = DEFAULT_REFERENCE_FACE_DISTANCE
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return self.mode == "reference"
+
+
+def select_faces(
+    faces: Sequence[Face],
+    selection: FaceSelection,
+    reference_embedding: np.ndarray | None = None,
+) -> list[Face]:
+    """The target faces to swap, in the selection's order.
+
+    In `reference` mode every face needs a normed embedding and `reference_embedding` is the
+    reference face's normed embedding.
+    """
+    ordered = sort_faces(faces, selection.order)
+    if selection.mode == "many":
+        return ordered
+    if selection.mode == "one":
+        chosen = face_at_position(ordered, 0)
+        return [] if chosen is None else [chosen]
+    if reference_embedding is None:
+        raise ValueError("reference mode needs the reference face's embedding")
+    matches = []
+    for face in ordered:
+        if face.normed_embedding is None:
+            raise ValueError("reference mode needs an embedding for every face")
+        distance = face_distance(face.normed_embedding, reference_embedding)
+        if distance < selection.reference_face_distance:
+            matches.append(face)
+    return matches

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import ray
 from tqdm import tqdm
 
@@ -18,6 +19,7 @@ from facefusion_ray.engine.frame_pipeline import (
 )
 from facefusion_ray.engine.plan import Chunk, plan_chunks
 from facefusion_ray.engine.ray_runtime import ensure_ray
+from facefusion_ray.engine.reference import reference_embedding_for
 from facefusion_ray.engine.render_actor import ChunkRenderer, peak_memory_bytes
 from facefusion_ray.engine.report import ChunkResult, SwapReport, write_report
 from facefusion_ray.engine.sequential import render_video_sequential
@@ -62,14 +64,23 @@ def run_swap(
         output=str(output),
         kind=info.kind,
     )
+    reference = reference_embedding_for(target, info, settings, driver_sessions)
     report.add_model_stats(driver_sessions.stats())
     if info.kind == "image":
-        render_image(target, output, settings, identity.aligned, report)
+        render_image(target, output, settings, identity.aligned, report, reference)
     elif sequential:
-        render_video_sequential(target, info, output, settings, identity.aligned, report)
+        render_video_sequential(target, info, output, settings, identity.aligned, report, reference)
     else:
         render_video(
-            target, info, output, settings, identity.aligned, report, address, show_progress
+            target,
+            info,
+            output,
+            settings,
+            identity.aligned,
+            report,
+            address,
+            show_progress,
+            reference,
         )
     report.peak_memory_bytes["driver"] = peak_memory_bytes()
     if report.frames_with_faces == 0:
@@ -99,8 +110,9 @@ def render_image(
     settings: SwapSettings,
     source: AlignedSource,
     report: SwapReport,
+    reference_embedding: np.ndarray | None = None,
 ) -> None:
-    pipeline = FramePipeline(settings, source, StageClock())
+    pipeline = FramePipeline(settings, source, StageClock(), reference_embedding)
     frame = read_image(target)
     outcome = pipeline.process(frame)
     write_image_atomic(output, frame)
@@ -119,6 +131,7 @@ def render_video(
     report: SwapReport,
     address: str | None,
     show_progress: bool,
+    reference_embedding: np.ndarray | None = None,
 ) -> None:
     assert info.fps is not None
     chunks = plan_chunks(info.frame_count, settings.chunk_frames, settings.workers)
@@ -136,7 +149,10 @@ def render_video(
         )
         # Held for the whole job, so a restarted actor can still read its arguments.
         source_reference = ray.put(source)
-        actors = [renderer_class.remote(settings, source_reference) for _ in range(workers)]
+        actors = [
+            renderer_class.remote(settings, source_reference, reference_embedding)
+            for _ in range(workers)
+        ]
         # Start-up (Ray, actors, model sessions) is reported apart from rendering, because
         # a long job or a shared pool pays it once.
         ray.get([actor.peak_memory.remote() for actor in actors])

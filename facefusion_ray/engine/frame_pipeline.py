@@ -1,9 +1,12 @@
 """Per-frame work shared by the Ray actors and the single-process path: detect, swap, paste."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from facefusion_ray.analysis.face import Face
+from facefusion_ray.analysis.select import select_faces
+from facefusion_ray.analysis.sface import SFaceRecognizer
 from facefusion_ray.analysis.yunet import YuNetDetector
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.errors import SettingsError
@@ -36,22 +39,55 @@ def load_detector(settings: SwapSettings, sessions: SessionFactory) -> YuNetDete
     return YuNetDetector(sessions.get("yunet"), score_threshold=settings.face_detector_score)
 
 
-class FramePipeline:
-    """Holds the sessions for its whole life; `process` rewrites a frame in place."""
+def load_recognizer(sessions: SessionFactory) -> SFaceRecognizer:
+    return SFaceRecognizer(sessions.get("sface"))
 
-    def __init__(self, settings: SwapSettings, source: AlignedSource, clock: StageClock) -> None:
+
+def with_embeddings(
+    frame: np.ndarray, faces: list[Face], recognizer: SFaceRecognizer
+) -> list[Face]:
+    embedded = []
+    for face in faces:
+        raw, normed = recognizer.embed(frame, face.landmarks_5)
+        embedded.append(replace(face, embedding=raw, normed_embedding=normed))
+    return embedded
+
+
+class FramePipeline:
+    """Holds the sessions for its whole life; `process` rewrites a frame in place.
+
+    `reference_embedding` is the normed embedding of the reference face, needed (only) in
+    the `reference` selector mode; the recognizer is loaded only then.
+    """
+
+    def __init__(
+        self,
+        settings: SwapSettings,
+        source: AlignedSource,
+        clock: StageClock,
+        reference_embedding: np.ndarray | None = None,
+    ) -> None:
         self._sessions = open_session_factory(settings.execution)
         self._detector = load_detector(settings, self._sessions)
+        self._selection = settings.face_selector
+        self._reference_embedding = reference_embedding
+        self._recognizer = (
+            load_recognizer(self._sessions) if self._selection.needs_embeddings else None
+        )
         self._swapper = ClassicSwapper(source, feather=settings.face_mask_feather)
         self._clock = clock
 
     def process(self, frame: np.ndarray) -> FrameOutcome:
         with self._clock.measure("detect"):
             faces = self._detector.detect(frame)
+        if self._recognizer is not None and faces:
+            with self._clock.measure("embed"):
+                faces = with_embeddings(frame, faces, self._recognizer)
+        chosen = select_faces(faces, self._selection, self._reference_embedding)
         with self._clock.measure("swap"):
-            for face in faces:
+            for face in chosen:
                 self._swapper.swap(frame, face)
-        return FrameOutcome(faces_detected=len(faces), faces_swapped=len(faces))
+        return FrameOutcome(faces_detected=len(faces), faces_swapped=len(chosen))
 
     def model_calls(self) -> dict[str, ModelUsage]:
         return self._sessions.stats()

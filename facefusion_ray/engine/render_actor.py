@@ -87,12 +87,17 @@ def peak_memory_bytes() -> int:
 class ChunkRenderer:
     """Holds the sessions for the actor's life; the driver wraps it with `ray.remote`."""
 
-    def __init__(self, settings: SwapSettings, source: AlignedSource) -> None:
+    def __init__(
+        self,
+        settings: SwapSettings,
+        source: AlignedSource,
+        reference_embedding: np.ndarray | None = None,
+    ) -> None:
         # One actor per CPU: OpenCV's own thread pool would only fight the other actors.
         cv2.setNumThreads(settings.threads_per_worker)
         self._settings = settings
         self._clock = StageClock()
-        self._pipeline = FramePipeline(settings, source, self._clock)
+        self._pipeline = FramePipeline(settings, source, self._clock, reference_embedding)
 
     def render_chunk(
         self, target: str, info: MediaInfo, chunk: Chunk, segment_path: str

@@ -4,6 +4,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from facefusion_ray.engine.frame_pipeline import FramePipeline
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.render_actor import render_range
@@ -22,12 +24,13 @@ def render_video_sequential(
     settings: SwapSettings,
     source: AlignedSource,
     report: SwapReport,
+    reference_embedding: np.ndarray | None = None,
 ) -> None:
     """Decode, analyse, swap and encode every frame in turn, like FaceFusion's own loop."""
     if info.fps is None:
         raise ValueError("render_video_sequential needs a video with a frame rate")
     clock = StageClock()
-    pipeline = FramePipeline(settings, source, clock)
+    pipeline = FramePipeline(settings, source, clock, reference_embedding)
     work_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.segments-", dir=output.parent))
     try:
         segment = work_dir / f"whole{SEGMENT_SUFFIX}"
