@@ -90,6 +90,11 @@ def add_swap_options(parser: argparse.ArgumentParser) -> None:
         help="frame of the target that holds the reference face (default %(default)s)",
     )
     parser.add_argument(
+        "--debug-overlay",
+        action="store_true",
+        help="draw boxes, landmarks, scores and the selected faces onto the output",
+    )
+    parser.add_argument(
         "--execution-provider",
         choices=["cpu", "cuda", "tensorrt"],
         default="cpu",
@@ -128,6 +133,7 @@ def settings_from(args: argparse.Namespace) -> SwapSettings:
             reference_face_distance=args.reference_face_distance,
         ),
         reference_frame_number=args.reference_frame_number,
+        debug_overlay=args.debug_overlay,
         execution=ExecutionConfig(
             device=args.execution_provider,
             allow_cpu_fallback=args.allow_cpu_fallback,

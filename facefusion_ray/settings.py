@@ -23,6 +23,7 @@ class SwapSettings:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     face_selector: FaceSelection = field(default_factory=FaceSelection)
     reference_frame_number: int = 0
+    debug_overlay: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.face_detector_score <= 1.0:

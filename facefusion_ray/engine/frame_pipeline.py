@@ -15,6 +15,7 @@ from facefusion_ray.models.manifest import get_model_spec
 from facefusion_ray.models.session_factory import ModelUsage, SessionFactory
 from facefusion_ray.models.store import resolve_model_path
 from facefusion_ray.processors.classic_swap import AlignedSource, ClassicSwapper
+from facefusion_ray.processors.debug_overlay import draw_debug_overlay
 from facefusion_ray.settings import SwapSettings
 
 
@@ -76,6 +77,7 @@ class FramePipeline:
         )
         self._swapper = ClassicSwapper(source, feather=settings.face_mask_feather)
         self._clock = clock
+        self._debug_overlay = settings.debug_overlay
 
     def process(self, frame: np.ndarray) -> FrameOutcome:
         with self._clock.measure("detect"):
@@ -87,6 +89,8 @@ class FramePipeline:
         with self._clock.measure("swap"):
             for face in chosen:
                 self._swapper.swap(frame, face)
+        if self._debug_overlay:
+            draw_debug_overlay(frame, faces, chosen)
         return FrameOutcome(faces_detected=len(faces), faces_swapped=len(chosen))
 
     def model_calls(self) -> dict[str, ModelUsage]:
