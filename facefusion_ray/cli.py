@@ -42,10 +42,32 @@ def add_swap_options(parser: argparse.ArgumentParser) -> None:
         help="minimum detection score, 0-1 (default %(default)s)",
     )
     parser.add_argument(
+        "--face-detector-model",
+        default=defaults.face_detector_model,
+        help="yunet (embedded), scrfd_2.5g, retinaface_10g or yoloface_8n (default %(default)s)",
+    )
+    parser.add_argument(
         "--face-swapper-model",
         default=defaults.face_swapper_model,
-        choices=["classic"],
-        help="swapper (default %(default)s)",
+        help="classic (no weights) or a manifest swapper such as inswapper_128, "
+        "hyperswap_1a_256, simswap_256 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--face-mask-blur",
+        type=float,
+        default=defaults.face_mask_blur,
+        help="box mask blur of the neural swappers, 0-1 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--face-mask-padding",
+        type=int,
+        nargs=4,
+        default=list(defaults.face_mask_padding),
+        metavar=("TOP", "RIGHT", "BOTTOM", "LEFT"),
+        help="box mask padding in percent (default 0 0 0 0)",
+    )
+    parser.add_argument(
+        "--model-store", help="model store URL, e.g. s3://bucket/models (default: local store)"
     )
     parser.add_argument(
         "--output-video-quality",
@@ -121,7 +143,11 @@ def add_swap_options(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> SwapSettings:
     return SwapSettings(
         face_detector_score=args.face_detector_score,
+        face_detector_model=args.face_detector_model,
         face_swapper_model=args.face_swapper_model,
+        face_mask_blur=args.face_mask_blur,
+        face_mask_padding=tuple(args.face_mask_padding),
+        model_store=args.model_store,
         output_video_quality=args.output_video_quality,
         output_video_preset=args.output_video_preset,
         chunk_frames=args.chunk_frames,

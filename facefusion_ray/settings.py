@@ -6,6 +6,7 @@ from facefusion_ray.analysis.select import FACE_SELECTOR_MODES, FACE_SELECTOR_OR
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.models.execution import ExecutionConfig
 
+CLASSIC_SWAPPER = "classic"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -16,6 +17,8 @@ class SwapSettings:
     face_detector_score: float = 0.5
     face_swapper_model: str = "classic"
     face_mask_feather: float = 0.08
+    face_mask_blur: float = 0.3
+    face_mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     output_video_quality: int = 80
     output_video_preset: str = "veryfast"
     chunk_frames: int = 64
@@ -24,6 +27,10 @@ class SwapSettings:
     face_selector: FaceSelection = field(default_factory=FaceSelection)
     reference_frame_number: int = 0
     debug_overlay: bool = False
+    # Where the actors find their models: a store URL (None: this machine's default store)
+    # and a manifest file (None: the bundled one). Both travel with the settings to every node.
+    model_store: str | None = None
+    manifest_path: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.face_detector_score <= 1.0:
@@ -43,8 +50,16 @@ class SwapSettings:
             raise SettingsError("reference face distance must be between 0 and 1")
         if selector.reference_face_position < 0 or self.reference_frame_number < 0:
             raise SettingsError("reference face position and frame number must not be negative")
-        if self.face_swapper_model != "classic":
-            raise SettingsError(f"unknown face swapper model: {self.face_swapper_model}")
+        if not 0.0 <= self.face_mask_blur <= 1.0:
+            raise SettingsError("face mask blur must be between 0 and 1")
+        if len(self.face_mask_padding) != 4 or not all(
+            0 <= value <= 100 for value in self.face_mask_padding
+        ):
+            raise SettingsError("face mask padding is four percentages: top right bottom left")
+
+    @property
+    def uses_classic_swapper(self) -> bool:
+        return self.face_swapper_model == CLASSIC_SWAPPER
 
     @property
     def threads_per_worker(self) -> int:

@@ -30,7 +30,8 @@ def local_ray() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def detector():
-    from facefusion_ray.engine.frame_pipeline import load_detector, open_session_factory
+    from facefusion_ray.engine.frame_pipeline import open_session_factory
+    from facefusion_ray.engine.model_set import load_detector
     from facefusion_ray.models.execution import ExecutionConfig
     from facefusion_ray.settings import SwapSettings
 

@@ -40,11 +40,9 @@ def test_overlay_is_off_by_default_and_marks_the_swap_when_on(detector) -> None:
     identity = prepare_source_identity([fetch_asset(TOM_HANKS_PHOTO)], detector)
     selection = FaceSelection(mode="one")
     plain, debug = group.copy(), group.copy()
-    FramePipeline(SwapSettings(face_selector=selection), identity.aligned, StageClock()).process(
-        plain
-    )
+    FramePipeline(SwapSettings(face_selector=selection), identity, StageClock()).process(plain)
     FramePipeline(
-        SwapSettings(face_selector=selection, debug_overlay=True), identity.aligned, StageClock()
+        SwapSettings(face_selector=selection, debug_overlay=True), identity, StageClock()
     ).process(debug)
     green = np.all(debug == SELECTED_COLOUR, axis=2).sum()
     red = np.all(debug == IGNORED_COLOUR, axis=2).sum()

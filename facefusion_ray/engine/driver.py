@@ -12,25 +12,22 @@ import numpy as np
 import ray
 from tqdm import tqdm
 
-from facefusion_ray.engine.frame_pipeline import (
-    FramePipeline,
-    load_detector,
-    open_session_factory,
-)
+from facefusion_ray.analysis.arcface import ArcFaceRecognizer
+from facefusion_ray.engine.frame_pipeline import FramePipeline, open_session_factory
+from facefusion_ray.engine.model_set import check_models_exist, load_detector
 from facefusion_ray.engine.plan import Chunk, plan_chunks
 from facefusion_ray.engine.ray_runtime import ensure_ray
 from facefusion_ray.engine.reference import reference_embedding_for
 from facefusion_ray.engine.render_actor import ChunkRenderer, peak_memory_bytes
 from facefusion_ray.engine.report import ChunkResult, SwapReport, write_report
 from facefusion_ray.engine.sequential import render_video_sequential
-from facefusion_ray.engine.sources import prepare_source_identity
+from facefusion_ray.engine.sources import SourceIdentity, prepare_source_identity
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.errors import FaceFusionRayError, MediaError
 from facefusion_ray.media import MediaInfo, assemble_video, probe_media, read_image
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.media.images import write_image_atomic
 from facefusion_ray.models.execution import ExecutionConfig, actor_resources
-from facefusion_ray.processors.classic_swap import AlignedSource
 from facefusion_ray.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES, SwapSettings
 
 logger = logging.getLogger(__name__)
@@ -38,6 +35,8 @@ logger = logging.getLogger(__name__)
 # One chunk running and one queued per actor: the actor never idles between chunks,
 # and the driver never holds more than a handful of references.
 CHUNKS_IN_FLIGHT_PER_ACTOR = 2
+# FaceFusion derives every neural swapper's source identity from this recognizer.
+SOURCE_RECOGNIZER = "arcface_w600k_r50"
 NO_FACE_NOTE = "no face found in the target: the output equals the input"
 
 
@@ -56,8 +55,14 @@ def run_swap(
     info = probe_media(target)
     check_output_path(output, info)
     # Source images are few and small: the driver analyses them on CPU wherever it runs.
-    driver_sessions = open_session_factory(ExecutionConfig())
-    identity = prepare_source_identity(sources, load_detector(settings, driver_sessions))
+    check_models_exist(settings)
+    driver_sessions = open_session_factory(ExecutionConfig(), settings)
+    embedder = (
+        None
+        if settings.uses_classic_swapper
+        else ArcFaceRecognizer(driver_sessions.get(SOURCE_RECOGNIZER))
+    )
+    identity = prepare_source_identity(sources, load_detector(settings, driver_sessions), embedder)
     report = SwapReport(
         target=str(target),
         sources=[str(path) for path in sources],
@@ -67,16 +72,16 @@ def run_swap(
     reference = reference_embedding_for(target, info, settings, driver_sessions)
     report.add_model_stats(driver_sessions.stats())
     if info.kind == "image":
-        render_image(target, output, settings, identity.aligned, report, reference)
+        render_image(target, output, settings, identity, report, reference)
     elif sequential:
-        render_video_sequential(target, info, output, settings, identity.aligned, report, reference)
+        render_video_sequential(target, info, output, settings, identity, report, reference)
     else:
         render_video(
             target,
             info,
             output,
             settings,
-            identity.aligned,
+            identity,
             report,
             address,
             show_progress,
@@ -108,7 +113,7 @@ def render_image(
     target: Path,
     output: Path,
     settings: SwapSettings,
-    source: AlignedSource,
+    source: SourceIdentity,
     report: SwapReport,
     reference_embedding: np.ndarray | None = None,
 ) -> None:
@@ -127,7 +132,7 @@ def render_video(
     info: MediaInfo,
     output: Path,
     settings: SwapSettings,
-    source: AlignedSource,
+    source: SourceIdentity,
     report: SwapReport,
     address: str | None,
     show_progress: bool,

@@ -7,15 +7,15 @@ import numpy as np
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.select import select_faces
 from facefusion_ray.analysis.sface import SFaceRecognizer
-from facefusion_ray.analysis.yunet import YuNetDetector
+from facefusion_ray.engine.model_set import load_detector, model_spec, open_model_sessions
+from facefusion_ray.engine.sources import SourceIdentity
 from facefusion_ray.engine.stage_clock import StageClock
-from facefusion_ray.errors import SettingsError
 from facefusion_ray.models.execution import ExecutionConfig
-from facefusion_ray.models.manifest import get_model_spec
 from facefusion_ray.models.session_factory import ModelUsage, SessionFactory
-from facefusion_ray.models.store import resolve_model_path
-from facefusion_ray.processors.classic_swap import AlignedSource, ClassicSwapper
+from facefusion_ray.processors.classic_swap import ClassicSwapper
 from facefusion_ray.processors.debug_overlay import draw_debug_overlay
+from facefusion_ray.processors.neural_swap import NeuralSwapper
+from facefusion_ray.processors.paste_back import Region
 from facefusion_ray.settings import SwapSettings
 
 
@@ -25,19 +25,11 @@ class FrameOutcome:
     faces_swapped: int
 
 
-def fp16_variant_of(model_id: str) -> str | None:
-    return "fp16" if "fp16" in get_model_spec(model_id).variants else None
-
-
-def open_session_factory(execution: ExecutionConfig) -> SessionFactory:
-    """Sessions open lazily, on the execution device the configuration asks for."""
-    return SessionFactory(execution, resolve_model_path, fp16_variant_of)
-
-
-def load_detector(settings: SwapSettings, sessions: SessionFactory) -> YuNetDetector:
-    if settings.face_detector_model != "yunet":
-        raise SettingsError(f"unknown face detector model: {settings.face_detector_model}")
-    return YuNetDetector(sessions.get("yunet"), score_threshold=settings.face_detector_score)
+def open_session_factory(
+    execution: ExecutionConfig, settings: SwapSettings | None = None
+) -> SessionFactory:
+    """Sessions of the job's models (default store and manifest when no settings are given)."""
+    return open_model_sessions(settings or SwapSettings(), execution)
 
 
 def load_recognizer(sessions: SessionFactory) -> SFaceRecognizer:
@@ -54,6 +46,41 @@ def with_embeddings(
     return embedded
 
 
+class ClassicBatchSwapper:
+    """The classic swapper behind the batch interface the neural swappers have."""
+
+    def __init__(self, swapper: ClassicSwapper) -> None:
+        self._swapper = swapper
+
+    def swap_batch(self, frame: np.ndarray, faces: list[Face]) -> list[Region]:
+        return [self._swapper.swap(frame, face) for face in faces]
+
+
+def build_swapper(
+    settings: SwapSettings, sessions: SessionFactory, source: SourceIdentity
+) -> ClassicBatchSwapper | NeuralSwapper:
+    if settings.uses_classic_swapper:
+        if source.aligned is None:
+            raise ValueError("the classic swapper needs an aligned source face")
+        return ClassicBatchSwapper(
+            ClassicSwapper(source.aligned, feather=settings.face_mask_feather)
+        )
+    if source.embedding is None:
+        raise ValueError("a neural swapper needs the source identity's embedding")
+    spec = model_spec(settings, settings.face_swapper_model, "swapper")
+    converter = None
+    if spec.parameters.get("model_type") == "simswap":
+        converter = sessions.get("crossface_simswap")
+    return NeuralSwapper(
+        sessions.get(spec.model_id),
+        spec,
+        source.embedding,
+        embedding_converter=converter,
+        mask_blur=settings.face_mask_blur,
+        mask_padding=settings.face_mask_padding,
+    )
+
+
 class FramePipeline:
     """Holds the sessions for its whole life; `process` rewrites a frame in place.
 
@@ -64,18 +91,18 @@ class FramePipeline:
     def __init__(
         self,
         settings: SwapSettings,
-        source: AlignedSource,
+        source: SourceIdentity,
         clock: StageClock,
         reference_embedding: np.ndarray | None = None,
     ) -> None:
-        self._sessions = open_session_factory(settings.execution)
+        self._sessions = open_model_sessions(settings, settings.execution)
         self._detector = load_detector(settings, self._sessions)
         self._selection = settings.face_selector
         self._reference_embedding = reference_embedding
         self._recognizer = (
             load_recognizer(self._sessions) if self._selection.needs_embeddings else None
         )
-        self._swapper = ClassicSwapper(source, feather=settings.face_mask_feather)
+        self._swapper = build_swapper(settings, self._sessions, source)
         self._clock = clock
         self._debug_overlay = settings.debug_overlay
 
@@ -86,9 +113,9 @@ class FramePipeline:
             with self._clock.measure("embed"):
                 faces = with_embeddings(frame, faces, self._recognizer)
         chosen = select_faces(faces, self._selection, self._reference_embedding)
-        with self._clock.measure("swap"):
-            for face in chosen:
-                self._swapper.swap(frame, face)
+        if chosen:
+            with self._clock.measure("swap"):
+                self._swapper.swap_batch(frame, chosen)
         if self._debug_overlay:
             draw_debug_overlay(frame, faces, chosen)
         return FrameOutcome(faces_detected=len(faces), faces_swapped=len(chosen))

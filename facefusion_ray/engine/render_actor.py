@@ -11,10 +11,10 @@ import numpy as np
 from facefusion_ray.engine.frame_pipeline import FramePipeline
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.report import ChunkResult
+from facefusion_ray.engine.sources import SourceIdentity
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import MediaInfo, SegmentEncoder, iter_frames
 from facefusion_ray.models.session_factory import ModelUsage
-from facefusion_ray.processors.classic_swap import AlignedSource
 from facefusion_ray.settings import SwapSettings
 
 
@@ -90,7 +90,7 @@ class ChunkRenderer:
     def __init__(
         self,
         settings: SwapSettings,
-        source: AlignedSource,
+        source: SourceIdentity,
         reference_embedding: np.ndarray | None = None,
     ) -> None:
         # One actor per CPU: OpenCV's own thread pool would only fight the other actors.

@@ -10,10 +10,10 @@ from facefusion_ray.engine.frame_pipeline import FramePipeline
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.render_actor import render_range
 from facefusion_ray.engine.report import SwapReport
+from facefusion_ray.engine.sources import SourceIdentity
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import MediaInfo, assemble_video
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
-from facefusion_ray.processors.classic_swap import AlignedSource
 from facefusion_ray.settings import SwapSettings
 
 
@@ -22,7 +22,7 @@ def render_video_sequential(
     info: MediaInfo,
     output: Path,
     settings: SwapSettings,
-    source: AlignedSource,
+    source: SourceIdentity,
     report: SwapReport,
     reference_embedding: np.ndarray | None = None,
 ) -> None:

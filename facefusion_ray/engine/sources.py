@@ -1,12 +1,15 @@
-"""Turning source images into the identity that the swapper pastes."""
+"""Turning source images into the identity the swapper applies."""
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
+
+from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.select import largest_face
-from facefusion_ray.analysis.yunet import YuNetDetector
 from facefusion_ray.errors import NoFaceError
 from facefusion_ray.media.images import read_image
 from facefusion_ray.processors.classic_swap import AlignedSource, align_source
@@ -14,22 +17,40 @@ from facefusion_ray.processors.classic_swap import AlignedSource, align_source
 logger = logging.getLogger(__name__)
 
 
+class FaceDetector(Protocol):
+    def detect(self, frame_bgr: np.ndarray) -> list[Face]: ...
+
+
+class FaceEmbedder(Protocol):
+    def embed(
+        self, frame_bgr: np.ndarray, landmarks_5: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 @dataclass(frozen=True)
 class SourceIdentity:
-    aligned: AlignedSource
-    image_path: str
-    faces_in_image: int
+    """What a swapper needs of the sources: pixels for `classic`, an embedding for neural ones."""
+
+    aligned: AlignedSource | None
+    embedding: np.ndarray | None  # raw, averaged over every source image
+    image_paths: tuple[str, ...]
 
 
-def prepare_source_identity(paths: Sequence[Path], detector: YuNetDetector) -> SourceIdentity:
-    """Checks every source has a face and aligns the one the classic swapper pastes.
+def prepare_source_identity(
+    paths: Sequence[Path],
+    detector: FaceDetector,
+    embedder: FaceEmbedder | None = None,
+) -> SourceIdentity:
+    """Checks every source has a face and builds the identity from the largest one of each.
 
-    The classic swapper pastes pixels, so it cannot blend several photos into one
-    identity: it uses the largest face of the first source and says so.
+    With an `embedder` (neural swappers) the raw embeddings of all sources are averaged into
+    one identity, as FaceFusion averages several photos of one person. Without one (the
+    classic swapper, which pastes pixels and cannot blend photos) the first source is aligned.
     """
     if not paths:
         raise NoFaceError("no source image given")
-    chosen: SourceIdentity | None = None
+    aligned: AlignedSource | None = None
+    embeddings: list[np.ndarray] = []
     for path in paths:
         image = read_image(path)
         faces = detector.detect(image)
@@ -38,9 +59,13 @@ def prepare_source_identity(paths: Sequence[Path], detector: YuNetDetector) -> S
             raise NoFaceError(f"no face found in source image: {path}")
         if len(faces) > 1:
             logger.warning("source %s has %d faces; using the largest", path, len(faces))
-        if chosen is None:
-            chosen = SourceIdentity(align_source(image, face), str(path), len(faces))
-    assert chosen is not None
-    if len(paths) > 1:
-        logger.info("classic swapper uses the face of the first source, %s", chosen.image_path)
-    return chosen
+        if embedder is not None:
+            embeddings.append(embedder.embed(image, face.landmarks_5)[0])
+        elif aligned is None:
+            aligned = align_source(image, face)
+    if embedder is None and len(paths) > 1:
+        logger.info("the classic swapper uses the face of the first source, %s", paths[0])
+    if embeddings and len(embeddings) > 1:
+        logger.info("averaged %d source faces into one identity", len(embeddings))
+    average = np.mean(embeddings, axis=0).astype(np.float32) if embeddings else None
+    return SourceIdentity(aligned, average, tuple(str(path) for path in paths))
