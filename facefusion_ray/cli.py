@@ -13,6 +13,7 @@ from facefusion_ray.analysis.select import (
     FACE_SELECTOR_ORDERS,
     FaceSelection,
 )
+from facefusion_ray.cli_cache import add_cache_commands, run_cache_command
 from facefusion_ray.cli_models import add_models_commands, run_models_command
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.models.execution import ExecutionConfig
@@ -65,6 +66,15 @@ def add_swap_options(parser: argparse.ArgumentParser) -> None:
         default=list(defaults.face_mask_padding),
         metavar=("TOP", "RIGHT", "BOTTOM", "LEFT"),
         help="box mask padding in percent (default 0 0 0 0)",
+    )
+    parser.add_argument(
+        "--analysis-cache",
+        help="per-frame analysis cache URL, e.g. s3://bucket/analysis (default: local folder)",
+    )
+    parser.add_argument(
+        "--no-analysis-cache",
+        action="store_true",
+        help="analyse every frame and store nothing",
     )
     parser.add_argument(
         "--model-store", help="model store URL, e.g. s3://bucket/models (default: local store)"
@@ -148,6 +158,8 @@ def settings_from(args: argparse.Namespace) -> SwapSettings:
         face_mask_blur=args.face_mask_blur,
         face_mask_padding=tuple(args.face_mask_padding),
         model_store=args.model_store,
+        analysis_cache=args.analysis_cache,
+        use_analysis_cache=not args.no_analysis_cache,
         output_video_quality=args.output_video_quality,
         output_video_preset=args.output_video_preset,
         chunk_frames=args.chunk_frames,
@@ -198,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     samples.add_argument("--dir", type=Path, help="folder (default: the user cache)")
 
     add_models_commands(commands)
+    add_cache_commands(commands)
 
     demo = commands.add_parser("demo", help="swap Tom Hanks into the sample group video")
     demo.add_argument("--output", type=Path, default=Path("out/demo_swap.mp4"))
@@ -264,6 +277,7 @@ COMMANDS = {
     "samples": run_samples_command,
     "demo": run_demo_command,
     "models": run_models_command,
+    "cache": run_cache_command,
 }
 
 

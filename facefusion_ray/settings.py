@@ -31,6 +31,10 @@ class SwapSettings:
     # and a manifest file (None: the bundled one). Both travel with the settings to every node.
     model_store: str | None = None
     manifest_path: str | None = None
+    # Per-frame analysis results, shared by every render of the same footage (None: this
+    # machine's default cache folder); off only when asked.
+    analysis_cache: str | None = None
+    use_analysis_cache: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.face_detector_score <= 1.0:

@@ -1,6 +1,7 @@
 """Shared fixtures: real sample media, a real local Ray, real models."""
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,11 @@ import pytest
 # Tests run a private local Ray; token auth only matters for shared clusters.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# One analysis cache for the whole run, away from the user's: set before Ray starts, so the
+# actors inherit it too.
+os.environ.setdefault(
+    "FACEFUSION_RAY_ANALYSIS_CACHE", tempfile.mkdtemp(prefix="facefusion-ray-test-analysis-")
+)
 
 
 @pytest.fixture(scope="session")

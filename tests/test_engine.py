@@ -57,7 +57,9 @@ def test_report_counts_frames_faces_chunks_and_model_calls(rendered_sample) -> N
     assert on_disk["frames_with_faces"] == 300
     assert on_disk["faces_swapped"] >= 300
     # Every frame is detected once by the actors; the source image once by the driver.
-    assert on_disk["model_calls"]["yunet"] == 301
+    assert on_disk["model_calls"]["yunet"] == 300
+    assert on_disk["source_model_calls"]["yunet"] == 1
+    assert on_disk["cache"] == {"hits": 0, "misses": 300}
     assert report.seconds > 0
 
 
@@ -212,9 +214,11 @@ def test_engine_matches_the_sequential_path_frame_for_frame(
     ):
         assert np.array_equal(a, b), f"frame {index} differs"
     for report in (engine, sequential):
-        assert set(report.stage_seconds) >= {"decode", "detect", "swap", "encode", "assemble"}
+        assert set(report.stage_seconds) >= {"decode", "swap", "encode", "assemble"}
         assert report.peak_memory_bytes["driver"] > 0
     assert engine.peak_memory_bytes["actor_0"] > 0
+    # The second render of the same frames was served by the analysis cache.
+    assert sum(engine.cache.values()) == 40 and sequential.cache["hits"] == 40
 
 
 def test_reference_mode_changes_only_the_reference_person(
@@ -259,3 +263,35 @@ def test_reference_mode_changes_only_the_reference_person(
                 assert psnr(before[core], after[core]) < 30.0, f"frame {index}: not swapped"
             else:
                 assert psnr(before[core], after[core]) > 38.0, f"frame {index}: bystander swapped"
+
+
+def test_a_new_source_reuses_the_cached_analysis(sample_media, short_group_clip, tmp_path) -> None:
+    first = run_swap(
+        [sample_media.source_tom_hanks],
+        short_group_clip,
+        tmp_path / "tom.mp4",
+        SwapSettings(chunk_frames=7, face_detector_score=0.55),
+        show_progress=False,
+    )
+    # Another source and another chunk size: the analysis of every frame is reused.
+    second = run_swap(
+        [sample_media.source_astronaut],
+        short_group_clip,
+        tmp_path / "astronaut.mp4",
+        SwapSettings(chunk_frames=16, face_detector_score=0.55),
+        show_progress=False,
+    )
+    assert first.cache == {"hits": 0, "misses": 40}
+    assert second.cache == {"hits": 40, "misses": 0}
+    assert second.model_calls.get("yunet", 0) == 0
+    assert second.faces_swapped == first.faces_swapped
+    # A different detector threshold is a different analysis: nothing is reused.
+    third = run_swap(
+        [sample_media.source_astronaut],
+        short_group_clip,
+        tmp_path / "threshold.mp4",
+        SwapSettings(chunk_frames=16, face_detector_score=0.6),
+        show_progress=False,
+    )
+    assert third.cache == {"hits": 0, "misses": 40}
+    assert third.model_calls["yunet"] == 40

@@ -63,7 +63,7 @@ def test_identity_swapper_renders_the_video_back(
     # The stand-in's batch dimension is free: one call per frame with faces, not per face.
     assert report.model_calls["inswapper_128"] == report.frames_with_faces
     # Two source images, one ArcFace call each, averaged into one identity.
-    assert report.model_calls["arcface_w600k_r50"] == 2
+    assert report.source_model_calls["arcface_w600k_r50"] == 2
     for before, after in zip(decoded_frames(short_group_clip), decoded_frames(output), strict=True):
         assert psnr(before, after) > 35.0
 

@@ -13,6 +13,9 @@ import ray
 from tqdm import tqdm
 
 from facefusion_ray.analysis.arcface import ArcFaceRecognizer
+from facefusion_ray.cache import video_fingerprint
+from facefusion_ray.engine.analysis_key import analysis_settings
+from facefusion_ray.engine.cached_analysis import CachePlan
 from facefusion_ray.engine.frame_pipeline import FramePipeline, open_session_factory
 from facefusion_ray.engine.model_set import check_models_exist, load_detector
 from facefusion_ray.engine.plan import Chunk, plan_chunks
@@ -70,11 +73,16 @@ def run_swap(
         kind=info.kind,
     )
     reference = reference_embedding_for(target, info, settings, driver_sessions)
-    report.add_model_stats(driver_sessions.stats())
+    report.source_model_calls = {
+        model: int(usage["calls"]) for model, usage in driver_sessions.stats().items()
+    }
+    cache_plan = plan_analysis_cache(settings, target) if info.kind == "video" else None
     if info.kind == "image":
         render_image(target, output, settings, identity, report, reference)
     elif sequential:
-        render_video_sequential(target, info, output, settings, identity, report, reference)
+        render_video_sequential(
+            target, info, output, settings, identity, report, reference, cache_plan
+        )
     else:
         render_video(
             target,
@@ -86,6 +94,7 @@ def run_swap(
             address,
             show_progress,
             reference,
+            cache_plan,
         )
     report.peak_memory_bytes["driver"] = peak_memory_bytes()
     if report.frames_with_faces == 0:
@@ -96,6 +105,14 @@ def run_swap(
         write_report(report, report_path)
     logger.info(report.summary())
     return report
+
+
+def plan_analysis_cache(settings: SwapSettings, target: Path) -> CachePlan | None:
+    """The cache entry this render reads and fills, unless the cache is switched off."""
+    if not settings.use_analysis_cache:
+        return None
+    key = analysis_settings(settings).analysis_key()
+    return CachePlan(settings.analysis_cache, key, video_fingerprint(target))
 
 
 def check_output_path(output: Path, info: MediaInfo) -> None:
@@ -137,6 +154,7 @@ def render_video(
     address: str | None,
     show_progress: bool,
     reference_embedding: np.ndarray | None = None,
+    cache_plan: CachePlan | None = None,
 ) -> None:
     assert info.fps is not None
     chunks = plan_chunks(info.frame_count, settings.chunk_frames, settings.workers)
@@ -155,7 +173,7 @@ def render_video(
         # Held for the whole job, so a restarted actor can still read its arguments.
         source_reference = ray.put(source)
         actors = [
-            renderer_class.remote(settings, source_reference, reference_embedding)
+            renderer_class.remote(settings, source_reference, reference_embedding, cache_plan)
             for _ in range(workers)
         ]
         # Start-up (Ray, actors, model sessions) is reported apart from rendering, because

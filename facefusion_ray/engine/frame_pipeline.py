@@ -7,7 +7,12 @@ import numpy as np
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.select import select_faces
 from facefusion_ray.analysis.sface import SFaceRecognizer
-from facefusion_ray.engine.model_set import load_detector, model_spec, open_model_sessions
+from facefusion_ray.engine.model_set import (
+    Detector,
+    load_detector,
+    model_spec,
+    open_model_sessions,
+)
 from facefusion_ray.engine.sources import SourceIdentity
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.models.execution import ExecutionConfig
@@ -32,8 +37,12 @@ def open_session_factory(
     return open_model_sessions(settings or SwapSettings(), execution)
 
 
+# The recognizer that embeds target faces for the reference selector.
+RECOGNIZER = "sface"
+
+
 def load_recognizer(sessions: SessionFactory) -> SFaceRecognizer:
-    return SFaceRecognizer(sessions.get("sface"))
+    return SFaceRecognizer(sessions.get(RECOGNIZER))
 
 
 def with_embeddings(
@@ -82,7 +91,8 @@ def build_swapper(
 
 
 class FramePipeline:
-    """Holds the sessions for its whole life; `process` rewrites a frame in place.
+    """Holds the sessions for its whole life; `process` (= `apply(analyse(frame))`) rewrites a
+    frame in place.
 
     `reference_embedding` is the normed embedding of the reference face, needed (only) in
     the `reference` selector mode; the recognizer is loaded only then.
@@ -95,23 +105,38 @@ class FramePipeline:
         clock: StageClock,
         reference_embedding: np.ndarray | None = None,
     ) -> None:
+        self._settings = settings
         self._sessions = open_model_sessions(settings, settings.execution)
-        self._detector = load_detector(settings, self._sessions)
+        self._detector: Detector | None = None
+        self._recognizer: SFaceRecognizer | None = None
         self._selection = settings.face_selector
         self._reference_embedding = reference_embedding
-        self._recognizer = (
-            load_recognizer(self._sessions) if self._selection.needs_embeddings else None
-        )
         self._swapper = build_swapper(settings, self._sessions, source)
         self._clock = clock
         self._debug_overlay = settings.debug_overlay
 
     def process(self, frame: np.ndarray) -> FrameOutcome:
+        return self.apply(frame, self.analyse(frame))
+
+    def analyse(self, frame: np.ndarray) -> list[Face]:
+        """Detect (and, when the selector needs them, embed) the faces of a frame.
+
+        The analysis models are opened on first use, so a job served from the analysis cache
+        never loads them.
+        """
+        if self._detector is None:
+            self._detector = load_detector(self._settings, self._sessions)
         with self._clock.measure("detect"):
             faces = self._detector.detect(frame)
-        if self._recognizer is not None and faces:
+        if self._selection.needs_embeddings and faces:
+            if self._recognizer is None:
+                self._recognizer = load_recognizer(self._sessions)
             with self._clock.measure("embed"):
                 faces = with_embeddings(frame, faces, self._recognizer)
+        return faces
+
+    def apply(self, frame: np.ndarray, faces: list[Face]) -> FrameOutcome:
+        """Select among analysed faces and swap them into `frame` in place."""
         chosen = select_faces(faces, self._selection, self._reference_embedding)
         if chosen:
             with self._clock.measure("swap"):

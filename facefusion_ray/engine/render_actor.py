@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facefusion_ray.cache import AnalysisCache
+from facefusion_ray.engine.cached_analysis import CachePlan, ChunkAnalysis
 from facefusion_ray.engine.frame_pipeline import FramePipeline
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.report import ChunkResult
@@ -36,6 +38,8 @@ def render_range(
     info: MediaInfo,
     chunk: Chunk,
     segment_path: Path,
+    cache: AnalysisCache | None = None,
+    cache_plan: CachePlan | None = None,
 ) -> ChunkResult:
     """Decode `chunk` of `target`, swap every frame, encode it to `segment_path`."""
     if info.fps is None:
@@ -51,9 +55,11 @@ def render_range(
         quality=settings.output_video_quality,
         preset=settings.output_video_preset,
     )
+    analysis = ChunkAnalysis(cache, cache_plan, chunk, clock)
     with encoder:
-        for frame in timed_frames(iter_frames(target, chunk.start, chunk.count, info), clock):
-            outcome = pipeline.process(frame)
+        frames_in_chunk = timed_frames(iter_frames(target, chunk.start, chunk.count, info), clock)
+        for offset, frame in enumerate(frames_in_chunk):
+            outcome = pipeline.apply(frame, analysis.faces(offset, frame, pipeline.analyse))
             with clock.measure("encode"):
                 encoder.write(frame)
             frames += 1
@@ -61,6 +67,7 @@ def render_range(
             faces_swapped += outcome.faces_swapped
         with clock.measure("encode"):
             encoder.close()
+    analysis.finish()
     stages = {
         stage: round(seconds - stages_before.get(stage, 0.0), 6)
         for stage, seconds in clock.snapshot().items()
@@ -72,6 +79,8 @@ def render_range(
         faces_swapped,
         time.perf_counter() - started,
         stages,
+        cache_hits=analysis.hits,
+        cache_misses=analysis.misses,
     )
 
 
@@ -92,18 +101,29 @@ class ChunkRenderer:
         settings: SwapSettings,
         source: SourceIdentity,
         reference_embedding: np.ndarray | None = None,
+        cache_plan: CachePlan | None = None,
     ) -> None:
         # One actor per CPU: OpenCV's own thread pool would only fight the other actors.
         cv2.setNumThreads(settings.threads_per_worker)
         self._settings = settings
         self._clock = StageClock()
         self._pipeline = FramePipeline(settings, source, self._clock, reference_embedding)
+        self._cache_plan = cache_plan
+        self._cache = cache_plan.open() if cache_plan is not None else None
 
     def render_chunk(
         self, target: str, info: MediaInfo, chunk: Chunk, segment_path: str
     ) -> ChunkResult:
         return render_range(
-            self._pipeline, self._clock, self._settings, target, info, chunk, Path(segment_path)
+            self._pipeline,
+            self._clock,
+            self._settings,
+            target,
+            info,
+            chunk,
+            Path(segment_path),
+            self._cache,
+            self._cache_plan,
         )
 
     def model_calls(self) -> dict[str, ModelUsage]:

@@ -17,6 +17,8 @@ class ChunkResult:
     faces_swapped: int
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    cache_hits: int = 0
+    cache_misses: int = 0
 
 
 @dataclass
@@ -39,6 +41,10 @@ class SwapReport:
     # Summed over all workers, so with N workers they can add up to N times `seconds`.
     stage_seconds: dict[str, float] = field(default_factory=dict)
     peak_memory_bytes: dict[str, int] = field(default_factory=dict)
+    # Frames whose analysis came from the cache, and frames analysed by the models.
+    cache: dict[str, int] = field(default_factory=lambda: {"hits": 0, "misses": 0})
+    # Calls made by the driver for the source images and the reference face.
+    source_model_calls: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def add_chunk(self, result: ChunkResult) -> None:
@@ -46,6 +52,8 @@ class SwapReport:
         self.frames_with_faces += result.frames_with_faces
         self.faces_swapped += result.faces_swapped
         self.add_stage_seconds(result.stage_seconds)
+        self.cache["hits"] += result.cache_hits
+        self.cache["misses"] += result.cache_misses
 
     def add_stage_seconds(self, stages: dict[str, float]) -> None:
         for stage, seconds in stages.items():

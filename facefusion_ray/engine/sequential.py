@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facefusion_ray.engine.cached_analysis import CachePlan
 from facefusion_ray.engine.frame_pipeline import FramePipeline
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.render_actor import render_range
@@ -25,6 +26,7 @@ def render_video_sequential(
     source: SourceIdentity,
     report: SwapReport,
     reference_embedding: np.ndarray | None = None,
+    cache_plan: CachePlan | None = None,
 ) -> None:
     """Decode, analyse, swap and encode every frame in turn, like FaceFusion's own loop."""
     if info.fps is None:
@@ -36,7 +38,17 @@ def render_video_sequential(
         segment = work_dir / f"whole{SEGMENT_SUFFIX}"
         whole_video = Chunk(0, 0, info.frame_count)
         report.add_chunk(
-            render_range(pipeline, clock, settings, str(target), info, whole_video, segment)
+            render_range(
+                pipeline,
+                clock,
+                settings,
+                str(target),
+                info,
+                whole_video,
+                segment,
+                cache_plan.open() if cache_plan is not None else None,
+                cache_plan,
+            )
         )
         report.chunks = 1
         report.workers = 1

@@ -1,0 +1,69 @@
+"""Serving a chunk's per-frame analysis from the cache, and filling the cache on a miss."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from facefusion_ray.analysis.face import Face
+from facefusion_ray.cache import AnalysisCache, FrameAnalysis
+from facefusion_ray.engine.plan import Chunk
+from facefusion_ray.engine.stage_clock import StageClock
+from facefusion_ray.media import frame_fingerprint
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    """Where a job's analysis is cached and under which key; travels to every actor."""
+
+    url: str | None
+    analysis_key: str
+    video_fingerprint: str
+
+    def open(self) -> AnalysisCache:
+        return AnalysisCache(self.url)
+
+
+class ChunkAnalysis:
+    """Faces for each frame of one chunk: from the cache when its frame fingerprint matches,
+    from the analysis models otherwise. `finish` stores the chunk when anything was computed."""
+
+    def __init__(
+        self, cache: AnalysisCache | None, plan: CachePlan | None, chunk: Chunk, clock: StageClock
+    ) -> None:
+        self._cache = cache
+        self._plan = plan
+        self._chunk = chunk
+        self._clock = clock
+        self._cached: list[FrameAnalysis] | None = None
+        if cache is not None and plan is not None:
+            with clock.measure("cache_io"):
+                self._cached = cache.lookup(
+                    plan.video_fingerprint, plan.analysis_key, chunk.start, chunk.count
+                )
+        self._records: list[FrameAnalysis] = []
+        self.hits = 0
+        self.misses = 0
+
+    def faces(
+        self, offset: int, frame: np.ndarray, analyse: Callable[[np.ndarray], list[Face]]
+    ) -> list[Face]:
+        if self._cache is None:
+            return analyse(frame)
+        with self._clock.measure("cache_io"):
+            fingerprint = frame_fingerprint(frame)
+        cached = self._cached[offset] if self._cached is not None else None
+        if cached is not None and cached.frame_fingerprint == fingerprint:
+            self.hits += 1
+            faces = cached.faces
+        else:
+            self.misses += 1
+            faces = analyse(frame)
+        self._records.append(FrameAnalysis(self._chunk.start + offset, fingerprint, faces))
+        return faces
+
+    def finish(self) -> None:
+        if self._cache is None or self._plan is None or self.misses == 0:
+            return
+        with self._clock.measure("cache_io"):
+            self._cache.write(self._plan.video_fingerprint, self._plan.analysis_key, self._records)
