@@ -30,10 +30,18 @@ def test_targets_are_judged_from_the_figures() -> None:
     assert summary["two_workers_vs_one"]["met"] is True
     assert summary["peak_rss_growth_4x_length"] == {"growth": 0.15, "target": 0.1, "met": False}
     assert summary["outside_work_stages"]["met"] is True
-    assert summary["warm_cache_rerender"] == {
-        "measured": False,
-        "needs": "issue 5 (analysis cache)",
-    }
+    assert summary["ab_8_sources_vs_8_renders"] == {"measured": False, "needs": "issue 6 (A/B)"}
+    assert "warm_cache_rerender_vs_cold" not in summary
+
+
+def test_warm_cache_share_is_judged_on_wall_time() -> None:
+    summary = targets_summary(
+        {
+            "720p_cache_cold": {"wall_seconds": 20.0},
+            "720p_cache_warm_new_source": {"wall_seconds": 4.0},
+        }
+    )
+    assert summary["warm_cache_rerender_vs_cold"] == {"share": 0.2, "target": 0.25, "met": True}
 
 
 def test_missing_scenarios_are_not_judged() -> None:
