@@ -13,7 +13,8 @@ import numpy as np
 
 from facefusion_ray.analysis.face import Face
 
-FaceSelectorMode = Literal["many", "one", "reference"]
+# FaceFusion's three modes, and ours: every source to its own person of the video.
+FaceSelectorMode = Literal["many", "one", "reference", "identity-map"]
 FaceSelectorOrder = Literal[
     "left-right",
     "right-left",
@@ -76,7 +77,7 @@ class FaceSelection:
 
     @property
     def needs_embeddings(self) -> bool:
-        return self.mode == "reference"
+        return self.mode in ("reference", "identity-map")
 
 
 def select_faces(
@@ -95,6 +96,8 @@ def select_faces(
     if selection.mode == "one":
         chosen = face_at_position(ordered, 0)
         return [] if chosen is None else [chosen]
+    if selection.mode == "identity-map":
+        return ordered  # each face is matched to its person by the identity map
     if reference_embedding is None:
         raise ValueError("reference mode needs the reference face's embedding")
     matches = []

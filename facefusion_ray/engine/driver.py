@@ -17,6 +17,7 @@ from facefusion_ray.cache import video_fingerprint
 from facefusion_ray.engine.analysis_key import analysis_settings
 from facefusion_ray.engine.cached_analysis import CachePlan
 from facefusion_ray.engine.frame_pipeline import FramePipeline, open_session_factory
+from facefusion_ray.engine.identity_map import build_identity_map
 from facefusion_ray.engine.model_set import check_models_exist, load_detector
 from facefusion_ray.engine.plan import Chunk, plan_chunks
 from facefusion_ray.engine.ray_runtime import ensure_ray
@@ -24,7 +25,7 @@ from facefusion_ray.engine.reference import reference_embedding_for
 from facefusion_ray.engine.render_actor import ChunkRenderer, peak_memory_bytes
 from facefusion_ray.engine.report import ChunkResult, SwapReport, write_report
 from facefusion_ray.engine.sequential import render_video_sequential
-from facefusion_ray.engine.sources import SourceIdentity, prepare_source_identity
+from facefusion_ray.engine.sources import IdentityMap, SourceIdentity, prepare_source_identity
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.errors import FaceFusionRayError, MediaError
 from facefusion_ray.media import MediaInfo, assemble_video, probe_media, read_image
@@ -65,7 +66,14 @@ def run_swap(
         if settings.uses_classic_swapper
         else ArcFaceRecognizer(driver_sessions.get(SOURCE_RECOGNIZER))
     )
-    identity = prepare_source_identity(sources, load_detector(settings, driver_sessions), embedder)
+    detector = load_detector(settings, driver_sessions)
+    identity_map: IdentityMap | None = None
+    if settings.face_selector.mode == "identity-map":
+        per_source = [prepare_source_identity([path], detector, embedder) for path in sources]
+        identity = per_source[0]
+        identity_map = build_identity_map(target, info, settings, driver_sessions, per_source)
+    else:
+        identity = prepare_source_identity(sources, detector, embedder)
     report = SwapReport(
         target=str(target),
         sources=[str(path) for path in sources],
@@ -78,10 +86,10 @@ def run_swap(
     }
     cache_plan = plan_analysis_cache(settings, target) if info.kind == "video" else None
     if info.kind == "image":
-        render_image(target, output, settings, identity, report, reference)
+        render_image(target, output, settings, identity, report, reference, identity_map)
     elif sequential:
         render_video_sequential(
-            target, info, output, settings, identity, report, reference, cache_plan
+            target, info, output, settings, identity, report, reference, cache_plan, identity_map
         )
     else:
         render_video(
@@ -95,6 +103,7 @@ def run_swap(
             show_progress,
             reference,
             cache_plan,
+            identity_map,
         )
     report.peak_memory_bytes["driver"] = peak_memory_bytes()
     if report.frames_with_faces == 0:
@@ -133,8 +142,9 @@ def render_image(
     source: SourceIdentity,
     report: SwapReport,
     reference_embedding: np.ndarray | None = None,
+    identity_map: IdentityMap | None = None,
 ) -> None:
-    pipeline = FramePipeline(settings, source, StageClock(), reference_embedding)
+    pipeline = FramePipeline(settings, source, StageClock(), reference_embedding, identity_map)
     frame = read_image(target)
     outcome = pipeline.process(frame)
     write_image_atomic(output, frame)
@@ -155,6 +165,7 @@ def render_video(
     show_progress: bool,
     reference_embedding: np.ndarray | None = None,
     cache_plan: CachePlan | None = None,
+    identity_map: IdentityMap | None = None,
 ) -> None:
     assert info.fps is not None
     chunks = plan_chunks(info.frame_count, settings.chunk_frames, settings.workers)
@@ -173,7 +184,9 @@ def render_video(
         # Held for the whole job, so a restarted actor can still read its arguments.
         source_reference = ray.put(source)
         actors = [
-            renderer_class.remote(settings, source_reference, reference_embedding, cache_plan)
+            renderer_class.remote(
+                settings, source_reference, reference_embedding, cache_plan, identity_map
+            )
             for _ in range(workers)
         ]
         # Start-up (Ray, actors, model sessions) is reported apart from rendering, because

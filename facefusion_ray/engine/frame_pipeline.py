@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from facefusion_ray.analysis.face import Face
+from facefusion_ray.analysis.identities import nearest_person
 from facefusion_ray.analysis.select import select_faces
 from facefusion_ray.analysis.sface import SFaceRecognizer
 from facefusion_ray.engine.model_set import (
@@ -13,7 +14,7 @@ from facefusion_ray.engine.model_set import (
     model_spec,
     open_model_sessions,
 )
-from facefusion_ray.engine.sources import SourceIdentity
+from facefusion_ray.engine.sources import IdentityMap, SourceIdentity
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.models.execution import ExecutionConfig
 from facefusion_ray.models.session_factory import ModelUsage, SessionFactory
@@ -104,6 +105,7 @@ class FramePipeline:
         source: SourceIdentity,
         clock: StageClock,
         reference_embedding: np.ndarray | None = None,
+        identity_map: IdentityMap | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = open_model_sessions(settings, settings.execution)
@@ -112,6 +114,12 @@ class FramePipeline:
         self._selection = settings.face_selector
         self._reference_embedding = reference_embedding
         self._swapper = build_swapper(settings, self._sessions, source)
+        self._identity_map = identity_map
+        self._person_swappers = (
+            [build_swapper(settings, self._sessions, person) for person in identity_map.sources]
+            if identity_map is not None
+            else []
+        )
         self._clock = clock
         self._debug_overlay = settings.debug_overlay
 
@@ -138,12 +146,30 @@ class FramePipeline:
     def apply(self, frame: np.ndarray, faces: list[Face]) -> FrameOutcome:
         """Select among analysed faces and swap them into `frame` in place."""
         chosen = select_faces(faces, self._selection, self._reference_embedding)
-        if chosen:
+        if self._identity_map is not None:
+            chosen = self._swap_mapped_people(frame, chosen)
+        elif chosen:
             with self._clock.measure("swap"):
                 self._swapper.swap_batch(frame, chosen)
         if self._debug_overlay:
             draw_debug_overlay(frame, faces, chosen)
         return FrameOutcome(faces_detected=len(faces), faces_swapped=len(chosen))
+
+    def _swap_mapped_people(self, frame: np.ndarray, faces: list[Face]) -> list[Face]:
+        """Each face that is one of the mapped people gets that person's source."""
+        assert self._identity_map is not None
+        threshold = self._selection.reference_face_distance
+        by_person: dict[int, list[Face]] = {}
+        for face in faces:
+            if face.normed_embedding is None:
+                raise ValueError("the identity map needs an embedding for every face")
+            person = nearest_person(face.normed_embedding, self._identity_map.centroids, threshold)
+            if person is not None:
+                by_person.setdefault(person, []).append(face)
+        with self._clock.measure("swap"):
+            for person, person_faces in sorted(by_person.items()):
+                self._person_swappers[person].swap_batch(frame, person_faces)
+        return [face for person_faces in by_person.values() for face in person_faces]
 
     def model_calls(self) -> dict[str, ModelUsage]:
         return self._sessions.stats()

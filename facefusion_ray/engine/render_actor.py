@@ -13,7 +13,7 @@ from facefusion_ray.engine.cached_analysis import CachePlan, ChunkAnalysis
 from facefusion_ray.engine.frame_pipeline import FramePipeline
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.report import ChunkResult
-from facefusion_ray.engine.sources import SourceIdentity
+from facefusion_ray.engine.sources import IdentityMap, SourceIdentity
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import MediaInfo, SegmentEncoder, iter_frames
 from facefusion_ray.models.session_factory import ModelUsage
@@ -102,12 +102,15 @@ class ChunkRenderer:
         source: SourceIdentity,
         reference_embedding: np.ndarray | None = None,
         cache_plan: CachePlan | None = None,
+        identity_map: IdentityMap | None = None,
     ) -> None:
         # One actor per CPU: OpenCV's own thread pool would only fight the other actors.
         cv2.setNumThreads(settings.threads_per_worker)
         self._settings = settings
         self._clock = StageClock()
-        self._pipeline = FramePipeline(settings, source, self._clock, reference_embedding)
+        self._pipeline = FramePipeline(
+            settings, source, self._clock, reference_embedding, identity_map
+        )
         self._cache_plan = cache_plan
         self._cache = cache_plan.open() if cache_plan is not None else None
 

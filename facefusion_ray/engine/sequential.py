@@ -11,7 +11,7 @@ from facefusion_ray.engine.frame_pipeline import FramePipeline
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.render_actor import render_range
 from facefusion_ray.engine.report import SwapReport
-from facefusion_ray.engine.sources import SourceIdentity
+from facefusion_ray.engine.sources import IdentityMap, SourceIdentity
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import MediaInfo, assemble_video
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
@@ -27,12 +27,13 @@ def render_video_sequential(
     report: SwapReport,
     reference_embedding: np.ndarray | None = None,
     cache_plan: CachePlan | None = None,
+    identity_map: IdentityMap | None = None,
 ) -> None:
     """Decode, analyse, swap and encode every frame in turn, like FaceFusion's own loop."""
     if info.fps is None:
         raise ValueError("render_video_sequential needs a video with a frame rate")
     clock = StageClock()
-    pipeline = FramePipeline(settings, source, clock, reference_embedding)
+    pipeline = FramePipeline(settings, source, clock, reference_embedding, identity_map)
     work_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.segments-", dir=output.parent))
     try:
         segment = work_dir / f"whole{SEGMENT_SUFFIX}"

@@ -36,6 +36,14 @@ class SourceIdentity:
     image_paths: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class IdentityMap:
+    """Person i of the target (normed centroid i) is replaced by sources[i]."""
+
+    centroids: np.ndarray  # (people, embedding size)
+    sources: tuple[SourceIdentity, ...]
+
+
 def prepare_source_identity(
     paths: Sequence[Path],
     detector: FaceDetector,
