@@ -54,6 +54,16 @@ def add_swap_options(parser: argparse.ArgumentParser) -> None:
         "hyperswap_1a_256, simswap_256 (default %(default)s)",
     )
     parser.add_argument(
+        "--face-enhancer-model",
+        help="enhance the swapped faces with a manifest enhancer, e.g. gfpgan_1.4 (default none)",
+    )
+    parser.add_argument(
+        "--face-enhancer-blend",
+        type=int,
+        default=defaults.face_enhancer_blend,
+        help="how much of the enhanced face to keep, 0-100 (default %(default)s)",
+    )
+    parser.add_argument(
         "--face-mask-blur",
         type=float,
         default=defaults.face_mask_blur,
@@ -155,6 +165,8 @@ def settings_from(args: argparse.Namespace) -> SwapSettings:
         face_detector_score=args.face_detector_score,
         face_detector_model=args.face_detector_model,
         face_swapper_model=args.face_swapper_model,
+        face_enhancer_model=args.face_enhancer_model,
+        face_enhancer_blend=args.face_enhancer_blend,
         face_mask_blur=args.face_mask_blur,
         face_mask_padding=tuple(args.face_mask_padding),
         model_store=args.model_store,

@@ -17,6 +17,8 @@ class SwapSettings:
     face_detector_score: float = 0.5
     face_swapper_model: str = "classic"
     face_mask_feather: float = 0.08
+    face_enhancer_model: str | None = None
+    face_enhancer_blend: int = 80
     face_mask_blur: float = 0.3
     face_mask_padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     output_video_quality: int = 80
@@ -54,6 +56,8 @@ class SwapSettings:
             raise SettingsError("reference face distance must be between 0 and 1")
         if selector.reference_face_position < 0 or self.reference_frame_number < 0:
             raise SettingsError("reference face position and frame number must not be negative")
+        if not 0 <= self.face_enhancer_blend <= 100:
+            raise SettingsError("face enhancer blend must be between 0 and 100")
         if not 0.0 <= self.face_mask_blur <= 1.0:
             raise SettingsError("face mask blur must be between 0 and 1")
         if len(self.face_mask_padding) != 4 or not all(

@@ -17,6 +17,7 @@ from facefusion_ray.models.manifest import default_manifest_path, load_manifest
 from facefusion_ray.settings import SwapSettings
 from tests.media_checks import decoded_frames, psnr
 from tests.standin_models import build_standin
+from tests.test_enhancer import affine_enhancer
 from tests.test_neural_swap import identity_swapper
 
 pytestmark = pytest.mark.usefixtures("local_ray")
@@ -30,6 +31,8 @@ def standin_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     builders = {
         "inswapper_128": lambda spec, path: identity_swapper(spec, path, batch="faces"),
         "arcface_w600k_r50": build_standin,
+        # Paints every face mid-grey: its effect is easy to find and to scale by the blend.
+        "gfpgan_1.4": lambda spec, path: affine_enhancer(spec, path, 0.0, (0.0, 0.0, 0.0)),
     }
     for model_id, build in builders.items():
         path = build(manifest.model(model_id), folder / f"{model_id}.standin.onnx")
@@ -76,3 +79,32 @@ def test_neural_render_is_reproducible_bit_for_bit(
     render(standin_zoo, short_group_clip, second, sample_media.source_tom_hanks)
     for a, b in zip(decoded_frames(first), decoded_frames(second), strict=True):
         assert np.array_equal(a, b)
+
+
+def test_enhancer_runs_on_the_swapped_faces_with_its_blend(
+    standin_zoo, sample_media, short_group_clip, tmp_path
+) -> None:
+    manifest_path, store = standin_zoo
+    outputs = {}
+    for blend in (0, 100):
+        output = tmp_path / f"enhanced-{blend}.mp4"
+        report = run_swap(
+            [sample_media.source_tom_hanks],
+            short_group_clip,
+            output,
+            SwapSettings(
+                face_enhancer_model="gfpgan_1.4",
+                face_enhancer_blend=blend,
+                manifest_path=manifest_path,
+                model_store=store,
+                chunk_frames=20,
+                output_video_quality=100,
+            ),
+            show_progress=False,
+        )
+        # One enhancer call per swapped face (its batch is fixed at 1).
+        assert report.model_calls["gfpgan_1.4"] == report.faces_swapped
+        outputs[blend] = next(decoded_frames(output))
+    # Blend 0 keeps the classic swap as it was; blend 100 paints the faces grey.
+    assert psnr(outputs[0], outputs[100]) < 30.0
+    assert "enhance" in report.stage_seconds

@@ -20,6 +20,7 @@ from facefusion_ray.models.execution import ExecutionConfig
 from facefusion_ray.models.session_factory import ModelUsage, SessionFactory
 from facefusion_ray.processors.classic_swap import ClassicSwapper
 from facefusion_ray.processors.debug_overlay import draw_debug_overlay
+from facefusion_ray.processors.enhancer import FaceEnhancer
 from facefusion_ray.processors.neural_swap import NeuralSwapper
 from facefusion_ray.processors.paste_back import Region
 from facefusion_ray.settings import SwapSettings
@@ -91,6 +92,19 @@ def build_swapper(
     )
 
 
+def build_enhancer(settings: SwapSettings, sessions: SessionFactory) -> FaceEnhancer | None:
+    """The enhancer runs on the swapped faces only, after the swap (FaceFusion's order)."""
+    if settings.face_enhancer_model is None:
+        return None
+    spec = model_spec(settings, settings.face_enhancer_model, "enhancer")
+    return FaceEnhancer(
+        sessions.get(spec.model_id),
+        spec,
+        blend=settings.face_enhancer_blend,
+        mask_blur=settings.face_mask_blur,
+    )
+
+
 class FramePipeline:
     """Holds the sessions for its whole life; `process` (= `apply(analyse(frame))`) rewrites a
     frame in place.
@@ -114,6 +128,7 @@ class FramePipeline:
         self._selection = settings.face_selector
         self._reference_embedding = reference_embedding
         self._swapper = build_swapper(settings, self._sessions, source)
+        self._enhancer = build_enhancer(settings, self._sessions)
         self._identity_map = identity_map
         self._person_swappers = (
             [build_swapper(settings, self._sessions, person) for person in identity_map.sources]
@@ -151,6 +166,9 @@ class FramePipeline:
         elif chosen:
             with self._clock.measure("swap"):
                 self._swapper.swap_batch(frame, chosen)
+        if self._enhancer is not None and chosen:
+            with self._clock.measure("enhance"):
+                self._enhancer.enhance_batch(frame, chosen)
         if self._debug_overlay:
             draw_debug_overlay(frame, faces, chosen)
         return FrameOutcome(faces_detected=len(faces), faces_swapped=len(chosen))

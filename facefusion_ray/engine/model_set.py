@@ -58,3 +58,5 @@ def check_models_exist(settings: SwapSettings) -> None:
     model_spec(settings, settings.face_detector_model, "detector")
     if not settings.uses_classic_swapper:
         model_spec(settings, settings.face_swapper_model, "swapper")
+    if settings.face_enhancer_model is not None:
+        model_spec(settings, settings.face_enhancer_model, "enhancer")
