@@ -48,6 +48,28 @@ def add_swap_options(parser: argparse.ArgumentParser) -> None:
         help="yunet (embedded), scrfd_2.5g, retinaface_10g or yoloface_8n (default %(default)s)",
     )
     parser.add_argument(
+        "--face-detector-angles",
+        type=int,
+        nargs="+",
+        default=list(defaults.face_detector_angles),
+        choices=[0, 90, 180, 270],
+        help="also detect faces turned by these angles (default 0)",
+    )
+    parser.add_argument(
+        "--face-landmarker-model",
+        help="refine landmarks with 68 points, e.g. 2dfan4 (default: the detector's 5 points)",
+    )
+    parser.add_argument(
+        "--face-landmarker-score",
+        type=float,
+        default=defaults.face_landmarker_score,
+        help="68-point estimates scoring above this replace the 5 points (default %(default)s)",
+    )
+    parser.add_argument(
+        "--face-occluder-model",
+        help="occlusion mask for neural swappers, e.g. xseg_1 (default none)",
+    )
+    parser.add_argument(
         "--face-swapper-model",
         default=defaults.face_swapper_model,
         help="classic (no weights) or a manifest swapper such as inswapper_128, "
@@ -164,6 +186,10 @@ def settings_from(args: argparse.Namespace) -> SwapSettings:
     return SwapSettings(
         face_detector_score=args.face_detector_score,
         face_detector_model=args.face_detector_model,
+        face_detector_angles=tuple(args.face_detector_angles),
+        face_landmarker_model=args.face_landmarker_model,
+        face_landmarker_score=args.face_landmarker_score,
+        face_occluder_model=args.face_occluder_model,
         face_swapper_model=args.face_swapper_model,
         face_enhancer_model=args.face_enhancer_model,
         face_enhancer_blend=args.face_enhancer_blend,

@@ -15,6 +15,12 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 class SwapSettings:
     face_detector_model: str = "yunet"
     face_detector_score: float = 0.5
+    face_detector_angles: tuple[int, ...] = (0,)
+    # 68-point landmarks (2dfan4, with fan_68_5 for its angle estimate) refine the 5 points.
+    face_landmarker_model: str | None = None
+    face_landmarker_score: float = 0.5
+    # Occlusion mask (xseg_1) for the neural swappers: hands or hair in front stay visible.
+    face_occluder_model: str | None = None
     face_swapper_model: str = "classic"
     face_mask_feather: float = 0.08
     face_enhancer_model: str | None = None
@@ -56,6 +62,12 @@ class SwapSettings:
             raise SettingsError("reference face distance must be between 0 and 1")
         if selector.reference_face_position < 0 or self.reference_frame_number < 0:
             raise SettingsError("reference face position and frame number must not be negative")
+        if not self.face_detector_angles or any(
+            angle not in (0, 90, 180, 270) for angle in self.face_detector_angles
+        ):
+            raise SettingsError("face detector angles are some of 0 90 180 270")
+        if not 0.0 <= self.face_landmarker_score <= 1.0:
+            raise SettingsError("face landmarker score must be between 0 and 1")
         if not 0 <= self.face_enhancer_blend <= 100:
             raise SettingsError("face enhancer blend must be between 0 and 100")
         if not 0.0 <= self.face_mask_blur <= 1.0:

@@ -33,6 +33,9 @@ def standin_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
         "arcface_w600k_r50": build_standin,
         # Paints every face mid-grey: its effect is easy to find and to scale by the blend.
         "gfpgan_1.4": lambda spec, path: affine_enhancer(spec, path, 0.0, (0.0, 0.0, 0.0)),
+        "2dfan4": build_standin,
+        "fan_68_5": build_standin,
+        "xseg_1": build_standin,
     }
     for model_id, build in builders.items():
         path = build(manifest.model(model_id), folder / f"{model_id}.standin.onnx")
@@ -108,3 +111,31 @@ def test_enhancer_runs_on_the_swapped_faces_with_its_blend(
     # Blend 0 keeps the classic swap as it was; blend 100 paints the faces grey.
     assert psnr(outputs[0], outputs[100]) < 30.0
     assert "enhance" in report.stage_seconds
+
+
+def test_landmarker_occluder_and_angles_run_where_configured(
+    standin_zoo, sample_media, short_group_clip, tmp_path
+) -> None:
+    manifest_path, store = standin_zoo
+    report = run_swap(
+        [sample_media.source_tom_hanks],
+        short_group_clip,
+        tmp_path / "configured.mp4",
+        SwapSettings(
+            face_swapper_model="inswapper_128",
+            face_landmarker_model="2dfan4",
+            face_occluder_model="xseg_1",
+            face_detector_angles=(0, 180),
+            manifest_path=manifest_path,
+            model_store=store,
+            chunk_frames=20,
+            use_analysis_cache=False,
+        ),
+        show_progress=False,
+    )
+    assert report.frames_total == 40
+    assert report.model_calls["yunet"] == 2 * 40  # once per angle
+    detected = report.faces_swapped  # many mode: every detected face is swapped
+    assert report.model_calls["fan_68_5"] == detected
+    assert report.model_calls["2dfan4"] == detected
+    assert report.model_calls["xseg_1"] == detected

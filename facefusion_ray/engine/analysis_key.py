@@ -21,12 +21,16 @@ def analysis_settings(settings: SwapSettings) -> AnalysisSettings:
     store = ModelStore(settings.model_store, manifest=job_manifest(settings))
     detector = settings.face_detector_model
     embedded = settings.face_selector.needs_embeddings
+    landmarker = settings.face_landmarker_model
     return AnalysisSettings(
         detector_id=detector,
         detector_sha256=pinned_sha256(store, detector),
         detector_size=store.manifest.model(detector).size,
         score_threshold=settings.face_detector_score,
         nms_threshold=DEFAULT_NMS_THRESHOLD,
+        angles=settings.face_detector_angles,
+        landmarker_id=landmarker,
+        landmarker_sha256=pinned_sha256(store, landmarker) if landmarker else None,
         recognizer_id=RECOGNIZER if embedded else None,
         recognizer_sha256=pinned_sha256(store, RECOGNIZER) if embedded else None,
     )

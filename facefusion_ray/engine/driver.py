@@ -18,7 +18,7 @@ from facefusion_ray.engine.analysis_key import analysis_settings
 from facefusion_ray.engine.cached_analysis import CachePlan
 from facefusion_ray.engine.frame_pipeline import FramePipeline, open_session_factory
 from facefusion_ray.engine.identity_map import build_identity_map
-from facefusion_ray.engine.model_set import check_models_exist, load_detector
+from facefusion_ray.engine.model_set import check_models_exist, load_analyser
 from facefusion_ray.engine.plan import Chunk, plan_chunks
 from facefusion_ray.engine.ray_runtime import ensure_ray
 from facefusion_ray.engine.reference import reference_embedding_for
@@ -66,7 +66,7 @@ def run_swap(
         if settings.uses_classic_swapper
         else ArcFaceRecognizer(driver_sessions.get(SOURCE_RECOGNIZER))
     )
-    detector = load_detector(settings, driver_sessions)
+    detector = load_analyser(settings, driver_sessions)
     identity_map: IdentityMap | None = None
     if settings.face_selector.mode == "identity-map":
         per_source = [prepare_source_identity([path], detector, embedder) for path in sources]

@@ -9,8 +9,8 @@ from facefusion_ray.analysis.identities import nearest_person
 from facefusion_ray.analysis.select import select_faces
 from facefusion_ray.analysis.sface import SFaceRecognizer
 from facefusion_ray.engine.model_set import (
-    Detector,
-    load_detector,
+    FaceAnalyser,
+    load_analyser,
     model_spec,
     open_model_sessions,
 )
@@ -22,6 +22,7 @@ from facefusion_ray.processors.classic_swap import ClassicSwapper
 from facefusion_ray.processors.debug_overlay import draw_debug_overlay
 from facefusion_ray.processors.enhancer import FaceEnhancer
 from facefusion_ray.processors.neural_swap import NeuralSwapper
+from facefusion_ray.processors.occlusion import OcclusionMasker
 from facefusion_ray.processors.paste_back import Region
 from facefusion_ray.settings import SwapSettings
 
@@ -82,11 +83,16 @@ def build_swapper(
     converter = None
     if spec.parameters.get("model_type") == "simswap":
         converter = sessions.get("crossface_simswap")
+    occluder = None
+    if settings.face_occluder_model is not None:
+        occluder_spec = model_spec(settings, settings.face_occluder_model, "occluder")
+        occluder = OcclusionMasker(sessions.get(occluder_spec.model_id), occluder_spec)
     return NeuralSwapper(
         sessions.get(spec.model_id),
         spec,
         source.embedding,
         embedding_converter=converter,
+        occluder=occluder,
         mask_blur=settings.face_mask_blur,
         mask_padding=settings.face_mask_padding,
     )
@@ -123,7 +129,7 @@ class FramePipeline:
     ) -> None:
         self._settings = settings
         self._sessions = open_model_sessions(settings, settings.execution)
-        self._detector: Detector | None = None
+        self._detector: FaceAnalyser | None = None
         self._recognizer: SFaceRecognizer | None = None
         self._selection = settings.face_selector
         self._reference_embedding = reference_embedding
@@ -148,7 +154,7 @@ class FramePipeline:
         never loads them.
         """
         if self._detector is None:
-            self._detector = load_detector(self._settings, self._sessions)
+            self._detector = load_analyser(self._settings, self._sessions)
         with self._clock.measure("detect"):
             faces = self._detector.detect(frame)
         if self._selection.needs_embeddings and faces:

@@ -8,7 +8,7 @@ import numpy as np
 
 from facefusion_ray.analysis.identities import cluster_people
 from facefusion_ray.engine.frame_pipeline import load_recognizer
-from facefusion_ray.engine.model_set import load_detector
+from facefusion_ray.engine.model_set import load_analyser
 from facefusion_ray.engine.sources import IdentityMap, SourceIdentity
 from facefusion_ray.errors import NoFaceError
 from facefusion_ray.media import MediaInfo, iter_frames
@@ -32,7 +32,7 @@ def find_target_people(
     target: Path, info: MediaInfo, settings: SwapSettings, sessions: SessionFactory
 ) -> list[np.ndarray]:
     """Centroids of the people seen in sampled frames, most seen first."""
-    detector = load_detector(settings, sessions)
+    detector = load_analyser(settings, sessions)
     recognizer = load_recognizer(sessions)
     sightings: list[tuple[np.ndarray, float]] = []
     for number in sampled_frame_numbers(info.frame_count):

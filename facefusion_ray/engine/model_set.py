@@ -2,6 +2,11 @@
 
 from pathlib import Path
 
+import numpy as np
+
+from facefusion_ray.analysis.detector_geometry import Detections, detect_at_angles
+from facefusion_ray.analysis.face import Face
+from facefusion_ray.analysis.landmark_68 import Fan68Landmarker
 from facefusion_ray.analysis.scrfd import ScrfdDetector
 from facefusion_ray.analysis.yoloface import YoloFaceDetector
 from facefusion_ray.analysis.yunet import YuNetDetector
@@ -13,6 +18,8 @@ from facefusion_ray.models.store import ModelStore
 from facefusion_ray.settings import SwapSettings
 
 Detector = YuNetDetector | ScrfdDetector | YoloFaceDetector
+# FaceFusion estimates 68 points from 5 with this model to know a face's angle for 2DFAN4.
+FAN_68_FROM_5 = "fan_68_5"
 SCRFD_DECODED = ("scrfd", "retinaface")
 
 
@@ -39,6 +46,67 @@ def model_spec(settings: SwapSettings, model_id: str, kind: str) -> ModelSpec:
     return spec
 
 
+class FaceAnalyser:
+    """Detection at the job's angles, then (when configured) 68-point landmark refinement."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        angles: tuple[int, ...],
+        landmarker: Fan68Landmarker | None,
+    ) -> None:
+        self._detector = detector
+        self._angles = angles
+        self._landmarker = landmarker
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Face]:
+        faces = self._detect(frame_bgr)
+        if self._landmarker is not None:
+            faces = [self._landmarker.refine(frame_bgr, face) for face in faces]
+        return faces
+
+    def _detect(self, frame_bgr: np.ndarray) -> list[Face]:
+        if isinstance(self._detector, YuNetDetector):
+            if self._angles == (0,):
+                return self._detector.detect(frame_bgr)
+            yunet = self._detector
+            return detect_at_angles(
+                frame_bgr,
+                self._angles,
+                lambda rotated: faces_as_detections(yunet.detect(rotated)),
+                yunet.score_threshold,
+                None,
+            )
+        return self._detector.detect(frame_bgr, self._angles)
+
+
+def faces_as_detections(faces: list[Face]) -> Detections:
+    if not faces:
+        return Detections.empty()
+    return Detections(
+        boxes=np.stack([face.bbox for face in faces]).astype(np.float32),
+        scores=np.array([face.score for face in faces], dtype=np.float32),
+        landmarks=np.stack([face.landmarks_5 for face in faces]).astype(np.float32),
+    )
+
+
+def load_analyser(settings: SwapSettings, sessions: SessionFactory) -> FaceAnalyser:
+    landmarker = None
+    if settings.face_landmarker_model is not None:
+        model_spec(settings, settings.face_landmarker_model, "landmarker")
+        estimator = (
+            sessions.get(FAN_68_FROM_5) if FAN_68_FROM_5 in job_manifest(settings).models else None
+        )
+        landmarker = Fan68Landmarker(
+            sessions.get(settings.face_landmarker_model),
+            estimator,
+            score_threshold=settings.face_landmarker_score,
+        )
+    return FaceAnalyser(
+        load_detector(settings, sessions), settings.face_detector_angles, landmarker
+    )
+
+
 def load_detector(settings: SwapSettings, sessions: SessionFactory) -> Detector:
     model_id = settings.face_detector_model
     spec = model_spec(settings, model_id, "detector")
@@ -60,3 +128,7 @@ def check_models_exist(settings: SwapSettings) -> None:
         model_spec(settings, settings.face_swapper_model, "swapper")
     if settings.face_enhancer_model is not None:
         model_spec(settings, settings.face_enhancer_model, "enhancer")
+    if settings.face_landmarker_model is not None:
+        model_spec(settings, settings.face_landmarker_model, "landmarker")
+    if settings.face_occluder_model is not None:
+        model_spec(settings, settings.face_occluder_model, "occluder")

@@ -7,7 +7,7 @@ import numpy as np
 
 from facefusion_ray.analysis.select import face_at_position, sort_faces
 from facefusion_ray.engine.frame_pipeline import load_recognizer
-from facefusion_ray.engine.model_set import load_detector
+from facefusion_ray.engine.model_set import load_analyser
 from facefusion_ray.errors import NoFaceError
 from facefusion_ray.media import MediaInfo, iter_frames
 from facefusion_ray.models.session_factory import SessionFactory
@@ -28,7 +28,7 @@ def reference_embedding_for(
         return None
     frame_number = min(settings.reference_frame_number, info.frame_count - 1)
     frame = next(iter(iter_frames(target, frame_number, 1, info)))
-    faces = sort_faces(load_detector(settings, sessions).detect(frame), selection.order)
+    faces = sort_faces(load_analyser(settings, sessions).detect(frame), selection.order)
     face = face_at_position(faces, selection.reference_face_position)
     if face is None:
         raise NoFaceError(f"no reference face in frame {frame_number} of {target}")
