@@ -30,6 +30,9 @@ def standin_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     document = json.loads(default_manifest_path().read_text())
     builders = {
         "inswapper_128": lambda spec, path: identity_swapper(spec, path, batch="faces"),
+        "hyperswap_1a_256": identity_swapper,
+        "simswap_256": identity_swapper,
+        "crossface_simswap": build_standin,
         "arcface_w600k_r50": build_standin,
         # Paints every face mid-grey: its effect is easy to find and to scale by the blend.
         "gfpgan_1.4": lambda spec, path: affine_enhancer(spec, path, 0.0, (0.0, 0.0, 0.0)),
@@ -48,10 +51,10 @@ def standin_zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     return str(manifest_path), str(folder / "store")
 
 
-def render(standin_zoo, clip: Path, output: Path, source: Path):
+def render(standin_zoo, clip: Path, output: Path, source: Path, swapper: str = "inswapper_128"):
     manifest_path, store = standin_zoo
     settings = SwapSettings(
-        face_swapper_model="inswapper_128",
+        face_swapper_model=swapper,
         manifest_path=manifest_path,
         model_store=store,
         chunk_frames=10,
@@ -74,12 +77,14 @@ def test_identity_swapper_renders_the_video_back(
         assert psnr(before, after) > 35.0
 
 
+@pytest.mark.parametrize("swapper", ["inswapper_128", "hyperswap_1a_256", "simswap_256"])
 def test_neural_render_is_reproducible_bit_for_bit(
-    standin_zoo, sample_media, short_group_clip, tmp_path
+    standin_zoo, sample_media, short_group_clip, tmp_path, swapper: str
 ) -> None:
     first, second = tmp_path / "first.mp4", tmp_path / "second.mp4"
-    render(standin_zoo, short_group_clip, first, sample_media.source_tom_hanks)
-    render(standin_zoo, short_group_clip, second, sample_media.source_tom_hanks)
+    report = render(standin_zoo, short_group_clip, first, sample_media.source_tom_hanks, swapper)
+    render(standin_zoo, short_group_clip, second, sample_media.source_tom_hanks, swapper)
+    assert report.model_calls[swapper] > 0
     for a, b in zip(decoded_frames(first), decoded_frames(second), strict=True):
         assert np.array_equal(a, b)
 
