@@ -19,14 +19,13 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from filelock import FileLock
 
+from facefusion_ray.atomic_files import temporary_file_beside
 from facefusion_ray.errors import AssetError
 from facefusion_ray.paths import cache_root
 
@@ -149,7 +148,7 @@ def _fetch_from_sources(asset: Asset, target: Path) -> None:
 
 def _fetch_one(source: Source, sha256: str, target: Path) -> None:
     logger.info("fetching %s from %s", target.name, source.describe())
-    with _temporary_file_beside(target) as temporary:
+    with temporary_file_beside(target) as temporary:
         if isinstance(source, UrlSource):
             actual = _download_url(source.url, temporary)
         else:
@@ -157,18 +156,6 @@ def _fetch_one(source: Source, sha256: str, target: Path) -> None:
         if actual != sha256:
             raise _DigestMismatch(actual)
         os.replace(temporary, target)
-
-
-@contextmanager
-def _temporary_file_beside(target: Path) -> Iterator[Path]:
-    """A temp file in the target's folder (so os.replace is atomic), removed unless consumed."""
-    descriptor, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(descriptor)
-    temporary = Path(name)
-    try:
-        yield temporary
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _copy_hashing(reader: BinaryIO, destination: Path) -> str:

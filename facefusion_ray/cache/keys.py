@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
 
+from facefusion_ray.atomic_files import write_bytes_atomically
 from facefusion_ray.cache.schema import SCHEMA_VERSION
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.paths import cache_root
@@ -108,10 +107,4 @@ def _read_index(path: Path) -> dict[str, dict[str, object]]:
 
 
 def _write_index(path: Path, index: dict[str, dict[str, object]]) -> None:
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            json.dump(index, stream)
-        os.replace(name, path)
-    finally:
-        Path(name).unlink(missing_ok=True)
+    write_bytes_atomically(path, json.dumps(index).encode("utf-8"))

@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from facefusion_ray.atomic_files import write_bytes_atomically
 from facefusion_ray.errors import ModelError
 
 logger = logging.getLogger(__name__)
@@ -411,8 +410,8 @@ def _write_prepared(
     payload = model.SerializeToString()
     digest = hashlib.sha256(payload).hexdigest()
     destination.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(destination, payload)
-    _write_atomically(sidecar_path(destination), f"{digest}  {destination.name}\n".encode())
+    write_bytes_atomically(destination, payload)
+    write_bytes_atomically(sidecar_path(destination), f"{digest}  {destination.name}\n".encode())
     logger.info(
         "prepared %s with %s into %s",
         source.name,
@@ -439,16 +438,6 @@ def is_prepared_intact(prepared: Path) -> bool:
         for block in iter(lambda: stream.read(1024 * 1024), b""):
             digest.update(block)
     return digest.hexdigest() == recorded[0]
-
-
-def _write_atomically(destination: Path, payload: bytes) -> None:
-    descriptor, name = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(payload)
-        os.replace(name, destination)
-    finally:
-        Path(name).unlink(missing_ok=True)
 
 
 def _fold_constant_nodes(

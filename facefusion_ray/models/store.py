@@ -34,6 +34,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from facefusion_ray.assets.fetch import fetch_asset, file_sha256
+from facefusion_ray.atomic_files import temporary_file_beside
 from facefusion_ray.errors import AssetError, ModelError
 from facefusion_ray.models.lockfile import (
     LOCK_FILE_NAME,
@@ -485,7 +486,7 @@ class ModelStore:
         """Copy a store object to `target`, which appears only when it has the expected hash."""
         started = time.perf_counter()
         location = describe_location(self._filesystem, key)
-        with _temporary_beside(target) as temporary:
+        with temporary_file_beside(target) as temporary:
             download(self._filesystem, key, temporary)
             actual = file_sha256(temporary)
             if actual != expected:
@@ -626,21 +627,7 @@ def _variant_label(name: str) -> str:
     return f"variant {name}"
 
 
-@contextmanager
-def _temporary_beside(target: Path) -> Iterator[Path]:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".partial", dir=target.parent
-    )
-    os.close(descriptor)
-    temporary = Path(name)
-    try:
-        yield temporary
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _write_text_atomically(target: Path, text: str) -> None:
-    with _temporary_beside(target) as temporary:
+    with temporary_file_beside(target) as temporary:
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, target)

@@ -15,7 +15,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -24,7 +23,11 @@ from typing import Any, BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from facefusion_ray.atomic_files import temporary_file_beside
 from facefusion_ray.storage.errors import ObjectNotFoundError, StorageError
+
+# Files of a shared store stay readable by the other accounts that use it (mkstemp gives 0600).
+SHARED_FILE_MODE = 0o644
 
 S3_PROTOCOLS = frozenset({"s3", "s3a"})
 _LOCAL_PROTOCOLS = frozenset({"file", "local"})
@@ -178,7 +181,7 @@ def put_atomic(filesystem: fsspec.AbstractFileSystem, local_path: Path, remote_p
     """
     with translated_errors(filesystem, remote_path, "cannot write"):
         if is_local(filesystem):
-            with _local_temporary_beside(Path(remote_path)) as temporary:
+            with temporary_file_beside(Path(remote_path), SHARED_FILE_MODE) as temporary:
                 shutil.copyfile(local_path, temporary)
                 os.replace(temporary, remote_path)
         else:
@@ -190,7 +193,7 @@ def put_bytes_atomic(
 ) -> None:
     with translated_errors(filesystem, remote_path, "cannot write"):
         if is_local(filesystem):
-            with _local_temporary_beside(Path(remote_path)) as temporary:
+            with temporary_file_beside(Path(remote_path), SHARED_FILE_MODE) as temporary:
                 temporary.write_bytes(payload)
                 os.replace(temporary, remote_path)
         else:
@@ -234,22 +237,6 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     return tuple(errors)
-
-
-@contextmanager
-def _local_temporary_beside(target: Path) -> Iterator[Path]:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".partial", dir=target.parent
-    )
-    os.close(descriptor)
-    temporary = Path(name)
-    # mkstemp creates 0600; a shared store must stay readable by the other accounts using it.
-    temporary.chmod(0o644)
-    try:
-        yield temporary
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _protocol_of(url: str) -> str:
