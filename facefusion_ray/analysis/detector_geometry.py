@@ -221,3 +221,14 @@ def detect_at_angles(
         )
         for index in keep
     ]
+
+
+def faces_as_detections(faces: Sequence[Face]) -> Detections:
+    """Candidates from already decoded faces, so any detector can go through the angle merge."""
+    if not faces:
+        return Detections.empty()
+    return Detections(
+        boxes=np.stack([face.bbox for face in faces]).astype(np.float32),
+        scores=np.array([face.score for face in faces], dtype=np.float32),
+        landmarks=np.stack([face.landmarks_5 for face in faces]).astype(np.float32),
+    )

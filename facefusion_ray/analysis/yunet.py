@@ -14,9 +14,12 @@ mean what they mean for the model's reference decoder.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
+from facefusion_ray.analysis.detector_geometry import detect_at_angles, faces_as_detections
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.models.sessions import ModelSession
 
@@ -49,7 +52,20 @@ class YuNetDetector:
         self.input_size = max_input_size if self.accepts_any_size else (width, height)
         self._cells: dict[tuple[int, int, int], np.ndarray] = {}
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Face]:
+    def detect(self, frame_bgr: np.ndarray, angles: Sequence[int] = (0,)) -> list[Face]:
+        """Faces in a BGR frame, best score first, in the frame's pixel coordinates; other
+        `angles` (90/180/270) also detect on the turned frame and merge by FaceFusion's NMS."""
+        if tuple(angles) == (0,):
+            return self._detect_upright(frame_bgr)
+        return detect_at_angles(
+            frame_bgr,
+            angles,
+            lambda turned: faces_as_detections(self._detect_upright(turned)),
+            self.score_threshold,
+            None,
+        )
+
+    def _detect_upright(self, frame_bgr: np.ndarray) -> list[Face]:
         """Faces in a BGR uint8 frame, best score first, in the frame's pixel coordinates."""
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 BGR frame, got shape {frame_bgr.shape}")

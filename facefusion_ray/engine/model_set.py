@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 
-from facefusion_ray.analysis.detector_geometry import Detections, detect_at_angles
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.landmark_68 import Fan68Landmarker
 from facefusion_ray.analysis.scrfd import ScrfdDetector
@@ -60,34 +59,10 @@ class FaceAnalyser:
         self._landmarker = landmarker
 
     def detect(self, frame_bgr: np.ndarray) -> list[Face]:
-        faces = self._detect(frame_bgr)
+        faces = self._detector.detect(frame_bgr, self._angles)
         if self._landmarker is not None:
             faces = [self._landmarker.refine(frame_bgr, face) for face in faces]
         return faces
-
-    def _detect(self, frame_bgr: np.ndarray) -> list[Face]:
-        if isinstance(self._detector, YuNetDetector):
-            if self._angles == (0,):
-                return self._detector.detect(frame_bgr)
-            yunet = self._detector
-            return detect_at_angles(
-                frame_bgr,
-                self._angles,
-                lambda rotated: faces_as_detections(yunet.detect(rotated)),
-                yunet.score_threshold,
-                None,
-            )
-        return self._detector.detect(frame_bgr, self._angles)
-
-
-def faces_as_detections(faces: list[Face]) -> Detections:
-    if not faces:
-        return Detections.empty()
-    return Detections(
-        boxes=np.stack([face.bbox for face in faces]).astype(np.float32),
-        scores=np.array([face.score for face in faces], dtype=np.float32),
-        landmarks=np.stack([face.landmarks_5 for face in faces]).astype(np.float32),
-    )
 
 
 def load_analyser(settings: SwapSettings, sessions: SessionFactory) -> FaceAnalyser:
