@@ -1,8 +1,6 @@
 """The driver: plans chunks, keeps a bounded number in flight per actor, reassembles."""
 
 import logging
-import shutil
-import tempfile
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -15,6 +13,7 @@ from tqdm import tqdm
 from facefusion_ray.analysis.arcface import ArcFaceRecognizer
 from facefusion_ray.cache import video_fingerprint
 from facefusion_ray.engine.analysis_key import analysis_settings
+from facefusion_ray.engine.assembly import assemble_output, segment_folder
 from facefusion_ray.engine.cached_analysis import CachePlan
 from facefusion_ray.engine.frame_pipeline import FramePipeline, open_session_factory
 from facefusion_ray.engine.identity_map import build_identity_map
@@ -28,7 +27,7 @@ from facefusion_ray.engine.sequential import render_video_sequential
 from facefusion_ray.engine.sources import IdentityMap, SourceIdentity, prepare_source_identity
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.errors import FaceFusionRayError, MediaError
-from facefusion_ray.media import MediaInfo, assemble_video, probe_media, read_image
+from facefusion_ray.media import MediaInfo, probe_media, read_image
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.media.images import write_image_atomic
 from facefusion_ray.models.execution import ExecutionConfig, actor_resources
@@ -174,54 +173,50 @@ def render_video(
     report.workers = workers
     started = time.perf_counter()
     started_ray = ensure_ray(address, num_cpus=workers * settings.threads_per_worker)
-    work_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.segments-", dir=output.parent))
     try:
-        renderer_class = ray.remote(ChunkRenderer).options(
-            **actor_resources(settings.execution, settings.threads_per_worker),
-            max_restarts=2,
-            max_task_retries=2,
-        )
-        # Held for the whole job, so a restarted actor can still read its arguments.
-        source_reference = ray.put(source)
-        actors = [
-            renderer_class.remote(
-                settings, source_reference, reference_embedding, cache_plan, identity_map
+        with segment_folder(output) as work_dir:
+            renderer_class = ray.remote(ChunkRenderer).options(
+                **actor_resources(settings.execution, settings.threads_per_worker),
+                max_restarts=2,
+                max_task_retries=2,
             )
-            for _ in range(workers)
-        ]
-        # Start-up (Ray, actors, model sessions) is reported apart from rendering, because
-        # a long job or a shared pool pays it once.
-        ray.get([actor.peak_memory.remote() for actor in actors])
-        report.startup_seconds = round(time.perf_counter() - started, 3)
-        segments = [work_dir / f"segment-{chunk.index:06d}{SEGMENT_SUFFIX}" for chunk in chunks]
-        with tqdm(
-            total=info.frame_count,
-            unit="frame",
-            desc=f"swap {target.name}",
-            disable=not show_progress,
-            mininterval=0.5,
-            dynamic_ncols=True,
-        ) as progress:
-            for finished, result in enumerate(
-                render_chunks(actors, str(target), info, chunks, segments), start=1
+            # Held for the whole job, so a restarted actor can still read its arguments.
+            source_reference = ray.put(source)
+            actors = [
+                renderer_class.remote(
+                    settings, source_reference, reference_embedding, cache_plan, identity_map
+                )
+                for _ in range(workers)
+            ]
+            # Start-up (Ray, actors, model sessions) is reported apart from rendering, because
+            # a long job or a shared pool pays it once.
+            ray.get([actor.peak_memory.remote() for actor in actors])
+            report.startup_seconds = round(time.perf_counter() - started, 3)
+            segments = [work_dir / f"segment-{chunk.index:06d}{SEGMENT_SUFFIX}" for chunk in chunks]
+            with tqdm(
+                total=info.frame_count,
+                unit="frame",
+                desc=f"swap {target.name}",
+                disable=not show_progress,
+                mininterval=0.5,
+                dynamic_ncols=True,
+            ) as progress:
+                for finished, result in enumerate(
+                    render_chunks(actors, str(target), info, chunks, segments), start=1
+                ):
+                    report.add_chunk(result)
+                    progress.set_postfix_str(f"chunks {finished}/{len(chunks)}", refresh=False)
+                    progress.update(result.frames)
+            for stats in ray.get([actor.model_calls.remote() for actor in actors]):
+                report.add_model_stats(stats)
+            for index, memory in enumerate(
+                ray.get([actor.peak_memory.remote() for actor in actors])
             ):
-                report.add_chunk(result)
-                progress.set_postfix_str(f"chunks {finished}/{len(chunks)}", refresh=False)
-                progress.update(result.frames)
-        for stats in ray.get([actor.model_calls.remote() for actor in actors]):
-            report.add_model_stats(stats)
-        for index, memory in enumerate(ray.get([actor.peak_memory.remote() for actor in actors])):
-            report.peak_memory_bytes[f"actor_{index}"] = memory
-        for actor in actors:
-            ray.kill(actor)
-        assemble_clock = StageClock()
-        with assemble_clock.measure("assemble"):
-            assemble_video(
-                segments, info.fps, output, audio_source=target if info.has_audio else None
-            )
-        report.add_stage_seconds(assemble_clock.snapshot())
+                report.peak_memory_bytes[f"actor_{index}"] = memory
+            for actor in actors:
+                ray.kill(actor)
+            assemble_output(segments, target, info, output, report)
     finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
         if started_ray:
             ray.shutdown()
 

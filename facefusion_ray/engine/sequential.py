@@ -1,11 +1,10 @@
 """The single-process path: one frame loop, no Ray. The baseline the engine must beat and match."""
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from facefusion_ray.engine.assembly import assemble_output, segment_folder
 from facefusion_ray.engine.cached_analysis import CachePlan
 from facefusion_ray.engine.frame_pipeline import FramePipeline
 from facefusion_ray.engine.plan import Chunk
@@ -13,7 +12,7 @@ from facefusion_ray.engine.render_actor import render_range
 from facefusion_ray.engine.report import SwapReport
 from facefusion_ray.engine.sources import IdentityMap, SourceIdentity
 from facefusion_ray.engine.stage_clock import StageClock
-from facefusion_ray.media import MediaInfo, assemble_video
+from facefusion_ray.media import MediaInfo
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.settings import SwapSettings
 
@@ -34,9 +33,8 @@ def render_video_sequential(
         raise ValueError("render_video_sequential needs a video with a frame rate")
     clock = StageClock()
     pipeline = FramePipeline(settings, source, clock, reference_embedding, identity_map)
-    work_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.segments-", dir=output.parent))
-    try:
-        segment = work_dir / f"whole{SEGMENT_SUFFIX}"
+    with segment_folder(output) as folder:
+        segment = folder / f"whole{SEGMENT_SUFFIX}"
         whole_video = Chunk(0, 0, info.frame_count)
         report.add_chunk(
             render_range(
@@ -54,11 +52,4 @@ def render_video_sequential(
         report.chunks = 1
         report.workers = 1
         report.add_model_stats(pipeline.model_calls())
-        assemble_clock = StageClock()
-        with assemble_clock.measure("assemble"):
-            assemble_video(
-                [segment], info.fps, output, audio_source=target if info.has_audio else None
-            )
-        report.add_stage_seconds(assemble_clock.snapshot())
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        assemble_output([segment], target, info, output, report)
