@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from facefusion_ray.media.ffmpeg_tool import ffmpeg_executable
+from facefusion_ray.media.ffmpeg_tool import run_ffmpeg
 from facefusion_ray.sample_media import build_sample_media
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -79,15 +79,14 @@ def machine_description() -> dict[str, object]:
     }
 
 
-def run_ffmpeg(*args: str) -> None:
-    command = [ffmpeg_executable(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    subprocess.run([*command, *args], check=True, stdin=subprocess.DEVNULL)
+def run_ffmpeg_quietly(*args: str) -> None:
+    run_ffmpeg(["-loglevel", "error", "-y", *args], "cannot prepare a benchmark target")
 
 
 def prepare_targets(folder: Path) -> dict[str, Path]:
     sample = build_sample_media().target_video
     upscaled = folder / "sample_1080p.mp4"
-    run_ffmpeg(
+    run_ffmpeg_quietly(
         "-i",
         str(sample),
         "-vf",
@@ -105,7 +104,9 @@ def prepare_targets(folder: Path) -> dict[str, Path]:
     listing = folder / "x4.txt"
     listing.write_text("".join(f"file '{sample}'\n" for _ in range(4)))
     four_times = folder / "sample_x4.mp4"
-    run_ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(four_times))
+    run_ffmpeg_quietly(
+        "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(four_times)
+    )
     return {"720p": sample, "1080p": upscaled, "720p_x4": four_times}
 
 
