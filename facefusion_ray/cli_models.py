@@ -1,13 +1,17 @@
-"""`facefusion-ray models list | pull | verify`: the model store from the command line."""
+"""`facefusion-ray models list | pull | verify | import | add`: the model store from the command
+line."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from facefusion_ray.models.manifest import load_manifest
+from facefusion_ray.errors import ModelError
+from facefusion_ray.models.facefusion_import import FolderImport, import_facefusion_folder
+from facefusion_ray.models.private_models import add_private_model
 from facefusion_ray.models.store import ModelStatus, ModelStore
 from facefusion_ray.storage import parse_storage_options
 
@@ -16,7 +20,9 @@ EXIT_VERIFY_FAILED = 1
 
 
 def add_models_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    models = subparsers.add_parser("models", help="list, pull and verify the model store")
+    models = subparsers.add_parser(
+        "models", help="list, pull, verify, import and add models in the model store"
+    )
     actions = models.add_subparsers(dest="models_command", required=True)
 
     listing = actions.add_parser("list", help="every manifest model and its state in the store")
@@ -48,19 +54,51 @@ def add_models_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     )
     _add_store_options(verify)
 
+    importing = actions.add_parser(
+        "import",
+        help="copy the models of a FaceFusion model folder into the store, checked against "
+        "their .hash files; nothing is downloaded",
+    )
+    importing.add_argument(
+        "--from-facefusion",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="FaceFusion's model folder (.assets/models): NAME.onnx beside NAME.hash",
+    )
+    _add_store_options(importing)
+
+    add = actions.add_parser(
+        "add",
+        help="register private weights under a new id with the contract of a manifest model",
+    )
+    add.add_argument("id", metavar="ID", help="the new model id, e.g. studio_swapper_v2")
+    add.add_argument(
+        "file_or_url", metavar="FILE_OR_URL", help="the ONNX file: a path or an http(s) URL"
+    )
+    add.add_argument(
+        "--like",
+        required=True,
+        metavar="MANIFEST_ID",
+        help="the manifest model whose inputs, template and normalisation the weights follow",
+    )
+    _add_store_options(add)
+
 
 def run_models_command(args: argparse.Namespace) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "list": run_models_list,
         "pull": run_models_pull,
         "verify": run_models_verify,
+        "import": run_models_import,
+        "add": run_models_add,
     }
     return handlers[args.models_command](args)
 
 
 def run_models_list(args: argparse.Namespace) -> int:
     store = _store_from(args)
-    manifest = load_manifest()
+    manifest = store.manifest
     if args.store is None:
         # The embedded models ship inside an installed wheel, so on this machine's own
         # store they are part of the install: materialise them rather than list them absent.
@@ -95,7 +133,7 @@ def run_models_verify(args: argparse.Namespace) -> int:
     store = _store_from(args)
     model_ids = args.ids or [
         model_id
-        for model_id in sorted(load_manifest().models)
+        for model_id in sorted(store.manifest.models)
         if store.status(model_id, check_hashes=False).size_bytes > 0
     ]
     if not model_ids:
@@ -111,6 +149,36 @@ def run_models_verify(args: argparse.Namespace) -> int:
         for problem in result.problems:
             print(f"{model_id}: FAILED {problem}")
     return EXIT_VERIFY_FAILED if failed else 0
+
+
+def run_models_import(args: argparse.Namespace) -> int:
+    store = _store_from(args)
+    result = import_facefusion_folder(store, args.from_facefusion)
+    for model in result.imported:
+        state = "imported" if model.changed else "already in the store"
+        built = f"; built {', '.join(model.built)}" if model.built else ""
+        print(f"{model.model_id}: {model.file} {state} (sha256 {model.sha256}){built}")
+    if result.skipped:
+        print(f"skipped, no manifest model: {', '.join(result.skipped)}")
+    if result.refused:
+        raise ModelError(_refusal(result))
+    if not result.imported:
+        print(f"no manifest model in {result.folder}")
+    return 0
+
+
+def run_models_add(args: argparse.Namespace) -> int:
+    store = _store_from(args)
+    result = add_private_model(store, args.id, args.file_or_url, args.like)
+    state = "added" if result.changed else "already registered"
+    built = f"; built {', '.join(result.built)}" if result.built else ""
+    print(f"{result.model_id}: {state} like {result.like} (sha256 {result.sha256}){built}")
+    return 0
+
+
+def _refusal(result: FolderImport) -> str:
+    reasons = "; ".join(refused.reason for refused in result.refused)
+    return f"refused {len(result.refused)} file(s) of {result.folder}: {reasons}"
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -143,12 +211,13 @@ def _status_row(kind: str, status: ModelStatus) -> dict[str, Any]:
         "size_bytes": status.size_bytes,
         "variants": dict(status.variants),
         "sha256": status.pinned_sha256,
+        "origin": status.origin,
         "sources": list(status.source),
     }
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    header = ("ID", "KIND", "PRESENT", "VERIFIED", "SIZE", "VARIANTS", "SOURCES")
+    header = ("ID", "KIND", "PRESENT", "VERIFIED", "SIZE", "VARIANTS", "ORIGIN", "SOURCES")
     lines = [header]
     for row in rows:
         variants = ", ".join(
@@ -163,6 +232,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
                 verified,
                 _human_size(row["size_bytes"]),
                 variants or "-",
+                row["origin"] or "-",
                 "; ".join(row["sources"]),
             )
         )

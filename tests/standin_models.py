@@ -9,6 +9,7 @@ reported as the model it imitates.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -77,6 +78,15 @@ def build_standin(spec: ModelSpec, path: Path, batch: int = 1) -> Path:
 
 def is_standin(model: onnx.ModelProto) -> bool:
     return model.producer_name == STANDIN_PRODUCER
+
+
+def write_facefusion_hash(model: Path, crc32: str | None = None) -> Path:
+    """FaceFusion's `NAME.hash` beside `NAME.onnx`: the file's CRC32 as 8 hex digits (or the
+    `crc32` given, to publish a wrong one)."""
+    value = crc32 or f"{zlib.crc32(model.read_bytes()):08x}"
+    hash_file = model.with_suffix(".hash")
+    hash_file.write_text(value, encoding="ascii")
+    return hash_file
 
 
 @dataclass

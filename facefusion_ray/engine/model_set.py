@@ -23,8 +23,9 @@ SCRFD_DECODED = ("scrfd", "retinaface")
 
 
 def job_manifest(settings: SwapSettings) -> Manifest:
+    """The job's manifest with the private models registered in the job's store."""
     path = None if settings.manifest_path is None else Path(settings.manifest_path)
-    return load_manifest(path)
+    return ModelStore(settings.model_store, manifest=load_manifest(path)).manifest
 
 
 def open_model_sessions(settings: SwapSettings, execution: ExecutionConfig) -> SessionFactory:

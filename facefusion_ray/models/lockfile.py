@@ -1,7 +1,7 @@
 """`models.lock.json` at the model store's root: the SHA-256 of every source the store holds.
 
     {"<model_id>": {"file": ..., "sha256": ..., "upstream_hash": {"algorithm", "value"} | null,
-                    "pulled_from": ..., "pulled_at": ...}}
+                    "pulled_from": ..., "pulled_at": ..., "origin": "pulled"|"imported"|"added"}}
 
 A manifest entry with a SHA-256 is verified against it and merely recorded here. An entry whose
 `sha256` is null is pinned at its first pull: the download must match the CRC32 that the
@@ -14,6 +14,10 @@ merge is repeated when another writer's PUT replaced ours. Accepted race: a writ
 lands after ours, but which read the document before it, can still drop our entry after we
 confirmed it. A dropped entry of a manifest-pinned model is re-recorded at the next pull; a
 dropped first pin is pinned again at the next pull, behind the same CRC32 check.
+
+`origin` says how the source came into the store: pulled from its locations, imported from a
+FaceFusion model folder (`pulled_from` is then the imported file), or added as a private model.
+Entries written before `origin` existed read as pulled.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ import re
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 from filelock import FileLock
@@ -54,9 +59,13 @@ logger = logging.getLogger(__name__)
 
 LOCK_FILE_NAME = "models.lock.json"
 CRC32 = "crc32"
+ORIGIN_PULLED = "pulled"
+ORIGIN_IMPORTED = "imported"
+ORIGIN_ADDED = "added"
 _CONFIRM_ATTEMPTS = 4
 _CRC32_TEXT = re.compile(r"[0-9a-f]{8}")
 _SHA256_TEXT = re.compile(r"[0-9a-f]{64}")
+_Entry = TypeVar("_Entry")
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class LockEntry:
     upstream_hash: RecordedHash | None
     pulled_from: str
     pulled_at: str
+    origin: str = ORIGIN_PULLED
 
     def to_json(self) -> dict[str, Any]:
         upstream = self.upstream_hash
@@ -85,6 +95,7 @@ class LockEntry:
             else {"algorithm": upstream.algorithm, "value": upstream.value},
             "pulled_from": self.pulled_from,
             "pulled_at": self.pulled_at,
+            "origin": self.origin,
         }
 
 
@@ -119,15 +130,29 @@ def record_lock_entry(
     filesystem: fsspec.AbstractFileSystem, root: str, model_id: str, entry: LockEntry
 ) -> None:
     """Add or replace one model's entry, keeping every other entry."""
-    path = lock_file_path(root)
+    record_document_entry(filesystem, root, LOCK_FILE_NAME, model_id, entry, read_lock, _write_lock)
+
+
+def record_document_entry(
+    filesystem: fsspec.AbstractFileSystem,
+    root: str,
+    file_name: str,
+    model_id: str,
+    entry: _Entry,
+    read: Callable[[fsspec.AbstractFileSystem, str], dict[str, _Entry]],
+    write: Callable[[fsspec.AbstractFileSystem, str, dict[str, _Entry]], None],
+) -> None:
+    """Read-modify-write one entry of a JSON document at the store's root (see the module
+    doc for how concurrent writers are handled); `read` and `write` know its format."""
+    path = join(root, file_name)
     if is_local(filesystem):
         Path(root).mkdir(parents=True, exist_ok=True)
-        with FileLock(str(Path(root) / f".{LOCK_FILE_NAME}.lock")):
-            _write_lock(filesystem, path, {**read_lock(filesystem, root), model_id: entry})
+        with FileLock(str(Path(root) / f".{file_name}.lock")):
+            write(filesystem, path, {**read(filesystem, root), model_id: entry})
         return
     for attempt in range(1, _CONFIRM_ATTEMPTS + 1):
-        _write_lock(filesystem, path, {**read_lock(filesystem, root), model_id: entry})
-        if read_lock(filesystem, root).get(model_id) == entry:
+        write(filesystem, path, {**read(filesystem, root), model_id: entry})
+        if read(filesystem, root).get(model_id) == entry:
             return
         logger.warning(
             "%s was rewritten by another writer; merging entry %s again (attempt %d)",
@@ -199,11 +224,18 @@ def fetch_upstream_hash(model_id: str, upstream: UpstreamHash, scratch: Path) ->
             except SourceUnavailable as error:
                 failures.append(f"{location.describe()} ({error})")
                 continue
-            text = hash_file.read_bytes()[:64].decode("ascii", errors="replace").strip().lower()
-        if _CRC32_TEXT.fullmatch(text):
-            return RecordedHash(algorithm=CRC32, value=text)
+            value = parse_crc32_text(hash_file.read_bytes())
+        if value is not None:
+            return RecordedHash(algorithm=CRC32, value=value)
         failures.append(f"{location.describe()} (not 8 hex digits)")
     raise ModelError(f"cannot read the upstream crc32 of model {model_id}: {'; '.join(failures)}")
+
+
+def parse_crc32_text(payload: bytes) -> str | None:
+    """The CRC32 in a FaceFusion `.hash` file (8 hex digits), lowercased; None if it holds
+    anything else."""
+    text = payload[:64].decode("ascii", errors="replace").strip().lower()
+    return text if _CRC32_TEXT.fullmatch(text) else None
 
 
 def file_crc32(path: Path) -> str:
@@ -238,4 +270,5 @@ def _parse_entry(entry: Any) -> LockEntry:
         else RecordedHash(algorithm=str(upstream["algorithm"]), value=str(upstream["value"])),
         pulled_from=str(entry.get("pulled_from", "")),
         pulled_at=str(entry.get("pulled_at", "")),
+        origin=str(entry.get("origin", ORIGIN_PULLED)),
     )

@@ -8,6 +8,7 @@ Store layout (`FACEFUSION_RAY_MODEL_STORE`, default `cache_root()/store`):
     prepared/<model_id>/<sha16>-<recipe>-r<N>-<variant recipe>-r<M>.onnx    a declared variant
     prepared/...onnx.sha256                                   sidecar: the prepared file's SHA-256
     models.lock.json                                          the source SHA-256s (lockfile.py)
+    models.added.json                                         private models (registry.py)
 Recipe ids are part of the names so that switching a model to another recipe with the same
 version can never pick up a stale file. The node cache (default `cache_root()/node-cache`)
 mirrors `sources/` and `prepared/`.
@@ -38,6 +39,7 @@ from facefusion_ray.atomic_files import temporary_file_beside
 from facefusion_ray.errors import AssetError, ModelError
 from facefusion_ray.models.lockfile import (
     LOCK_FILE_NAME,
+    ORIGIN_ADDED,
     LockEntry,
     pin_first_download,
     read_lock,
@@ -53,6 +55,13 @@ from facefusion_ray.models.prepare import (
     sidecar_path,
     write_prepared_model,
     write_prepared_variant,
+)
+from facefusion_ray.models.registry import (
+    Registration,
+    read_registrations,
+    record_registration,
+    registry_path,
+    with_registrations,
 )
 from facefusion_ray.paths import cache_root
 from facefusion_ray.storage import (
@@ -145,6 +154,9 @@ class ModelStatus:
     variants: Mapping[str, bool]  # declared variant -> present in the store
     source: tuple[str, ...]  # the manifest's upstream locations
     pinned_sha256: str | None  # from the manifest, else from the lock file, else None
+    # How the source came into the store, e.g. "imported: /models/inswapper_128.onnx";
+    # None before the lock file records it.
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,11 +197,67 @@ class ModelStore:
         self.node_cache = node_cache if node_cache is not None else default_node_cache()
         self._filesystem, self._root = open_filesystem(self.url, storage_options)
         self._manifest = manifest
+        self._merged_manifest: Manifest | None = None
         self._store_tag = hashlib.sha256(self.url.encode()).hexdigest()[:12]
 
     @property
     def manifest(self) -> Manifest:
-        return self._manifest if self._manifest is not None else load_manifest()
+        """The manifest given (or the bundled one) with the private models registered here."""
+        if self._merged_manifest is None:
+            base = self._manifest if self._manifest is not None else load_manifest()
+            where = describe_location(self._filesystem, registry_path(self._root))
+            self._merged_manifest = with_registrations(base, self.registrations(), where)
+        return self._merged_manifest
+
+    def registrations(self) -> dict[str, Registration]:
+        return read_registrations(self._filesystem, self._root)
+
+    def register(self, registration: Registration) -> None:
+        """Record a private model (its source must be adopted first, see `adopt_source`)."""
+        record_registration(self._filesystem, self._root, registration)
+        self._merged_manifest = None
+        logger.info(
+            "registered %s like %s in %s",
+            registration.model_id,
+            registration.like,
+            describe_location(self._filesystem, registry_path(self._root)),
+        )
+
+    def lock_entry(self, model_id: str) -> LockEntry | None:
+        return read_lock(self._filesystem, self._root).get(model_id)
+
+    def adopt_source(self, spec: ModelSpec, local_file: Path, entry: LockEntry) -> bool:
+        """Make `local_file`, whose SHA-256 the caller computed as `entry.sha256`, the source
+        of `spec` without contacting any upstream: put it into the store unless an intact copy
+        is there, and record `entry` unless the lock file pins that file already. Refuses a file
+        that contradicts an existing pin. True when the store changed."""
+        pin = spec.source.sha256
+        current = self.lock_entry(spec.model_id)
+        if pin is None and current is not None and current.file == spec.source.file:
+            pin = current.sha256
+        if pin is not None and pin != entry.sha256:
+            raise ModelError(
+                f"{local_file.name} has sha256 {entry.sha256}, but model {spec.model_id} is "
+                f"pinned at {pin}"
+            )
+        key = self._source_key(spec, entry.sha256)
+        changed = False
+        if not exists(self._filesystem, key) or (
+            sha256_of_object(self._filesystem, key) != entry.sha256
+        ):
+            put_atomic(self._filesystem, local_file, key)
+            changed = True
+            logger.info(
+                "stored source of %s from %s at %s",
+                spec.model_id,
+                local_file,
+                describe_location(self._filesystem, key),
+            )
+        # The object goes first: a lock entry must never point at a missing source.
+        if current is None or (current.file, current.sha256) != (entry.file, entry.sha256):
+            record_lock_entry(self._filesystem, self._root, spec.model_id, entry)
+            changed = True
+        return changed
 
     def describe(self) -> str:
         return describe_location(self._filesystem, self._root)
@@ -276,7 +344,8 @@ class ModelStore:
     def status(self, model_id: str, check_hashes: bool = True) -> ModelStatus:
         spec = self.manifest.model(model_id)
         sources = tuple(location.describe() for location in spec.source.locations)
-        pinned = self._pinned_sha256(spec)
+        lock = read_lock(self._filesystem, self._root)
+        pinned = self._pinned_sha256(spec, lock)
         if pinned is None:
             return ModelStatus(
                 model_id, False, False, 0, dict.fromkeys(spec.variants, False), sources, None
@@ -294,6 +363,7 @@ class ModelStore:
             variants={name: present[_variant_label(name)] for name in spec.variants},
             source=sources,
             pinned_sha256=pinned,
+            origin=self._describe_origin(lock.get(model_id), spec),
         )
 
     # -- the source ----------------------------------------------------------------------------
@@ -500,6 +570,15 @@ class ModelStore:
         )
 
     # -- names, pins, checks -------------------------------------------------------------------
+
+    def _describe_origin(self, entry: LockEntry | None, spec: ModelSpec) -> str | None:
+        if entry is None or entry.file != spec.source.file:
+            return None
+        if entry.origin == ORIGIN_ADDED:
+            registration = self.registrations().get(spec.model_id)
+            if registration is not None:
+                return f"{ORIGIN_ADDED} like {registration.like}: {entry.pulled_from}"
+        return f"{entry.origin}: {entry.pulled_from}"
 
     def _pinned_sha256(
         self, spec: ModelSpec, lock: Mapping[str, LockEntry] | None = None
