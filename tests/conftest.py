@@ -15,6 +15,10 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault(
     "FACEFUSION_RAY_ANALYSIS_CACHE", tempfile.mkdtemp(prefix="facefusion-ray-test-analysis-")
 )
+# Segments of interrupted renders, likewise kept away from the user's.
+os.environ.setdefault(
+    "FACEFUSION_RAY_WORK_STORE", tempfile.mkdtemp(prefix="facefusion-ray-test-segments-")
+)
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,10 @@ class CachePlan:
     url: str | None
     analysis_key: str
     video_fingerprint: str
+    storage_options: tuple[tuple[str, str], ...] = ()
 
     def open(self) -> AnalysisCache:
-        return AnalysisCache(self.url)
+        return AnalysisCache(self.url, dict(self.storage_options))
 
 
 class ChunkAnalysis:

@@ -31,6 +31,7 @@ from facefusion_ray.settings import SwapSettings
 class FrameOutcome:
     faces_detected: int
     faces_swapped: int
+    swapped: tuple[Face, ...] = ()
 
 
 def open_session_factory(
@@ -126,9 +127,13 @@ class FramePipeline:
         clock: StageClock,
         reference_embedding: np.ndarray | None = None,
         identity_map: IdentityMap | None = None,
+        sessions: SessionFactory | None = None,
     ) -> None:
         self._settings = settings
-        self._sessions = open_model_sessions(settings, settings.execution)
+        # Pipelines of several renders in one actor share its sessions (one copy of each model).
+        self._sessions = (
+            sessions if sessions is not None else open_model_sessions(settings, settings.execution)
+        )
         self._detector: FaceAnalyser | None = None
         self._recognizer: SFaceRecognizer | None = None
         self._selection = settings.face_selector
@@ -177,7 +182,7 @@ class FramePipeline:
                 self._enhancer.enhance_batch(frame, chosen)
         if self._debug_overlay:
             draw_debug_overlay(frame, faces, chosen)
-        return FrameOutcome(faces_detected=len(faces), faces_swapped=len(chosen))
+        return FrameOutcome(len(faces), len(chosen), tuple(chosen))
 
     def _swap_mapped_people(self, frame: np.ndarray, faces: list[Face]) -> list[Face]:
         """Each face that is one of the mapped people gets that person's source."""

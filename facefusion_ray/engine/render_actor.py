@@ -1,23 +1,33 @@
 """Rendering a frame range into an encoded segment, and the Ray actor that does it."""
 
+import os
 import resource
+import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import ray
 
 from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.engine.cached_analysis import CachePlan, ChunkAnalysis
 from facefusion_ray.engine.frame_pipeline import FramePipeline
+from facefusion_ray.engine.model_set import open_model_sessions
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.report import ChunkResult
+from facefusion_ray.engine.segment_store import SegmentStore
 from facefusion_ray.engine.sources import IdentityMap, SourceIdentity
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import MediaInfo, SegmentEncoder, iter_frames
-from facefusion_ray.models.session_factory import ModelUsage
+from facefusion_ray.media.encode import SEGMENT_SUFFIX
+from facefusion_ray.models.execution import ExecutionConfig
+from facefusion_ray.models.session_factory import ModelUsage, SessionFactory
 from facefusion_ray.settings import SwapSettings
+from facefusion_ray.storage.locations import stage_input
 
 
 def timed_frames(frames: Iterator[np.ndarray], clock: StageClock) -> Iterator[np.ndarray]:
@@ -40,12 +50,14 @@ def render_range(
     segment_path: Path,
     cache: AnalysisCache | None = None,
     cache_plan: CachePlan | None = None,
+    sample_frames: frozenset[int] = frozenset(),
 ) -> ChunkResult:
     """Decode `chunk` of `target`, swap every frame, encode it to `segment_path`."""
     if info.fps is None:
         raise ValueError("render_range needs a video with a frame rate")
     started = time.perf_counter()
-    frames = frames_with_faces = faces_swapped = 0
+    frames = frames_with_faces = frames_swapped = faces_swapped = 0
+    swapped_landmarks: dict[int, list[list[list[float]]]] = {}
     stages_before = clock.snapshot()
     encoder = SegmentEncoder(
         segment_path,
@@ -60,11 +72,16 @@ def render_range(
         frames_in_chunk = timed_frames(iter_frames(target, chunk.start, chunk.count, info), clock)
         for offset, frame in enumerate(frames_in_chunk):
             outcome = pipeline.apply(frame, analysis.faces(offset, frame, pipeline.analyse))
+            if chunk.start + offset in sample_frames:
+                swapped_landmarks[chunk.start + offset] = [
+                    face.landmarks_5.tolist() for face in outcome.swapped
+                ]
             with clock.measure("encode"):
                 encoder.write(frame)
             frames += 1
             frames_with_faces += int(outcome.faces_detected > 0)
             faces_swapped += outcome.faces_swapped
+            frames_swapped += int(outcome.faces_swapped > 0)
         with clock.measure("encode"):
             encoder.close()
     analysis.finish()
@@ -81,6 +98,8 @@ def render_range(
         stages,
         cache_hits=analysis.hits,
         cache_misses=analysis.misses,
+        frames_swapped=frames_swapped,
+        swapped_landmarks=swapped_landmarks,
     )
 
 
@@ -93,44 +112,125 @@ def peak_memory_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-class ChunkRenderer:
-    """Holds the sessions for the actor's life; the driver wraps it with `ray.remote`."""
+@dataclass(frozen=True)
+class RenderContext:
+    """Everything an actor needs to render any chunk of one render; put in the object store
+    once per render and passed by reference with each chunk."""
 
-    def __init__(
-        self,
-        settings: SwapSettings,
-        source: SourceIdentity,
-        reference_embedding: np.ndarray | None = None,
-        cache_plan: CachePlan | None = None,
-        identity_map: IdentityMap | None = None,
-    ) -> None:
+    render_key: str
+    label: str
+    target: str  # local path or object-store URL
+    info: MediaInfo
+    settings: SwapSettings
+    source: SourceIdentity
+    work_store: str
+    reference_embedding: np.ndarray | None = None
+    identity_map: IdentityMap | None = None
+    cache_plan: CachePlan | None = None
+    storage_options: tuple[tuple[str, str], ...] = ()
+    # Frames whose swapped faces' landmarks are reported (A/B similarity is measured there).
+    sample_frames: frozenset[int] = frozenset()
+
+
+# Pipelines kept per actor: a batch interleaves renders, and building one is cheap next to a
+# chunk, but the sessions behind them are shared anyway.
+_PIPELINES_KEPT = 16
+
+
+class RenderActor:
+    """A worker of the job's pool; the driver wraps it with `ray.remote` and its resources.
+
+    Sessions are opened once per actor (per model store) and shared by the pipelines of every
+    render the actor serves; nothing but the encoded segment leaves the actor's node.
+    """
+
+    def __init__(self, execution: ExecutionConfig, threads: int) -> None:
         # One actor per CPU: OpenCV's own thread pool would only fight the other actors.
-        cv2.setNumThreads(settings.threads_per_worker)
-        self._settings = settings
+        cv2.setNumThreads(threads)
+        self._execution = execution
         self._clock = StageClock()
-        self._pipeline = FramePipeline(
-            settings, source, self._clock, reference_embedding, identity_map
-        )
-        self._cache_plan = cache_plan
-        self._cache = cache_plan.open() if cache_plan is not None else None
+        self._sessions: dict[tuple[str | None, str | None], SessionFactory] = {}
+        self._pipelines: OrderedDict[str, FramePipeline] = OrderedDict()
+        self._caches: dict[str | None, AnalysisCache] = {}
 
-    def render_chunk(
-        self, target: str, info: MediaInfo, chunk: Chunk, segment_path: str
-    ) -> ChunkResult:
-        return render_range(
-            self._pipeline,
-            self._clock,
-            self._settings,
-            target,
-            info,
-            chunk,
-            Path(segment_path),
-            self._cache,
-            self._cache_plan,
-        )
+    def ready(self) -> dict[str, object]:
+        """Answered once the actor is placed and built: where it runs."""
+        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
 
-    def model_calls(self) -> dict[str, ModelUsage]:
-        return self._pipeline.model_calls()
+    def render(self, context: RenderContext, chunk: Chunk) -> ChunkResult:
+        pipeline = self._pipeline_for(context)
+        sessions = self._sessions_for(context.settings)
+        usage_before = sessions.stats()
+        options = dict(context.storage_options)
+        target = stage_input(context.target, options)
+        cache = None
+        if context.cache_plan is not None:
+            cache = self._caches.get(context.cache_plan.url)
+            if cache is None:
+                cache = self._caches[context.cache_plan.url] = context.cache_plan.open()
+        segments = SegmentStore(context.work_store, context.render_key, options)
+        with tempfile.TemporaryDirectory(prefix="facefusion-ray-chunk-") as scratch:
+            local_segment = Path(scratch) / f"segment{SEGMENT_SUFFIX}"
+            result = render_range(
+                pipeline,
+                self._clock,
+                context.settings,
+                str(target),
+                context.info,
+                chunk,
+                local_segment,
+                cache,
+                context.cache_plan,
+                context.sample_frames,
+            )
+            with self._clock.measure("segment_io"):
+                segments.put_segment(chunk, local_segment, result)
+        result.model_usage = usage_delta(usage_before, sessions.stats())
+        return result
 
     def peak_memory(self) -> int:
         return peak_memory_bytes()
+
+    def _sessions_for(self, settings: SwapSettings) -> SessionFactory:
+        key = (settings.model_store, settings.manifest_path)
+        if key not in self._sessions:
+            self._sessions[key] = open_model_sessions(settings, self._execution)
+        return self._sessions[key]
+
+    def _pipeline_for(self, context: RenderContext) -> FramePipeline:
+        pipeline = self._pipelines.get(context.render_key)
+        if pipeline is None:
+            pipeline = FramePipeline(
+                context.settings,
+                context.source,
+                self._clock,
+                context.reference_embedding,
+                context.identity_map,
+                sessions=self._sessions_for(context.settings),
+            )
+            self._pipelines[context.render_key] = pipeline
+            while len(self._pipelines) > _PIPELINES_KEPT:
+                self._pipelines.popitem(last=False)
+        self._pipelines.move_to_end(context.render_key)
+        return pipeline
+
+
+def usage_delta(
+    before: dict[str, ModelUsage], after: dict[str, ModelUsage]
+) -> dict[str, ModelUsage]:
+    """The calls and seconds between two snapshots of a session factory's stats."""
+    delta: dict[str, ModelUsage] = {}
+    for model, usage in after.items():
+        previous = before.get(model)
+        calls = usage["calls"] - (previous["calls"] if previous else 0)
+        if calls <= 0:
+            continue
+        seconds = usage["seconds"] - (previous["seconds"] if previous else 0.0)
+        delta[model] = ModelUsage(
+            calls=calls,
+            seconds=round(seconds, 6),
+            provider=usage["provider"],
+            precision=usage["precision"],
+            fallback=usage["fallback"],
+        )
+    return delta

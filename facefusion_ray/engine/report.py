@@ -19,6 +19,11 @@ class ChunkResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     cache_hits: int = 0
     cache_misses: int = 0
+    frames_swapped: int = 0
+    # Model calls made for this chunk alone (actors share sessions across chunks and renders).
+    model_usage: dict[str, ModelUsage] = field(default_factory=dict)
+    # frame index -> 5-point landmarks of the faces swapped there, for the sampled frames only.
+    swapped_landmarks: dict[int, list[list[list[float]]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -29,8 +34,12 @@ class SwapReport:
     kind: str
     frames_total: int = 0
     frames_with_faces: int = 0
+    # Frames in which at least one face was swapped.
+    frames_swapped: int = 0
     faces_swapped: int = 0
     chunks: int = 0
+    # Chunks whose segment a previous, interrupted run had already rendered.
+    chunks_skipped: int = 0
     workers: int = 0
     seconds: float = 0.0
     startup_seconds: float = 0.0
@@ -51,9 +60,11 @@ class SwapReport:
         self.frames_total += result.frames
         self.frames_with_faces += result.frames_with_faces
         self.faces_swapped += result.faces_swapped
+        self.frames_swapped += result.frames_swapped
         self.add_stage_seconds(result.stage_seconds)
         self.cache["hits"] += result.cache_hits
         self.cache["misses"] += result.cache_misses
+        self.add_model_stats(result.model_usage)
 
     def add_stage_seconds(self, stages: dict[str, float]) -> None:
         for stage, seconds in stages.items():

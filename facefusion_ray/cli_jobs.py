@@ -1,0 +1,103 @@
+"""`facefusion-ray ab` and `facefusion-ray batch`: jobs of many renders over one actor pool."""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from facefusion_ray.cli_options import (
+    add_job_options,
+    add_swap_options,
+    settings_from,
+    storage_options_from,
+)
+
+logger = logging.getLogger(__name__)
+
+EXIT_RENDER_FAILED = 1
+
+
+def add_batch_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    ab = commands.add_parser(
+        "ab", help="render one target with each of several sources and compare them"
+    )
+    ab.add_argument("--target", required=True, help="target video (path or s3:// URL)")
+    ab.add_argument(
+        "--source", action="append", required=True, help="source face image (repeatable)"
+    )
+    ab.add_argument(
+        "--output-dir",
+        type=Path,
+        required=True,
+        help="gets one video per source, contact_sheet.png, report.html and ab_report.json",
+    )
+    add_swap_options(ab)
+    add_job_options(ab)
+
+    batch = commands.add_parser("batch", help="render a catalog described by a YAML spec")
+    batch.add_argument("spec", type=Path, help="batch spec (YAML): targets, sources, output")
+    batch.add_argument("--report", type=Path, help="run report JSON (default: the spec's)")
+    batch.add_argument("--address", help="join an existing Ray cluster instead of a local one")
+    batch.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    batch.add_argument("--work-store", metavar="URL", help="as for swap")
+    batch.add_argument("--force", action="store_true", help="render even up-to-date outputs")
+
+
+def run_ab_command(args: argparse.Namespace) -> int:
+    from facefusion_ray.engine.ab import run_ab
+    from facefusion_ray.engine.driver import job_options_for
+
+    settings = settings_from(args)
+    options = job_options_for(
+        settings,
+        args.address,
+        not args.no_progress,
+        args.work_store,
+        storage_options_from(args),
+        args.force,
+    )
+    result = run_ab(args.target, args.source, args.output_dir, settings, options)
+    if args.report is not None:
+        from facefusion_ray.engine.job_report import write_job_report
+
+        write_job_report(result.job, args.report)
+    print(result.job.summary())
+    print(f"contact sheet: {result.sheet}")
+    print(f"report: {result.report}")
+    return EXIT_RENDER_FAILED if result.job.failed else 0
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    from facefusion_ray.batch_spec import load_batch_spec
+    from facefusion_ray.engine.job import JobOptions, run_job
+    from facefusion_ray.engine.job_report import write_job_report
+    from facefusion_ray.storage.locations import is_remote, publish_output
+
+    spec = load_batch_spec(args.spec)
+    first = spec.renders[0].settings if spec.renders else None
+    options = JobOptions(
+        workers=spec.workers or (first.workers if first else 2),
+        threads_per_worker=first.threads_per_worker if first else 1,
+        execution=first.execution if first else JobOptions().execution,
+        address=args.address,
+        work_store=args.work_store,
+        storage_options=tuple(spec.storage_options.items()),
+        show_progress=not args.no_progress,
+        force=args.force,
+    )
+    job = run_job(spec.renders, options)
+    report = args.report or spec.report
+    if report is not None:
+        if isinstance(report, str) and is_remote(report):
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as scratch:
+                local = Path(scratch) / "report.json"
+                write_job_report(job, local)
+                publish_output(local, report, spec.storage_options)
+        else:
+            write_job_report(job, Path(report))
+    print(job.summary())
+    for render in job.failed:
+        print(f"facefusion-ray: error: {render.name}: {render.error}", file=sys.stderr)
+    return EXIT_RENDER_FAILED if job.failed else 0

@@ -1,0 +1,148 @@
+"""A/B comparison: one target, many sources, analysed once, compared side by side."""
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from facefusion_ray.comparison import (
+    AbEntry,
+    ContactRow,
+    build_contact_sheet,
+    measure_identity_similarity,
+    sample_frame_indices,
+    similarity_stats,
+    source_embedding_for,
+    write_ab_report,
+)
+from facefusion_ray.engine.frame_pipeline import load_recognizer, open_session_factory
+from facefusion_ray.engine.job import JobOptions, run_job
+from facefusion_ray.engine.job_report import FAILED, JobReport, RenderOutcome, write_job_report
+from facefusion_ray.engine.model_set import load_detector
+from facefusion_ray.engine.render_request import RenderRequest
+from facefusion_ray.errors import MediaError
+from facefusion_ray.media import probe_media
+from facefusion_ray.models.execution import ExecutionConfig
+from facefusion_ray.settings import SwapSettings
+from facefusion_ray.storage.locations import is_remote, stage_input
+
+logger = logging.getLogger(__name__)
+
+# Frames per render where the swapped faces are compared with their source.
+SIMILARITY_SAMPLES = 24
+CONTACT_SHEET_FRAMES = 6
+CONTACT_SHEET_NAME = "contact_sheet.png"
+REPORT_NAME = "report.html"
+JOB_REPORT_NAME = "ab_report.json"
+
+
+@dataclass
+class AbResult:
+    job: JobReport
+    sheet: Path
+    report: Path
+    similarity: dict[str, dict[int, list[float]]]
+
+
+def ab_outputs(target: str, sources: Sequence[str], output_dir: Path) -> list[Path]:
+    """DIR/<target stem>__<source stem>.mp4, numbered when two sources share a stem."""
+    target_stem = safe_stem(target)
+    stems = [safe_stem(source) for source in sources]
+    outputs = []
+    for position, stem in enumerate(stems):
+        unique = stem if stems.count(stem) == 1 else f"{stem}-{position + 1}"
+        outputs.append(output_dir / f"{target_stem}__{unique}.mp4")
+    return outputs
+
+
+def safe_stem(location: str) -> str:
+    stem = Path(location.rstrip("/")).stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem) or "media"
+
+
+def run_ab(
+    target: str,
+    sources: Sequence[str],
+    output_dir: Path,
+    settings: SwapSettings,
+    options: JobOptions,
+) -> AbResult:
+    """Render every source over the target in one job, then the sheet and the report."""
+    if is_remote(str(output_dir)):
+        raise MediaError("the A/B output folder must be a local folder")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    outputs = ab_outputs(target, sources, output_dir)
+    requests = [
+        RenderRequest(target, (source,), str(output), settings, name=safe_stem(source))
+        for source, output in zip(sources, outputs, strict=True)
+    ]
+    job = run_job(requests, replace(options, landmark_samples=SIMILARITY_SAMPLES))
+    write_job_report(job, output_dir / JOB_REPORT_NAME)
+    storage_options = dict(options.storage_options)
+    local_sources = [stage_input(source, storage_options) for source in sources]
+    similarity = measure_renders(job.renders, local_sources, settings)
+    sheet = output_dir / CONTACT_SHEET_NAME
+    rendered = [render for render in job.renders if render.status != FAILED]
+    frame_count = probe_media(Path(rendered[0].output)).frame_count if rendered else 0
+    build_contact_sheet(
+        [
+            ContactRow(
+                render.name,
+                source,
+                Path(render.output) if render.status != FAILED else None,
+            )
+            for render, source in zip(job.renders, local_sources, strict=True)
+        ],
+        sample_frame_indices(frame_count, CONTACT_SHEET_FRAMES),
+        sheet,
+    )
+    report = output_dir / REPORT_NAME
+    write_ab_report(
+        report,
+        target,
+        sheet,
+        [entry_for(render, similarity.get(render.name)) for render in job.renders],
+        similarity,
+    )
+    return AbResult(job, sheet, report, similarity)
+
+
+def measure_renders(
+    renders: Sequence[RenderOutcome], sources: Sequence[Path], settings: SwapSettings
+) -> dict[str, dict[int, list[float]]]:
+    """SFace similarity of each render's swapped faces to its source, at the sampled frames."""
+    sessions = open_session_factory(ExecutionConfig(), settings)
+    detector = load_detector(settings, sessions)
+    recognizer = load_recognizer(sessions)
+    measured: dict[str, dict[int, list[float]]] = {}
+    for render, source in zip(renders, sources, strict=True):
+        if render.status == FAILED or not render.swapped_landmarks:
+            continue
+        samples = {
+            frame: [np.asarray(points, dtype=np.float32) for points in faces]
+            for frame, faces in render.swapped_landmarks.items()
+        }
+        embedding = source_embedding_for(source, detector, recognizer)
+        measured[render.name] = measure_identity_similarity(
+            Path(render.output), samples, embedding, recognizer
+        )
+    return measured
+
+
+def entry_for(render: RenderOutcome, per_frame: dict[int, list[float]] | None) -> AbEntry:
+    report = render.report
+    frames_swapped = report.frames_swapped if report else 0
+    stats = similarity_stats(per_frame or {}, frames_swapped)
+    return AbEntry(
+        source=render.name,
+        output=Path(render.output) if render.status != FAILED else None,
+        frames_total=report.frames_total if report else 0,
+        frames_swapped=frames_swapped,
+        similarity_mean=stats.mean,
+        similarity_min=stats.minimum,
+        seconds=report.seconds if report else 0.0,
+        status="ok" if render.status != FAILED else (render.error or "failed"),
+    )

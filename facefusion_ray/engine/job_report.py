@@ -1,0 +1,103 @@
+"""What a whole job did: every render with its status, timings and cache use."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facefusion_ray.atomic_files import write_bytes_atomically
+from facefusion_ray.engine.report import SwapReport
+
+RENDERED = "rendered"
+UP_TO_DATE = "up to date"
+FAILED = "failed"
+
+
+@dataclass
+class RenderOutcome:
+    name: str
+    target: str
+    output: str
+    status: str = RENDERED
+    error: str | None = None
+    report: SwapReport | None = None
+    # The exception behind `error`, for callers that re-raise it (not in the JSON).
+    cause: BaseException | None = None
+    # Sampled frame -> landmarks of the faces swapped there (when the job samples them).
+    swapped_landmarks: dict[int, list[list[list[float]]]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        report = self.report
+        return {
+            "name": self.name,
+            "target": self.target,
+            "output": self.output,
+            "status": self.status,
+            "error": self.error,
+            "seconds": report.seconds if report else 0.0,
+            "frames": report.frames_total if report else 0,
+            "chunks": report.chunks if report else 0,
+            "chunks_skipped": report.chunks_skipped if report else 0,
+            "cache": dict(report.cache) if report else {"hits": 0, "misses": 0},
+            "report": report.to_dict() if report else None,
+        }
+
+    def line(self) -> str:
+        if self.status == FAILED:
+            return f"FAILED      {self.name}: {self.error}"
+        report = self.report
+        assert report is not None
+        if self.status == UP_TO_DATE:
+            return f"up to date  {self.name} -> {self.output}"
+        cache = report.cache
+        skipped = f", {report.chunks_skipped} chunks reused" if report.chunks_skipped else ""
+        return (
+            f"rendered    {self.name} -> {self.output}: {report.frames_total} frames in "
+            f"{report.seconds:.1f} s, cache {cache['hits']} hits / {cache['misses']} misses"
+            f"{skipped}"
+        )
+
+
+@dataclass
+class JobReport:
+    renders: list[RenderOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+    workers: int = 0
+    startup_seconds: float = 0.0
+    workers_replaced: int = 0
+
+    @property
+    def failed(self) -> list[RenderOutcome]:
+        return [render for render in self.renders if render.status == FAILED]
+
+    def counts(self) -> dict[str, int]:
+        counts = {RENDERED: 0, UP_TO_DATE: 0, FAILED: 0}
+        for render in self.renders:
+            counts[render.status] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "seconds": self.seconds,
+            "workers": self.workers,
+            "startup_seconds": self.startup_seconds,
+            "workers_replaced": self.workers_replaced,
+            "counts": self.counts(),
+            "renders": [render.to_dict() for render in self.renders],
+        }
+
+    def summary(self) -> str:
+        counts = self.counts()
+        lines = [render.line() for render in self.renders]
+        lines.append(
+            f"{len(self.renders)} renders: {counts[RENDERED]} rendered, "
+            f"{counts[UP_TO_DATE]} up to date, {counts[FAILED]} failed in {self.seconds:.1f} s "
+            f"on {self.workers} workers"
+        )
+        return "\n".join(lines)
+
+
+def write_job_report(report: JobReport, path: Path) -> None:
+    """The JSON report at `path` and the human summary beside it (`.txt`)."""
+    payload = json.dumps(report.to_dict(), indent=2) + "\n"
+    write_bytes_atomically(path, payload.encode())
+    write_bytes_atomically(path.with_suffix(".txt"), (report.summary() + "\n").encode())

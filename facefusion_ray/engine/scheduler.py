@@ -1,0 +1,226 @@
+"""Chunks of every render over one pool of actors, with bounded work in flight and recovery.
+
+The driver owns recovery: actors are created without Ray restarts, so a dead actor or a lost
+node surfaces here as an actor error on each chunk it held; those chunks go back to the queue
+and a replacement actor is started (and used once it is placed). A chunk that raises in the
+actor fails deterministically: its render is reported failed and the rest of the job goes on.
+"""
+
+import heapq
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import ray
+from ray.actor import ActorHandle
+
+from facefusion_ray.engine.plan import Chunk
+from facefusion_ray.engine.report import ChunkResult
+from facefusion_ray.errors import FaceFusionRayError
+
+logger = logging.getLogger(__name__)
+
+# One chunk running and one queued per actor: the actor never idles between chunks, and the
+# driver never holds more than a handful of references.
+CHUNKS_IN_FLIGHT_PER_ACTOR = 2
+# A chunk whose actor died this many times is not retried again (it may be what kills them).
+MAX_ATTEMPTS_PER_CHUNK = 3
+# How long the job waits for an actor to be placed when it has none at all.
+ACTOR_START_TIMEOUT_SECONDS = 600.0
+_ACTOR_LOST = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+
+
+@dataclass
+class ChunkTask:
+    render: int
+    chunk: Chunk
+    context: ray.ObjectRef
+    # A follower waits for its leader: the first render of the same frames with the same
+    # analysis, whose chunk fills the analysis cache the followers then read.
+    leader: tuple[int, int] | None = None
+    attempts: int = 0
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.render, self.chunk.index)
+
+
+@dataclass(frozen=True)
+class ChunkDone:
+    task: ChunkTask
+    result: ChunkResult
+
+
+@dataclass(frozen=True)
+class ChunkFailed:
+    task: ChunkTask
+    reason: str
+    error: BaseException | None = None
+
+
+class ChunkScheduler:
+    def __init__(
+        self,
+        make_actor: Callable[[int], ActorHandle],
+        actors: int,
+        chunks_in_flight_per_actor: int = CHUNKS_IN_FLIGHT_PER_ACTOR,
+    ) -> None:
+        self._make_actor = make_actor
+        self._in_flight_limit = chunks_in_flight_per_actor
+        self._ready_actors: list[ActorHandle] = []
+        self._starting: dict[ray.ObjectRef, ActorHandle] = {}
+        self._load: dict[ActorHandle, int] = {}
+        self._queue: list[tuple[int, int, int, ChunkTask]] = []
+        self._pushed = 0
+        self._blocked: dict[tuple[int, int], list[ChunkTask]] = {}
+        self._in_flight: dict[ray.ObjectRef, tuple[ActorHandle, ChunkTask]] = {}
+        self._cancelled: set[int] = set()
+        self._finished: set[tuple[int, int]] = set()
+        self.actors_replaced = 0
+        self._actors_started = 0
+        for _ in range(actors):
+            self._start_actor()
+
+    def add(self, task: ChunkTask) -> None:
+        if task.leader is not None and task.leader not in self._finished:
+            self._blocked.setdefault(task.leader, []).append(task)
+        else:
+            self._enqueue(task)
+
+    def cancel_render(self, render: int) -> None:
+        """Drop a failed render's queued chunks; its chunks in flight finish unused."""
+        self._cancelled.add(render)
+        dropped = [entry[3] for entry in self._queue if entry[3].render == render]
+        self._queue = [entry for entry in self._queue if entry[3].render != render]
+        heapq.heapify(self._queue)
+        # Chunks of other renders waiting for a dropped leader analyse their frames themselves.
+        for task in dropped:
+            self._release_followers(task.key)
+
+    def wait_until_ready(self) -> None:
+        """Block until at least one actor is placed (start-up is timed apart from work)."""
+        while not self._ready_actors:
+            self._collect_started(self._wait(list(self._starting)))
+
+    def run(self) -> Iterator[ChunkDone | ChunkFailed]:
+        while self._queue or self._in_flight or self._blocked_live():
+            self._submit()
+            waiting = list(self._in_flight) + list(self._starting)
+            if not waiting:
+                raise FaceFusionRayError("no worker is left to render the remaining chunks")
+            done = self._wait(waiting)
+            self._collect_started([ref for ref in done if ref in self._starting])
+            for reference in done:
+                if reference in self._in_flight:
+                    yield from self._collect_chunk(reference)
+
+    def actors(self) -> list[ActorHandle]:
+        return list(self._ready_actors)
+
+    def shutdown(self) -> None:
+        for actor in [*self._ready_actors, *self._starting.values()]:
+            ray.kill(actor)
+        self._ready_actors.clear()
+        self._starting.clear()
+
+    def _enqueue(self, task: ChunkTask) -> None:
+        if task.render not in self._cancelled:
+            self._pushed += 1
+            heapq.heappush(self._queue, (task.render, task.chunk.index, self._pushed, task))
+
+    def _blocked_live(self) -> bool:
+        return any(
+            task.render not in self._cancelled for tasks in self._blocked.values() for task in tasks
+        )
+
+    def _release_followers(self, leader: tuple[int, int]) -> None:
+        self._finished.add(leader)
+        for follower in self._blocked.pop(leader, []):
+            self._enqueue(follower)
+
+    def _start_actor(self) -> None:
+        actor = self._make_actor(self._actors_started)
+        self._actors_started += 1
+        self._starting[actor.ready.remote()] = actor
+
+    def _wait(self, references: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
+        timeout = None if self._ready_actors else ACTOR_START_TIMEOUT_SECONDS
+        started = time.monotonic()
+        done, _ = ray.wait(references, num_returns=1, timeout=timeout)
+        if not done:
+            raise FaceFusionRayError(
+                f"no worker could be placed within {time.monotonic() - started:.0f} s: "
+                "the cluster has no free resources for the requested CPUs/GPUs"
+            )
+        return done
+
+    def _collect_started(self, references: list[ray.ObjectRef]) -> None:
+        for reference in references:
+            actor = self._starting.pop(reference)
+            try:
+                ray.get(reference)
+            except _ACTOR_LOST as error:
+                logger.warning("a worker failed to start: %s", str(error).splitlines()[0])
+                if not self._ready_actors and not self._starting:
+                    raise FaceFusionRayError(f"no worker could start: {error}") from None
+                continue
+            self._ready_actors.append(actor)
+            self._load[actor] = 0
+
+    def _submit(self) -> None:
+        while self._queue and self._ready_actors:
+            actor = min(self._ready_actors, key=lambda candidate: self._load[candidate])
+            if self._load[actor] >= self._in_flight_limit:
+                return
+            task = heapq.heappop(self._queue)[3]
+            reference = actor.render.remote(task.context, task.chunk)
+            self._in_flight[reference] = (actor, task)
+            self._load[actor] += 1
+
+    def _collect_chunk(self, reference: ray.ObjectRef) -> Iterator[ChunkDone | ChunkFailed]:
+        actor, task = self._in_flight.pop(reference)
+        if actor in self._load:
+            self._load[actor] -= 1
+        try:
+            result = ray.get(reference)
+        except _ACTOR_LOST as error:
+            yield from self._retry_elsewhere(actor, task, error)
+            return
+        except ray.exceptions.RayTaskError as error:
+            self._release_followers(task.key)
+            if task.render not in self._cancelled:
+                yield ChunkFailed(task, task_error_message(error), error.cause)
+            return
+        self._release_followers(task.key)
+        if task.render not in self._cancelled:
+            yield ChunkDone(task, result)
+
+    def _retry_elsewhere(
+        self, actor: ActorHandle, task: ChunkTask, error: BaseException
+    ) -> Iterator[ChunkFailed]:
+        if actor in self._load:
+            logger.warning(
+                "a worker was lost (%s); its chunks run again elsewhere",
+                str(error).splitlines()[0],
+            )
+            self._ready_actors.remove(actor)
+            del self._load[actor]
+            self.actors_replaced += 1
+            self._start_actor()
+        task.attempts += 1
+        if task.attempts >= MAX_ATTEMPTS_PER_CHUNK:
+            self._release_followers(task.key)
+            yield ChunkFailed(task, f"its worker died {task.attempts} times")
+            return
+        self._enqueue(task)
+
+
+def task_error_message(error: ray.exceptions.RayTaskError) -> str:
+    """The actor's own message: a project error as written, anything else with its type."""
+    cause = error.cause
+    if isinstance(cause, FaceFusionRayError):
+        return str(cause)
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}"
+    return str(error).splitlines()[0]

@@ -1,0 +1,188 @@
+"""Finished segments under deterministic keys, so a stopped job resumes where it was.
+
+Layout under the work store (a local folder by default, any fsspec URL on a cluster whose
+nodes do not share a disk):
+
+    <root>/<render_key>/frames-<start>-<count>.mp4    an encoded chunk
+    <root>/<render_key>/frames-<start>-<count>.json   {frames, bytes, sha256}: written last,
+                                                      so its presence commits the segment
+    <root>/done/<render_key>.json                     the output a finished render published
+
+A segment without its record, or whose bytes no longer match it, counts as missing.
+"""
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from facefusion_ray.engine.content_keys import chunk_name, file_sha256
+from facefusion_ray.engine.plan import Chunk
+from facefusion_ray.engine.report import ChunkResult
+from facefusion_ray.errors import MediaError
+from facefusion_ray.media.encode import SEGMENT_SUFFIX
+from facefusion_ray.paths import cache_root
+from facefusion_ray.storage import object_store
+from facefusion_ray.storage.errors import ObjectNotFoundError
+
+logger = logging.getLogger(__name__)
+
+WORK_STORE_ENV = "FACEFUSION_RAY_WORK_STORE"
+_RECORD_SUFFIX = ".json"
+_DONE_FOLDER = "done"
+
+
+def default_work_store() -> str:
+    return os.environ.get(WORK_STORE_ENV) or str(cache_root() / "segments")
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    frames: int
+    bytes: int
+    sha256: str
+    # What the chunk counted, so a resumed render still reports the whole video.
+    frames_with_faces: int = 0
+    frames_swapped: int = 0
+    faces_swapped: int = 0
+
+    def as_chunk_result(self, index: int) -> ChunkResult:
+        return ChunkResult(
+            index,
+            self.frames,
+            self.frames_with_faces,
+            self.faces_swapped,
+            0.0,
+            frames_swapped=self.frames_swapped,
+        )
+
+
+class SegmentStore:
+    """The segments of one render; cheap to build, so actors make their own from the URL."""
+
+    def __init__(
+        self,
+        url: str | None,
+        render_key: str,
+        storage_options: Mapping[str, str] | None = None,
+    ) -> None:
+        self.url = url or default_work_store()
+        self.render_key = render_key
+        self._filesystem, self._root = object_store.open_filesystem(self.url, storage_options)
+        self._folder = object_store.join(self._root, render_key)
+
+    def _segment_path(self, chunk: Chunk) -> str:
+        return object_store.join(self._folder, chunk_name(chunk) + SEGMENT_SUFFIX)
+
+    def _record_path(self, chunk: Chunk) -> str:
+        return object_store.join(self._folder, chunk_name(chunk) + _RECORD_SUFFIX)
+
+    def _done_path(self) -> str:
+        return object_store.join(self._root, _DONE_FOLDER, self.render_key + _RECORD_SUFFIX)
+
+    def put_segment(self, chunk: Chunk, local_file: Path, result: ChunkResult) -> None:
+        """Store an encoded chunk, then its record (the commit)."""
+        record = SegmentRecord(
+            result.frames,
+            local_file.stat().st_size,
+            file_sha256(local_file),
+            result.frames_with_faces,
+            result.frames_swapped,
+            result.faces_swapped,
+        )
+        if object_store.is_local(self._filesystem):
+            Path(self._folder).mkdir(parents=True, exist_ok=True)
+        object_store.put_atomic(self._filesystem, local_file, self._segment_path(chunk))
+        payload = json.dumps(record.__dict__).encode()
+        object_store.put_bytes_atomic(self._filesystem, payload, self._record_path(chunk))
+
+    def finished(self, chunks: Sequence[Chunk]) -> dict[int, SegmentRecord]:
+        """The chunks (by index) whose segment is stored whole and matches its record."""
+        present = set(object_store.list_files(self._filesystem, self._folder))
+        finished: dict[int, SegmentRecord] = {}
+        for chunk in chunks:
+            segment, record_path = self._segment_path(chunk), self._record_path(chunk)
+            if segment not in present or record_path not in present:
+                continue
+            record = self._read_record(record_path)
+            if (
+                record is not None
+                and record.frames == chunk.count
+                and self._matches(segment, record)
+            ):
+                finished[chunk.index] = record
+            else:
+                logger.warning("segment %s does not match its record; rendering it again", segment)
+        return finished
+
+    def _read_record(self, path: str) -> SegmentRecord | None:
+        try:
+            fields = json.loads(object_store.read_bytes(self._filesystem, path))
+            return SegmentRecord(
+                int(fields["frames"]),
+                int(fields["bytes"]),
+                str(fields["sha256"]),
+                int(fields.get("frames_with_faces", 0)),
+                int(fields.get("frames_swapped", 0)),
+                int(fields.get("faces_swapped", 0)),
+            )
+        except (ObjectNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    def _matches(self, segment: str, record: SegmentRecord) -> bool:
+        if object_store.object_size(self._filesystem, segment) != record.bytes:
+            return False
+        # A local segment is cheap to hash; a remote one is hashed when it is fetched.
+        if object_store.is_local(self._filesystem):
+            return file_sha256(Path(segment)) == record.sha256
+        return True
+
+    @contextmanager
+    def local_segments(self, chunks: Sequence[Chunk]) -> Iterator[list[Path]]:
+        """Local files of the chunks' segments, in order, checked against their records."""
+        with tempfile.TemporaryDirectory(prefix="facefusion-ray-segments-") as scratch:
+            paths: list[Path] = []
+            for chunk in chunks:
+                record = self._read_record(self._record_path(chunk))
+                if record is None:
+                    raise MediaError(f"segment of frames {describe(chunk)} is missing")
+                if object_store.is_local(self._filesystem):
+                    path = Path(self._segment_path(chunk))
+                else:
+                    path = Path(scratch) / (chunk_name(chunk) + SEGMENT_SUFFIX)
+                    object_store.download(self._filesystem, self._segment_path(chunk), path)
+                if file_sha256(path) != record.sha256:
+                    raise MediaError(f"segment of frames {describe(chunk)} changed after writing")
+                paths.append(path)
+            yield paths
+
+    def published_output(self) -> dict[str, object] | None:
+        """What a finished render of this key published, if anything."""
+        try:
+            loaded = json.loads(object_store.read_bytes(self._filesystem, self._done_path()))
+        except (ObjectNotFoundError, ValueError):
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+    def record_published(self, output: str, size: int) -> None:
+        payload = json.dumps({"output": output, "bytes": size}).encode()
+        if object_store.is_local(self._filesystem):
+            Path(self._done_path()).parent.mkdir(parents=True, exist_ok=True)
+        object_store.put_bytes_atomic(self._filesystem, payload, self._done_path())
+
+    def discard_segments(self) -> None:
+        """Drop the render's segments once its output is published."""
+        if object_store.is_local(self._filesystem):
+            shutil.rmtree(self._folder, ignore_errors=True)
+            return
+        for path in object_store.list_files(self._filesystem, self._folder):
+            object_store.remove(self._filesystem, path)
+
+
+def describe(chunk: Chunk) -> str:
+    return f"{chunk.start}-{chunk.end - 1}"

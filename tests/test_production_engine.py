@@ -1,0 +1,276 @@
+"""The production engine on a real local Ray: recovery from lost workers, resume after a
+killed driver, A/B comparisons that analyse the target once, and catalog batches."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+
+from facefusion_ray.cli import main
+from facefusion_ray.engine.ab import run_ab
+from facefusion_ray.engine.driver import job_options_for, run_swap
+from facefusion_ray.engine.job import RENDER_ACTOR_PREFIX, run_job
+from facefusion_ray.engine.job_report import FAILED, RENDERED, UP_TO_DATE
+from facefusion_ray.engine.render_request import RenderRequest
+from facefusion_ray.settings import SwapSettings
+from tests.media_checks import decoded_frames
+
+# Small chunks: a job has many, so there is time to disturb it between the first and last.
+SETTINGS = SwapSettings(chunk_frames=4, workers=2, output_video_quality=100)
+DEADLINE_SECONDS = 240.0
+
+
+def assert_same_frames(a: Path, b: Path) -> None:
+    frames = 0
+    for index, (left, right) in enumerate(zip(decoded_frames(a), decoded_frames(b), strict=True)):
+        assert np.array_equal(left, right), f"frame {index} differs"
+        frames += 1
+    assert frames > 0
+
+
+def committed_segments(work_store: Path) -> list[Path]:
+    return [path for path in work_store.glob("*/frames-*.json")]
+
+
+def wait_for(condition, what: str, timeout: float = DEADLINE_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def undisturbed(sample_media, short_group_clip, tmp_path_factory) -> Path:
+    """The reference render every disturbed run must reproduce exactly."""
+    output = tmp_path_factory.mktemp("undisturbed") / "reference.mp4"
+    report = run_swap(
+        [sample_media.source_tom_hanks], short_group_clip, output, SETTINGS, show_progress=False
+    )
+    assert report.chunks == 10 and report.faces_swapped > 0
+    return output
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_a_killed_actor_s_chunks_run_elsewhere(
+    sample_media, short_group_clip, undisturbed, tmp_path
+) -> None:
+    work_store, output = tmp_path / "work", tmp_path / "killed.mp4"
+    request = RenderRequest(
+        str(short_group_clip), (str(sample_media.source_tom_hanks),), str(output), SETTINGS
+    )
+    options = job_options_for(SETTINGS, show_progress=False, work_store=str(work_store))
+    reports = []
+    job = threading.Thread(target=lambda: reports.append(run_job([request], options)))
+    job.start()
+    try:
+        wait_for(lambda: committed_segments(work_store), "the first segment")
+        victims = [
+            name for name in ray.util.list_named_actors() if name.startswith(RENDER_ACTOR_PREFIX)
+        ]
+        assert victims, "the job's actors are named"
+        ray.kill(ray.get_actor(victims[0]))
+    finally:
+        job.join(DEADLINE_SECONDS)
+    (report,) = reports
+    (render,) = report.renders
+    assert render.status == RENDERED, render.error
+    assert report.workers_replaced >= 1
+    assert render.report is not None and render.report.frames_total == 40
+    assert_same_frames(output, undisturbed)
+
+
+def test_a_lost_node_s_chunks_run_on_the_others(
+    sample_media, short_group_clip, undisturbed, tmp_path
+) -> None:
+    """A Ray cluster of three nodes loses the worker node holding an actor mid-run."""
+    output, work_store = tmp_path / "lost_node.mp4", tmp_path / "work"
+    script = tmp_path / "lose_a_node.py"
+    script.write_text(
+        LOSE_A_NODE.format(
+            target=str(short_group_clip),
+            source=str(sample_media.source_tom_hanks),
+            output=str(output),
+            work_store=str(work_store),
+        )
+    )
+    environment = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    finished = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_SECONDS,
+        env=environment,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    result = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert result["removed_node_hosted_an_actor"]
+    assert result["status"] == RENDERED, result["error"]
+    assert result["workers_replaced"] >= 1
+    assert_same_frames(output, undisturbed)
+
+
+LOSE_A_NODE = """
+import json, threading, time
+from pathlib import Path
+
+import ray
+from ray.cluster_utils import Cluster
+
+from facefusion_ray.engine.driver import job_options_for
+from facefusion_ray.engine.job import RENDER_ACTOR_PREFIX, run_job
+from facefusion_ray.engine.render_request import RenderRequest
+from tests.test_production_engine import SETTINGS
+
+cluster = Cluster(initialize_head=True, head_node_args={{"num_cpus": 0}})
+workers = [cluster.add_node(num_cpus=1) for _ in range(3)]
+ray.init(address=cluster.address, logging_level="WARNING")
+cluster.wait_for_nodes()
+request = RenderRequest({target!r}, ({source!r},), {output!r}, SETTINGS)
+options = job_options_for(SETTINGS, show_progress=False, work_store={work_store!r})
+reports = []
+job = threading.Thread(target=lambda: reports.append(run_job([request], options)))
+job.start()
+while not list(Path({work_store!r}).glob("*/frames-*.json")):
+    time.sleep(0.05)
+names = [name for name in ray.util.list_named_actors() if name.startswith(RENDER_ACTOR_PREFIX)]
+hosts = {{ray.get(ray.get_actor(name).ready.remote())["node_id"] for name in names}}
+victim = next(node for node in workers if node.node_id in hosts)
+cluster.remove_node(victim)
+job.join()
+render = reports[0].renders[0]
+print(json.dumps({{
+    "removed_node_hosted_an_actor": True,
+    "status": render.status,
+    "error": render.error,
+    "workers_replaced": reports[0].workers_replaced,
+}}))
+ray.shutdown()
+cluster.shutdown()
+"""
+
+
+def test_a_killed_driver_resumes_with_the_finished_chunks(
+    sample_media, short_group_clip, undisturbed, tmp_path
+) -> None:
+    output, work_store = tmp_path / "resumed.mp4", tmp_path / "work"
+    report_path = tmp_path / "report.json"
+    command = [
+        sys.executable,
+        "-m",
+        "facefusion_ray.cli",
+        "swap",
+        "--source",
+        str(sample_media.source_tom_hanks),
+        "--target",
+        str(short_group_clip),
+        "--output",
+        str(output),
+        "--chunk-frames",
+        "4",
+        "--output-video-quality",
+        "100",
+        "--work-store",
+        str(work_store),
+        "--no-progress",
+        "--report",
+        str(report_path),
+    ]
+    environment = {**os.environ, "RAY_ADDRESS": ""}
+    driver = subprocess.Popen(
+        command, env=environment, start_new_session=True, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: len(committed_segments(work_store)) >= 2, "two finished segments")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    assert not output.exists(), "a killed render must not leave an output"
+    finished_before = len(committed_segments(work_store))
+    assert 2 <= finished_before < 10
+    rerun = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["chunks_skipped"] >= finished_before - 1  # the kill may tear the newest one
+    assert report["chunks_skipped"] >= 2
+    assert report["frames_total"] == 40
+    assert_same_frames(output, undisturbed)
+    # A third run finds the published output and renders nothing.
+    again = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0
+    assert "already rendered" in json.loads(report_path.read_text())["notes"][0]
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_ab_analyses_the_target_once_for_all_sources(
+    sample_media, short_group_clip, tmp_path
+) -> None:
+    settings = SwapSettings(chunk_frames=8, workers=2, analysis_cache=str(tmp_path / "cache"))
+    sources = [
+        str(sample_media.source_tom_hanks),
+        str(sample_media.source_astronaut),
+        str(sample_media.group_photo),
+    ]
+    options = job_options_for(settings, show_progress=False, work_store=str(tmp_path / "work"))
+    result = run_ab(str(short_group_clip), sources, tmp_path / "ab", settings, options)
+    renders = result.job.renders
+    assert [render.status for render in renders] == [RENDERED] * 3
+    detections = sum(render.report.model_calls.get("yunet", 0) for render in renders)
+    assert detections == 40, "each frame is analysed once across the three renders"
+    assert sum(render.report.cache["hits"] for render in renders) == 80
+    for render in renders:
+        assert Path(render.output).exists()
+        assert render.report.frames_swapped == 40
+    page = result.report.read_text()
+    for render in renders:
+        assert render.name in page
+    assert result.sheet.stat().st_size > 10_000
+    # Each render's swapped faces resemble its own source more than the others' sources do.
+    means = {
+        name: np.mean([s for frame in per_frame.values() for s in frame])
+        for name, per_frame in result.similarity.items()
+    }
+    assert set(means) == {render.name for render in renders}
+    assert all(mean > 0.2 for mean in means.values()), means
+
+
+def test_a_batch_with_a_corrupt_target_finishes_the_others(
+    sample_media, short_group_clip, tmp_path, capsys
+) -> None:
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
+    spec = tmp_path / "catalog.yaml"
+    spec.write_text(
+        "targets:\n"
+        f"  - {short_group_clip}\n"
+        f"  - {corrupt}\n"
+        f"sources: [{sample_media.source_tom_hanks}]\n"
+        "output: out/{target_stem}__{source_stem}.mp4\n"
+        "options: {chunk_frames: 10}\n"
+        "workers: 2\n"
+        "report: out/report.json\n"
+    )
+    exit_code = main(["batch", str(spec), "--no-progress", "--work-store", str(tmp_path / "w")])
+    assert exit_code != 0
+    good = tmp_path / "out" / f"{short_group_clip.stem}__{sample_media.source_tom_hanks.stem}.mp4"
+    bad = tmp_path / "out" / f"corrupt__{sample_media.source_tom_hanks.stem}.mp4"
+    assert good.exists() and not bad.exists()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    statuses = {Path(render["target"]).name: render["status"] for render in report["renders"]}
+    assert statuses == {short_group_clip.name: RENDERED, "corrupt.mp4": FAILED}
+    assert "corrupt.mp4" in capsys.readouterr().err
+    summary = (tmp_path / "out" / "report.txt").read_text()
+    assert "1 rendered" in summary and "1 failed" in summary
+    # The same batch again: the good render is up to date, the corrupt one fails again.
+    assert main(["batch", str(spec), "--no-progress", "--work-store", str(tmp_path / "w")]) != 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    statuses = {Path(render["target"]).name: render["status"] for render in report["renders"]}
+    assert statuses == {short_group_clip.name: UP_TO_DATE, "corrupt.mp4": FAILED}
