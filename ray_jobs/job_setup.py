@@ -1,0 +1,110 @@
+"""What the entry points share: logging, the Ray address, job options from a spec, and
+writing report files to a folder or an s3:// prefix."""
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from facefusion_ray.atomic_files import write_bytes_atomically
+from facefusion_ray.batch_spec import BatchSpec
+from facefusion_ray.engine.job import JobOptions
+from facefusion_ray.engine.job_report import JobReport, write_job_report
+from facefusion_ray.storage.locations import is_remote, publish_output
+
+RAY_ADDRESS_ENV = "RAY_ADDRESS"
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+
+def configure_logging(verbose: bool) -> None:
+    """Logs go to stderr; stdout keeps the one summary a job prints."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def default_address() -> str | None:
+    """`ray job submit` sets RAY_ADDRESS for the job's driver, so a submitted job joins its
+    cluster; run by hand without it, the job starts a local Ray."""
+    return os.environ.get(RAY_ADDRESS_ENV) or None
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the spec-driven entry points: where Ray and the segments are."""
+    parser.add_argument(
+        "--address",
+        default=default_address(),
+        help="Ray cluster to join, e.g. auto (default: $RAY_ADDRESS, which `ray job submit` "
+        "sets; without it a local Ray is started)",
+    )
+    parser.add_argument(
+        "--work-store",
+        metavar="URL",
+        help="where finished segments wait for assembly and resume: a folder or s3://... shared "
+        "by all nodes (default: $FACEFUSION_RAY_WORK_STORE or the user cache)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def job_options_for_spec(
+    spec: BatchSpec,
+    address: str | None,
+    work_store: str | None,
+    show_progress: bool,
+    force: bool = False,
+) -> JobOptions:
+    """The actor pool of a spec's job: sized and placed by the spec's (shared) render options."""
+    first = spec.renders[0].settings if spec.renders else None
+    return JobOptions(
+        workers=spec.workers or (first.workers if first else JobOptions().workers),
+        threads_per_worker=first.threads_per_worker if first else 1,
+        execution=first.execution if first else JobOptions().execution,
+        address=address,
+        work_store=work_store,
+        storage_options=tuple(spec.storage_options.items()),
+        show_progress=show_progress,
+        force=force,
+    )
+
+
+def write_files(
+    files: Mapping[str, bytes], folder: str, storage_options: Mapping[str, str]
+) -> list[str]:
+    """Each named file into a local folder or an s3:// prefix, each written atomically;
+    returns their locations."""
+    locations = []
+    for name, payload in files.items():
+        location = f"{folder.rstrip('/')}/{name}" if is_remote(folder) else str(Path(folder, name))
+        if is_remote(location):
+            with tempfile.TemporaryDirectory(prefix="facefusion-ray-report-") as scratch:
+                local = Path(scratch) / name
+                local.write_bytes(payload)
+                publish_output(local, location, storage_options)
+        else:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            write_bytes_atomically(Path(location), payload)
+        locations.append(location)
+    return locations
+
+
+def publish_job_report(
+    job: JobReport, location: str | Path, storage_options: Mapping[str, str]
+) -> None:
+    """The job's JSON report and its `.txt` summary at a local path or an s3:// URL."""
+    if not is_remote(str(location)):
+        write_job_report(job, Path(location))
+        return
+    remote = str(location)
+    with tempfile.TemporaryDirectory(prefix="facefusion-ray-report-") as scratch:
+        local = Path(scratch) / remote.rsplit("/", 1)[-1]
+        write_job_report(job, local)
+        publish_output(local, remote, storage_options)
+        summary = local.with_suffix(".txt")
+        publish_output(summary, remote.rsplit("/", 1)[0] + "/" + summary.name, storage_options)
