@@ -274,3 +274,39 @@ def test_a_batch_with_a_corrupt_target_finishes_the_others(
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     statuses = {Path(render["target"]).name: render["status"] for render in report["renders"]}
     assert statuses == {short_group_clip.name: UP_TO_DATE, "corrupt.mp4": FAILED}
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_corrupt_frames_fail_their_video_by_range_while_the_others_finish(
+    sample_media, short_group_clip, tmp_path
+) -> None:
+    from tests.media_factory import make_clip
+
+    clip = make_clip(
+        tmp_path / "damaged_source.mp4",
+        frames=60,
+        size="320x240",
+        audio=False,
+        video_args=("-c:v", "libx264", "-movflags", "+faststart", "-g", "10"),
+    )
+    data = bytearray(clip.read_bytes())
+    # Garble the media data of the later frames; the index at the front stays intact.
+    start, end = int(len(data) * 0.6), int(len(data) * 0.8)
+    data[start:end] = np.random.default_rng(7).bytes(end - start)
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    source = (str(sample_media.source_tom_hanks),)
+    settings = SwapSettings(chunk_frames=10, workers=2)
+    requests = [
+        RenderRequest(str(damaged), source, str(tmp_path / "damaged_out.mp4"), settings),
+        RenderRequest(str(short_group_clip), source, str(tmp_path / "good_out.mp4"), settings),
+    ]
+    options = job_options_for(settings, show_progress=False, work_store=str(tmp_path / "work"))
+    damaged_render, good_render = run_job(requests, options).renders
+    assert damaged_render.status == FAILED
+    assert damaged_render.error is not None
+    assert "damaged.mp4: frames " in damaged_render.error
+    assert "truncated video" in damaged_render.error
+    assert not (tmp_path / "damaged_out.mp4").exists()
+    assert good_render.status == RENDERED
+    assert len(list(decoded_frames(tmp_path / "good_out.mp4"))) == 40

@@ -61,12 +61,20 @@ def _decode_args(
 ) -> list[str]:
     position_args: list[str] = []
     filter_args: list[str] = []
-    if start > 0 and header.seeks_accurately:
+    if header.seeks_accurately:
         # Input seeking decodes from the preceding keyframe and drops frames timed before the
         # seek point. Aiming half a frame early keeps timestamp rounding from skipping frame
         # `start` or letting frame `start - 1` through.
-        seek_seconds = header.video_start_offset + _seconds_before_frame(path, start, info)
-        position_args = ["-ss", f"{max(seek_seconds, 0.0):.6f}"]
+        if start > 0:
+            seek_seconds = header.video_start_offset + _seconds_before_frame(path, start, info)
+            position_args = ["-ss", f"{max(seek_seconds, 0.0):.6f}"]
+        # The range also ends by time: when a damaged frame inside it cannot be decoded, the
+        # range comes up short (an error) instead of being filled with the frames after it.
+        if start + count < info.frame_count:
+            end_seconds = header.video_start_offset + _seconds_before_frame(
+                path, start + count, info
+            )
+            position_args += ["-to", f"{end_seconds:.6f}"]
     elif start > 0:
         filter_args = ["-vf", f"trim=start_frame={start}"]  # decode from the start, then count
     return [
