@@ -206,7 +206,10 @@ def test_a_killed_driver_resumes_with_the_finished_chunks(
     # A third run finds the published output and renders nothing.
     again = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0
-    assert "already rendered" in json.loads(report_path.read_text())["notes"][0]
+    third = json.loads(report_path.read_text())
+    assert "already rendered" in third["notes"][0]
+    assert third["frames_total"] == 40 and third["faces_swapped"] == report["faces_swapped"]
+    assert third["model_calls"] == {}
 
 
 @pytest.mark.usefixtures("local_ray")

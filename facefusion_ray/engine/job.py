@@ -21,6 +21,7 @@ from facefusion_ray.engine.ray_runtime import ensure_ray
 from facefusion_ray.engine.render_actor import RenderActor, RenderContext, peak_memory_bytes
 from facefusion_ray.engine.render_preparation import DriverModels, PreparedRender, prepare_render
 from facefusion_ray.engine.render_request import RenderRequest
+from facefusion_ray.engine.report import SwapReport
 from facefusion_ray.engine.scheduler import ChunkDone, ChunkFailed, ChunkScheduler, ChunkTask
 from facefusion_ray.engine.segment_store import SegmentStore, default_work_store, describe
 from facefusion_ray.engine.still_image import render_still_image
@@ -86,7 +87,7 @@ def run_job(requests: Sequence[RenderRequest], options: JobOptions) -> JobReport
                 finish_report(prepared)
                 continue
             video = plan_video(len(videos), prepared, outcome, work_store, options)
-        except FaceFusionRayError as error:
+        except (FaceFusionRayError, OSError) as error:
             fail(outcome, str(error), error)
             continue
         if video is not None:
@@ -108,7 +109,12 @@ def plan_video(
     assert prepared.render_key is not None
     request, settings = prepared.request, prepared.request.settings
     segments = SegmentStore(work_store, prepared.render_key, dict(options.storage_options))
-    if not options.force and is_published(segments, request.output, options):
+    published = None if options.force else published_record(segments, request.output, options)
+    if published is not None:
+        counts = published.get("counts")
+        if isinstance(counts, dict):
+            for name in PUBLISHED_COUNTS:
+                setattr(prepared.report, name, int(counts.get(name, 0)))
         outcome.status = UP_TO_DATE
         prepared.report.notes.append("output already rendered from the same inputs; skipped")
         finish_report(prepared)
@@ -134,15 +140,34 @@ def plan_video(
     return VideoRender(index, prepared, chunks, segments, remaining, outcome)
 
 
-def is_published(segments: SegmentStore, output: str, options: JobOptions) -> bool:
+# Report fields a published render records, so an up-to-date re-run still reports them.
+PUBLISHED_COUNTS = (
+    "frames_total",
+    "frames_with_faces",
+    "frames_swapped",
+    "faces_swapped",
+    "chunks",
+)
+
+
+def published_counts(report: SwapReport) -> dict[str, int]:
+    return {name: int(getattr(report, name)) for name in PUBLISHED_COUNTS}
+
+
+def published_record(
+    segments: SegmentStore, output: str, options: JobOptions
+) -> dict[str, object] | None:
+    """The record of this render's output when that output is still there, unchanged."""
     record = segments.published_output()
     if record is None or record.get("output") != output:
-        return False
+        return None
     storage_options = dict(options.storage_options)
     if not output_exists(output, storage_options):
-        return False
+        return None
     filesystem, path = object_store.open_filesystem(output, storage_options)
-    return object_store.object_size(filesystem, path) == record.get("bytes")
+    if object_store.object_size(filesystem, path) != record.get("bytes"):
+        return None
+    return record
 
 
 def render_videos(videos: list[VideoRender], options: JobOptions, job: JobReport) -> None:
@@ -174,7 +199,7 @@ def render_videos(videos: list[VideoRender], options: JobOptions, job: JobReport
                 if video.assembly is not None:
                     try:
                         video.assembly.result()
-                    except FaceFusionRayError as error:
+                    except (FaceFusionRayError, OSError) as error:
                         output = video.prepared.request.output
                         fail(video.outcome, f"assembling {output}: {error}", error)
         actor_memory = ray.get([actor.peak_memory.remote() for actor in scheduler.actors()])
@@ -302,7 +327,7 @@ def assemble(video: VideoRender, options: JobOptions) -> None:
         else:
             assemble_output(segments, prepared.target, prepared.info, Path(output), prepared.report)
             size = Path(output).stat().st_size
-    video.segments.record_published(output, size)
+    video.segments.record_published(output, size, published_counts(prepared.report))
     video.segments.discard_segments()
     finish_report(prepared)
     logger.info(prepared.report.summary())
