@@ -4,6 +4,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facefusion_ray.cli_options import (
     add_job_options,
@@ -12,27 +13,38 @@ from facefusion_ray.cli_options import (
     storage_options_from,
 )
 
+if TYPE_CHECKING:
+    from facefusion_ray.engine.ab import AbResult
+
 logger = logging.getLogger(__name__)
 
 EXIT_RENDER_FAILED = 1
+
+
+def add_ab_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `ab` (and the ab_compare Ray job) take: target, sources, folder, swap options."""
+    parser.add_argument("--target", required=True, help="target video (path or s3:// URL)")
+    parser.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        help="source face image, path or s3:// URL (repeatable)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        required=True,
+        help="local folder: one video per source, contact_sheet.png, report.html, ab_report.json",
+    )
+    add_swap_options(parser)
+    add_job_options(parser)
 
 
 def add_batch_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     ab = commands.add_parser(
         "ab", help="render one target with each of several sources and compare them"
     )
-    ab.add_argument("--target", required=True, help="target video (path or s3:// URL)")
-    ab.add_argument(
-        "--source", action="append", required=True, help="source face image (repeatable)"
-    )
-    ab.add_argument(
-        "--output-dir",
-        type=Path,
-        required=True,
-        help="gets one video per source, contact_sheet.png, report.html and ab_report.json",
-    )
-    add_swap_options(ab)
-    add_job_options(ab)
+    add_ab_arguments(ab)
 
     batch = commands.add_parser("batch", help="render a catalog described by a YAML spec")
     batch.add_argument("spec", type=Path, help="batch spec (YAML): targets, sources, output")
@@ -43,14 +55,16 @@ def add_batch_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPa
     batch.add_argument("--force", action="store_true", help="render even up-to-date outputs")
 
 
-def run_ab_command(args: argparse.Namespace) -> int:
+def ab_from_args(args: argparse.Namespace, address: str | None) -> "AbResult":
+    """Run the A/B the parsed `ab` options describe; writes `--report` when given."""
     from facefusion_ray.engine.ab import run_ab
     from facefusion_ray.engine.driver import job_options_for
+    from facefusion_ray.engine.job_report import write_job_report
 
     settings = settings_from(args)
     options = job_options_for(
         settings,
-        args.address,
+        address,
         not args.no_progress,
         args.work_store,
         storage_options_from(args),
@@ -58,13 +72,19 @@ def run_ab_command(args: argparse.Namespace) -> int:
     )
     result = run_ab(args.target, args.source, args.output_dir, settings, options)
     if args.report is not None:
-        from facefusion_ray.engine.job_report import write_job_report
-
         write_job_report(result.job, args.report)
+    return result
+
+
+def print_ab_result(result: "AbResult") -> int:
     print(result.job.summary())
     print(f"contact sheet: {result.sheet}")
     print(f"report: {result.report}")
     return EXIT_RENDER_FAILED if result.job.failed else 0
+
+
+def run_ab_command(args: argparse.Namespace) -> int:
+    return print_ab_result(ab_from_args(args, args.address))
 
 
 def run_batch_command(args: argparse.Namespace) -> int:

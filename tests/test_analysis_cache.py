@@ -490,13 +490,13 @@ def test_video_fingerprint_is_computed_once(
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"frames" * 1000)
     hashed: list[Path] = []
-    original = cache_keys._sha256_of_file
+    original = cache_keys.file_sha256
 
     def counting(path: Path) -> str:
         hashed.append(path)
         return original(path)
 
-    monkeypatch.setattr(cache_keys, "_sha256_of_file", counting)
+    monkeypatch.setattr(cache_keys, "file_sha256", counting)
 
     first = video_fingerprint(video)
     assert video_fingerprint(str(video)) == first and len(hashed) == 1

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.atomic_files import write_bytes_atomically
 from facefusion_ray.cache.schema import SCHEMA_VERSION
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.paths import cache_root
 
 ANALYSIS_KEY_HEX_DIGITS = 20
-_READ_BLOCK_BYTES = 1024 * 1024
 _FINGERPRINT_INDEX_NAME = "video_fingerprints.json"
 _FINGERPRINT_INDEX_LIMIT = 4096
 
@@ -75,7 +75,7 @@ def video_fingerprint(path: Path | str) -> str:
             status.st_mtime_ns,
         ]:
             return str(remembered["sha256"])
-    fingerprint = _sha256_of_file(resolved)
+    fingerprint = file_sha256(resolved)
     with FileLock(str(index_path) + ".lock"):
         index = _read_index(index_path)
         index.pop(str(resolved), None)
@@ -88,14 +88,6 @@ def video_fingerprint(path: Path | str) -> str:
             index.pop(next(iter(index)))
         _write_index(index_path, index)
     return fingerprint
-
-
-def _sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(_READ_BLOCK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_index(path: Path) -> dict[str, dict[str, object]]:

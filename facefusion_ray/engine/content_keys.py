@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 from facefusion_ray.engine.analysis_key import pinned_sha256
 from facefusion_ray.engine.model_set import job_manifest
@@ -22,7 +21,6 @@ from facefusion_ray.settings import SwapSettings
 # Bump when rendering code changes its output for the same inputs: old segments stop matching.
 RENDER_KEY_VERSION = 1
 RENDER_KEY_HEX_DIGITS = 24
-_READ_BLOCK_BYTES = 1024 * 1024
 # Scheduling and storage options: they change where and how fast, never which pixels.
 _SCHEDULING_FIELDS = (
     "chunk_frames",
@@ -33,14 +31,6 @@ _SCHEDULING_FIELDS = (
     "use_analysis_cache",
     "execution",
 )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(_READ_BLOCK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def output_affecting_settings(settings: SwapSettings) -> dict[str, object]:

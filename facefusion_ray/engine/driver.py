@@ -6,7 +6,7 @@ from pathlib import Path
 
 from facefusion_ray.engine.job import NO_FACE_NOTE, JobOptions, finish_report, run_job
 from facefusion_ray.engine.job_report import FAILED
-from facefusion_ray.engine.render_preparation import DriverModels, prepare_render
+from facefusion_ray.engine.render_preparation import driver_sessions, prepare_render
 from facefusion_ray.engine.render_request import RenderRequest
 from facefusion_ray.engine.report import SwapReport, write_report
 from facefusion_ray.engine.sequential import render_video_sequential
@@ -81,7 +81,7 @@ def run_sequential(request: RenderRequest, storage_options: dict[str, str]) -> S
     """The single-process, frame-by-frame baseline (no Ray, no resume)."""
     if is_remote(request.output):
         raise SettingsError("the sequential path writes local outputs only")
-    prepared = prepare_render(request, DriverModels(), storage_options)
+    prepared = prepare_render(request, driver_sessions(), storage_options)
     if prepared.info.kind == "image":
         render_still_image(prepared, storage_options)
     else:

@@ -19,7 +19,7 @@ from facefusion_ray.engine.job_report import FAILED, UP_TO_DATE, JobReport, Rend
 from facefusion_ray.engine.plan import Chunk, plan_chunks
 from facefusion_ray.engine.ray_runtime import ensure_ray
 from facefusion_ray.engine.render_actor import RenderActor, RenderContext, peak_memory_bytes
-from facefusion_ray.engine.render_preparation import DriverModels, PreparedRender, prepare_render
+from facefusion_ray.engine.render_preparation import PreparedRender, driver_sessions, prepare_render
 from facefusion_ray.engine.render_request import RenderRequest
 from facefusion_ray.engine.report import SwapReport
 from facefusion_ray.engine.scheduler import ChunkDone, ChunkFailed, ChunkScheduler, ChunkTask
@@ -74,7 +74,7 @@ def run_job(requests: Sequence[RenderRequest], options: JobOptions) -> JobReport
     job = JobReport()
     work_store = options.work_store or default_work_store()
     storage_options = dict(options.storage_options)
-    models = DriverModels()
+    models = driver_sessions()
     videos: list[VideoRender] = []
     for request in requests:
         outcome = RenderOutcome(request.label, request.target, request.output)

@@ -39,6 +39,21 @@ def open_model_sessions(settings: SwapSettings, execution: ExecutionConfig) -> S
     return SessionFactory(execution, store.local_path, fp16_variant_of)
 
 
+class SessionsPerStore:
+    """One lazy session factory per (model store, manifest) on one device: the renders a
+    process serves share each model's session."""
+
+    def __init__(self, execution: ExecutionConfig) -> None:
+        self._execution = execution
+        self._factories: dict[tuple[str | None, str | None], SessionFactory] = {}
+
+    def sessions_for(self, settings: SwapSettings) -> SessionFactory:
+        key = (settings.model_store, settings.manifest_path)
+        if key not in self._factories:
+            self._factories[key] = open_model_sessions(settings, self._execution)
+        return self._factories[key]
+
+
 def model_spec(settings: SwapSettings, model_id: str, kind: str) -> ModelSpec:
     spec = job_manifest(settings).model(model_id)
     if spec.kind != kind:

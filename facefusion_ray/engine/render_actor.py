@@ -16,7 +16,7 @@ import ray
 from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.engine.cached_analysis import CachePlan, ChunkAnalysis
 from facefusion_ray.engine.frame_pipeline import FramePipeline
-from facefusion_ray.engine.model_set import open_model_sessions
+from facefusion_ray.engine.model_set import SessionsPerStore
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.report import ChunkResult
 from facefusion_ray.engine.segment_store import SegmentStore
@@ -25,7 +25,7 @@ from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import MediaInfo, SegmentEncoder, iter_frames
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.models.execution import ExecutionConfig
-from facefusion_ray.models.session_factory import ModelUsage, SessionFactory
+from facefusion_ray.models.session_factory import ModelUsage
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import stage_input
 
@@ -147,9 +147,8 @@ class RenderActor:
     def __init__(self, execution: ExecutionConfig, threads: int) -> None:
         # One actor per CPU: OpenCV's own thread pool would only fight the other actors.
         cv2.setNumThreads(threads)
-        self._execution = execution
         self._clock = StageClock()
-        self._sessions: dict[tuple[str | None, str | None], SessionFactory] = {}
+        self._sessions = SessionsPerStore(execution)
         self._pipelines: OrderedDict[str, FramePipeline] = OrderedDict()
         self._caches: dict[str | None, AnalysisCache] = {}
 
@@ -159,7 +158,7 @@ class RenderActor:
 
     def render(self, context: RenderContext, chunk: Chunk) -> ChunkResult:
         pipeline = self._pipeline_for(context)
-        sessions = self._sessions_for(context.settings)
+        sessions = self._sessions.sessions_for(context.settings)
         usage_before = sessions.stats()
         options = dict(context.storage_options)
         target = stage_input(context.target, options)
@@ -191,12 +190,6 @@ class RenderActor:
     def peak_memory(self) -> int:
         return peak_memory_bytes()
 
-    def _sessions_for(self, settings: SwapSettings) -> SessionFactory:
-        key = (settings.model_store, settings.manifest_path)
-        if key not in self._sessions:
-            self._sessions[key] = open_model_sessions(settings, self._execution)
-        return self._sessions[key]
-
     def _pipeline_for(self, context: RenderContext) -> FramePipeline:
         pipeline = self._pipelines.get(context.render_key)
         if pipeline is None:
@@ -206,7 +199,7 @@ class RenderActor:
                 self._clock,
                 context.reference_embedding,
                 context.identity_map,
-                sessions=self._sessions_for(context.settings),
+                sessions=self._sessions.sessions_for(context.settings),
             )
             self._pipelines[context.render_key] = pipeline
             while len(self._pipelines) > _PIPELINES_KEPT:

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from facefusion_ray.analysis.arcface import ArcFaceRecognizer
+from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.cache import video_fingerprint
 from facefusion_ray.engine.analysis_key import analysis_settings
 from facefusion_ray.engine.cached_analysis import CachePlan
-from facefusion_ray.engine.content_keys import file_sha256, render_key
-from facefusion_ray.engine.frame_pipeline import open_session_factory
+from facefusion_ray.engine.content_keys import render_key
 from facefusion_ray.engine.identity_map import build_identity_map
-from facefusion_ray.engine.model_set import check_models_exist, load_analyser
+from facefusion_ray.engine.model_set import SessionsPerStore, check_models_exist, load_analyser
 from facefusion_ray.engine.reference import reference_embedding_for
 from facefusion_ray.engine.render_request import RenderRequest
 from facefusion_ray.engine.report import SwapReport
@@ -23,8 +23,7 @@ from facefusion_ray.engine.sources import IdentityMap, SourceIdentity, prepare_s
 from facefusion_ray.errors import MediaError
 from facefusion_ray.media import MediaInfo, probe_media
 from facefusion_ray.models.execution import ExecutionConfig
-from facefusion_ray.models.session_factory import SessionFactory
-from facefusion_ray.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES, SwapSettings
+from facefusion_ray.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from facefusion_ray.storage.locations import is_remote, stage_input
 
 logger = logging.getLogger(__name__)
@@ -33,17 +32,9 @@ logger = logging.getLogger(__name__)
 SOURCE_RECOGNIZER = "arcface_w600k_r50"
 
 
-class DriverModels:
-    """CPU sessions the driver uses for source images and reference faces, one set per store."""
-
-    def __init__(self) -> None:
-        self._factories: dict[tuple[str | None, str | None], SessionFactory] = {}
-
-    def sessions_for(self, settings: SwapSettings) -> SessionFactory:
-        key = (settings.model_store, settings.manifest_path)
-        if key not in self._factories:
-            self._factories[key] = open_session_factory(ExecutionConfig(), settings)
-        return self._factories[key]
+def driver_sessions() -> SessionsPerStore:
+    """CPU sessions the driver uses for source images and reference faces."""
+    return SessionsPerStore(ExecutionConfig())
 
 
 @dataclass
@@ -62,7 +53,7 @@ class PreparedRender:
 
 def prepare_render(
     request: RenderRequest,
-    models: DriverModels,
+    models: SessionsPerStore,
     storage_options: dict[str, str] | None = None,
 ) -> PreparedRender:
     """Checks the inputs and analyses the sources; raises a project error for bad input."""

@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from facefusion_ray.engine.content_keys import chunk_name, file_sha256
+from facefusion_ray.assets.fetch import file_sha256
+from facefusion_ray.engine.content_keys import chunk_name
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.report import ChunkResult
 from facefusion_ray.errors import MediaError
