@@ -21,7 +21,10 @@ from facefusion_ray.engine.job import RENDER_ACTOR_PREFIX, run_job
 from facefusion_ray.engine.job_report import FAILED, RENDERED, UP_TO_DATE
 from facefusion_ray.engine.render_request import RenderRequest
 from facefusion_ray.settings import SwapSettings
+from facefusion_ray.storage.object_store import open_filesystem
 from tests.media_checks import decoded_frames
+
+pytest_plugins = ["tests.s3_server"]
 
 # Small chunks: a job has many, so there is time to disturb it between the first and last.
 SETTINGS = SwapSettings(chunk_frames=4, workers=2, output_video_quality=100)
@@ -313,3 +316,43 @@ def test_corrupt_frames_fail_their_video_by_range_while_the_others_finish(
     assert not (tmp_path / "damaged_out.mp4").exists()
     assert good_render.status == RENDERED
     assert len(list(decoded_frames(tmp_path / "good_out.mp4"))) == 40
+
+
+def test_swap_with_cache_and_work_store_on_s3_through_storage_options(
+    sample_media, short_group_clip, s3_server, tmp_path, monkeypatch, capsys
+) -> None:
+    """No AWS variables: the endpoint and credentials come only from --storage-option."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server.region)
+    options = s3_server.storage_options()
+    bucket = s3_server.create_bucket("engine")
+    storage_arguments = [f"--storage-option={key}={value}" for key, value in options.items()]
+
+    def swap(source: Path, output: Path, report: Path) -> dict:
+        arguments = [
+            "swap",
+            "--source", str(source),
+            "--target", str(short_group_clip),
+            "--output", str(output),
+            "--chunk-frames", "10",
+            "--analysis-cache", f"s3://{bucket}/analysis",
+            "--work-store", f"s3://{bucket}/work",
+            "--report", str(report),
+            "--no-progress",
+            *storage_arguments,
+        ]  # fmt: skip
+        assert main(arguments) == 0, capsys.readouterr().err
+        return json.loads(report.read_text())
+
+    first = swap(sample_media.source_tom_hanks, tmp_path / "tom.mp4", tmp_path / "tom.json")
+    second = swap(sample_media.source_astronaut, tmp_path / "ast.mp4", tmp_path / "ast.json")
+    assert first["cache"] == {"hits": 0, "misses": 40}
+    assert second["cache"] == {"hits": 40, "misses": 0}
+    filesystem, root = open_filesystem(f"s3://{bucket}", options)
+    stored = filesystem.find(root)
+    assert any(path.endswith(".parquet") for path in stored)
+    # Published renders leave only their records in the work store, no segments.
+    work = [path for path in stored if "/work/" in path]
+    assert work and all("/work/done/" in path for path in work)
+    assert options["secret"] not in capsys.readouterr().err
