@@ -19,8 +19,8 @@ from facefusion_ray.media.probe import (
     MAIN_VIDEO_STREAM,
     ContainerHeader,
     MediaInfo,
+    cached_container_header,
     ffmpeg_input_url,
-    read_container_header,
     read_frame_timestamps,
 )
 
@@ -40,7 +40,7 @@ def iter_frames(
         )
     if info.kind == "image":
         return _image_frames(path, count)
-    header = read_container_header(path)
+    header = cached_container_header(path)
     pipe = decoding_pipe_format(info.pixel_format, info.width, info.height)
     args = _decode_args(path, start, count, info, header, pipe)
     return _decoded_frames(args, path, start, count, info, pipe)

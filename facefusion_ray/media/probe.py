@@ -188,6 +188,18 @@ def read_container_header(path: str | os.PathLike[str]) -> ContainerHeader:
     return header
 
 
+def cached_container_header(path: str | os.PathLike[str]) -> ContainerHeader:
+    """`read_container_header`, read once per file version: every chunk of a video needs it."""
+    file_path = ensure_readable_file(path)
+    status = os.stat(file_path)
+    return _header_of_version(str(file_path), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _header_of_version(path: str, size: int, modified_ns: int) -> ContainerHeader:
+    return read_container_header(path)
+
+
 def _parse_header(lines: list[str]) -> ContainerHeader | None:
     formats: tuple[str, ...] | None = None
     start_time = 0.0
