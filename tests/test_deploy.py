@@ -406,7 +406,7 @@ def test_dockerfile_copies_only_the_project_and_no_weights() -> None:
                 continue
             sources += [word for word in words[:-1] if not word.startswith("--")]
     assert sorted(source.rstrip("/") for source in sources) == sorted(
-        ["pyproject.toml", "README.md", "facefusion_ray", "models"]
+        ["pyproject.toml", "README.md", "facefusion_ray", "ray_jobs", "models"]
     )
     for source in sources:
         assert not source.endswith((".onnx", ".pth", ".bin")), source
