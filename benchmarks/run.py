@@ -1,60 +1,43 @@
-"""Reproducible end-to-end benchmarks of `facefusion-ray swap` on the sample media.
+"""Reproducible end-to-end benchmarks of the `facefusion-ray` CLI on the sample media.
 
-Every scenario runs the real CLI in a fresh process (so peak memory is per run) and the
-result, with the machine, versions and the exact commands, is written as JSON.
-Usage: python -m benchmarks.run [--quick] [--output FILE]
+Every scenario runs the real CLI in fresh processes (so peak memory is per run) and the
+results, with the machine, versions, the exact commands and the targets met, are written as
+JSON.
+Usage: python -m benchmarks.run [--quick | --only NAME [NAME ...]] [--trim-frames N] [--list]
+       [--output FILE]
 """
 
 import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
-from facefusion_ray.media.ffmpeg_tool import run_ffmpeg
-from facefusion_ray.sample_media import build_sample_media
+from benchmarks.ab_scaling import AB_SOURCE_COUNTS, AbScaling, ab_scenario_name
+from benchmarks.swap_scenarios import SCENARIOS, run_swap_scenario
+from benchmarks.targets import targets_summary
+from benchmarks.workspace import Workspace
+
+__all__ = ["main", "selected_scenarios", "targets_summary"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-# Stages doing real work: codecs, model inference and the swap's own pixel processing.
-# Everything else in the workers' time (start-up, scheduling, waiting) counts as overhead.
-WORK_STAGES = ("decode", "detect", "swap", "encode", "assemble")
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    target: str  # key into the prepared targets
-    workers: int
-    sequential: bool = False
-    # Scenarios without the cache analyse every frame, so each is a cold run; the cold/warm
-    # pair shares one cache, and the warm run swaps in another source.
-    analysis_cache: bool = False
-    source: str = "tom_hanks"
-
-
-SCENARIOS = (
-    Scenario("720p_cache_cold", "720p", 2, analysis_cache=True),
-    Scenario("720p_cache_warm_new_source", "720p", 2, analysis_cache=True, source="astronaut"),
-    Scenario("720p_engine_2_workers", "720p", 2),
-    Scenario("720p_engine_1_worker", "720p", 1),
-    Scenario("720p_sequential_baseline", "720p", 1, sequential=True),
-    Scenario("1080p_engine_2_workers", "1080p", 2),
-    Scenario("1080p_sequential_baseline", "1080p", 1, sequential=True),
-    Scenario("720p_x4_length_engine_2_workers", "720p_x4", 2),
-)
 QUICK_SCENARIOS = (
     "720p_cache_cold",
     "720p_cache_warm_new_source",
     "720p_engine_2_workers",
     "720p_sequential_baseline",
 )
+SCENARIO_NAMES = (
+    *(scenario.name for scenario in SCENARIOS),
+    *(ab_scenario_name(count) for count in AB_SOURCE_COUNTS),
+)
+PREREQUISITES = {scenario.name: scenario.after for scenario in SCENARIOS if scenario.after}
 
 
 def machine_description() -> dict[str, object]:
@@ -79,165 +62,79 @@ def machine_description() -> dict[str, object]:
     }
 
 
-def run_ffmpeg_quietly(*args: str) -> None:
-    run_ffmpeg(["-loglevel", "error", "-y", *args], "cannot prepare a benchmark target")
+def selected_scenarios(only: Sequence[str] | None, quick: bool) -> list[str]:
+    """The scenarios to run in their canonical order, with the ones they need run first."""
+    if only is None:
+        return [name for name in SCENARIO_NAMES if not quick or name in QUICK_SCENARIOS]
+    unknown = [name for name in only if name not in SCENARIO_NAMES]
+    if unknown:
+        raise ValueError(f"unknown scenario(s): {', '.join(unknown)}")
+    chosen = set(only)
+    for name in only:
+        while name in PREREQUISITES:
+            name = PREREQUISITES[name]
+            chosen.add(name)
+    return [name for name in SCENARIO_NAMES if name in chosen]
 
 
-def prepare_targets(folder: Path) -> dict[str, Path]:
-    sample = build_sample_media().target_video
-    upscaled = folder / "sample_1080p.mp4"
-    run_ffmpeg_quietly(
-        "-i",
-        str(sample),
-        "-vf",
-        "scale=1920:1080",
-        "-c:v",
-        "libx264",
-        "-crf",
-        "18",
-        "-preset",
-        "veryfast",
-        "-c:a",
-        "copy",
-        str(upscaled),
-    )
-    listing = folder / "x4.txt"
-    listing.write_text("".join(f"file '{sample}'\n" for _ in range(4)))
-    four_times = folder / "sample_x4.mp4"
-    run_ffmpeg_quietly(
-        "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(four_times)
-    )
-    return {"720p": sample, "1080p": upscaled, "720p_x4": four_times}
-
-
-def run_scenario(scenario: Scenario, target: Path, folder: Path) -> dict[str, object]:
-    media = build_sample_media()
-    source = media.source_astronaut if scenario.source == "astronaut" else media.source_tom_hanks
-    output = folder / f"{scenario.name}.mp4"
-    report_path = folder / f"{scenario.name}.json"
-    command = [
-        sys.executable, "-m", "facefusion_ray", "swap",
-        "--source", str(source), "--target", str(target),
-        "--output", str(output), "--workers", str(scenario.workers),
-        "--report", str(report_path), "--no-progress",
-    ]  # fmt: skip
-    if scenario.sequential:
-        command.append("--sequential")
-    if scenario.analysis_cache:
-        command += ["--analysis-cache", str(folder / "analysis-cache")]
-    else:
-        command.append("--no-analysis-cache")
-    started = time.perf_counter()
-    subprocess.run(command, check=True, stdin=subprocess.DEVNULL, capture_output=True)
-    wall = time.perf_counter() - started
-    report = json.loads(report_path.read_text())
-    output.unlink()
-    stages = report["stage_seconds"]
-    busy = wall * report["workers"]
-    overhead = busy - sum(stages.get(stage, 0.0) for stage in WORK_STAGES)
-    return {
-        "command": " ".join(command),
-        "wall_seconds": round(wall, 2),
-        "frames": report["frames_total"],
-        "frames_per_second": round(report["frames_total"] / wall, 2),
-        "startup_seconds": report["startup_seconds"],
-        "frames_per_second_after_startup": round(
-            report["frames_total"] / (wall - report["startup_seconds"]), 2
-        ),
-        "faces_swapped": report["faces_swapped"],
-        "workers": report["workers"],
-        "cache": report["cache"],
-        "chunks": report["chunks"],
-        "stage_share_of_worker_time": {
-            stage: round(seconds / busy, 3) for stage, seconds in sorted(stages.items())
-        },
-        "outside_work_stages_share": round(overhead / busy, 3),
-        "peak_memory_mib": {
-            name: round(value / 2**20, 1) for name, value in report["peak_memory_bytes"].items()
-        },
+def scenario_runners(workspace: Workspace) -> dict[str, Callable[[], dict[str, object]]]:
+    runners: dict[str, Callable[[], dict[str, object]]] = {
+        scenario.name: partial(run_swap_scenario, scenario, workspace) for scenario in SCENARIOS
     }
+    ab = AbScaling(workspace)
+    for count in AB_SOURCE_COUNTS:
+        runners[ab_scenario_name(count)] = partial(ab.run, count)
+    return runners
 
 
-def targets_summary(results: dict[str, dict[str, object]]) -> dict[str, object]:
-    def fps(name: str) -> float | None:
-        entry = results.get(name)
-        return float(entry["frames_per_second"]) if entry else None  # type: ignore[arg-type]
-
-    summary: dict[str, object] = {}
-    engine, baseline = fps("720p_engine_2_workers"), fps("720p_sequential_baseline")
-    if engine and baseline:
-        steady = float(results["720p_engine_2_workers"]["frames_per_second_after_startup"])  # type: ignore[arg-type]
-        summary["engine_2_workers_vs_baseline"] = {
-            "ratio": round(engine / baseline, 2),
-            "ratio_after_engine_startup": round(steady / baseline, 2),
-            "target": 1.5,
-            "met": engine / baseline >= 1.5,
-        }
-    one = fps("720p_engine_1_worker")
-    if engine and one:
-        summary["two_workers_vs_one"] = {
-            "ratio": round(engine / one, 2),
-            "target": 1.8,
-            "met": engine / one >= 1.8,
-        }
-    short, long = (
-        results.get("720p_engine_2_workers"),
-        results.get("720p_x4_length_engine_2_workers"),
-    )
-    if short and long:
-
-        def peak(entry: dict[str, object]) -> float:
-            memory = entry["peak_memory_mib"]
-            assert isinstance(memory, dict)
-            return max(memory.values())
-
-        growth = peak(long) / peak(short) - 1.0
-        summary["peak_rss_growth_4x_length"] = {
-            "growth": round(growth, 3),
-            "target": 0.10,
-            "met": growth <= 0.10,
-        }
-    if engine:
-        share = results["720p_engine_2_workers"]["outside_work_stages_share"]
-        summary["outside_work_stages"] = {
-            "share": share,
-            "target": 0.15,
-            "met": float(share) <= 0.15,
-        }  # type: ignore[arg-type]
-    cold, warm = results.get("720p_cache_cold"), results.get("720p_cache_warm_new_source")
-    if cold and warm:
-        share = float(warm["wall_seconds"]) / float(cold["wall_seconds"])  # type: ignore[arg-type]
-        summary["warm_cache_rerender_vs_cold"] = {
-            "share": round(share, 3),
-            "target": 0.25,
-            "met": share <= 0.25,
-        }
-    for missing, needs in (
-        ("ab_8_sources_vs_8_renders", "issue 6 (A/B)"),
-        ("standin_10_gflop_swapper", "issue 4 (neural swappers)"),
-    ):
-        summary[missing] = {"measured": False, "needs": needs}
-    return summary
+def headline(result: dict[str, object]) -> str:
+    if "ab_share_of_separate" in result:
+        return f"A/B takes {result['ab_share_of_separate']} of the separate renders' time"
+    return f"{result['frames_per_second']} frames/s"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="only the 720p engine and baseline")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--quick", action="store_true", help="only the 720p engine and baseline")
+    choice.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="run these scenarios (and those they need first); see --list",
+    )
+    parser.add_argument(
+        "--trim-frames",
+        type=int,
+        metavar="N",
+        help="cut the A/B and neural targets to N frames: checks the benchmark runs, "
+        "its figures are not comparable",
+    )
+    parser.add_argument("--list", action="store_true", help="print the scenario names and exit")
     parser.add_argument("--output", type=Path, help="result JSON (default benchmarks/results/)")
     args = parser.parse_args()
-    chosen = [s for s in SCENARIOS if not args.quick or s.name in QUICK_SCENARIOS]
+    if args.list:
+        print("\n".join(SCENARIO_NAMES))
+        return 0
+    try:
+        chosen = selected_scenarios(args.only, args.quick)
+    except ValueError as error:
+        parser.error(str(error))
     results: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory(prefix="facefusion-ray-bench-") as temporary:
-        folder = Path(temporary)
-        targets = prepare_targets(folder)
-        for scenario in chosen:
-            print(f"running {scenario.name} ...", file=sys.stderr, flush=True)
-            results[scenario.name] = run_scenario(scenario, targets[scenario.target], folder)
-            print(f"  {results[scenario.name]['frames_per_second']} frames/s", file=sys.stderr)
+        workspace = Workspace(Path(temporary), args.trim_frames)
+        runners = scenario_runners(workspace)
+        for name in chosen:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            results[name] = runners[name]()
+            print(f"  {headline(results[name])}", file=sys.stderr, flush=True)
+        setup = workspace.setup()
     document = {
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([sys.executable, "-m", "benchmarks.run", *sys.argv[1:]]),
         "machine": machine_description(),
+        "trim_frames": args.trim_frames,
+        "setup": setup,
         "scenarios": results,
         "targets": targets_summary(results),
     }

@@ -1,0 +1,86 @@
+"""Running the real CLI in a fresh process, timed, and the figures read from a swap report."""
+
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+
+# Stages doing real work: codecs, model inference and the swap's own pixel processing.
+# Everything else in the workers' time (start-up, scheduling, waiting) counts as overhead.
+WORK_STAGES = ("decode", "detect", "swap", "encode", "assemble")
+# Lines of a failed command's stderr shown in the error.
+STDERR_TAIL_LINES = 20
+
+
+class BenchmarkCommandFailed(RuntimeError):
+    pass
+
+
+def cli_command(*arguments: str) -> list[str]:
+    """`facefusion-ray ARGUMENTS` as this interpreter runs it."""
+    return [sys.executable, "-m", "facefusion_ray", *arguments]
+
+
+def shown(command: Sequence[str]) -> str:
+    return " ".join(command)
+
+
+def run_timed(command: Sequence[str]) -> float:
+    """Wall seconds of `command`, run with no input; its output is kept only for errors."""
+    started = time.perf_counter()
+    completed = subprocess.run(
+        list(command), stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - started
+    if completed.returncode != 0:
+        tail = "\n".join(completed.stderr.splitlines()[-STDERR_TAIL_LINES:])
+        raise BenchmarkCommandFailed(
+            f"{shown(command)} exited with {completed.returncode}:\n{tail}"
+        )
+    return wall
+
+
+def swap_figures(report: Mapping[str, object], wall: float) -> dict[str, object]:
+    """Speed, start-up, stage shares and peak memory of one render from its report."""
+    frames = _int(report["frames_total"])
+    workers = _int(report["workers"])
+    startup = as_float(report["startup_seconds"])
+    stages = _float_map(report["stage_seconds"])
+    busy = wall * workers
+    overhead = busy - sum(stages.get(stage, 0.0) for stage in WORK_STAGES)
+    return {
+        "wall_seconds": round(wall, 2),
+        "frames": frames,
+        "frames_per_second": round(frames / wall, 2),
+        "startup_seconds": startup,
+        "frames_per_second_after_startup": round(frames / (wall - startup), 2),
+        "faces_swapped": report["faces_swapped"],
+        "workers": workers,
+        "cache": report["cache"],
+        "chunks": report["chunks"],
+        "model_calls": report["model_calls"],
+        "model_seconds": report["model_seconds"],
+        "stage_share_of_worker_time": {
+            stage: round(seconds / busy, 3) for stage, seconds in sorted(stages.items())
+        },
+        "outside_work_stages_share": round(overhead / busy, 3),
+        "peak_memory_mib": {
+            name: round(value / 2**20, 1)
+            for name, value in _float_map(report["peak_memory_bytes"]).items()
+        },
+    }
+
+
+def _int(value: object) -> int:
+    assert isinstance(value, int), value
+    return value
+
+
+def as_float(value: object) -> float:
+    assert isinstance(value, int | float), value
+    return float(value)
+
+
+def _float_map(value: object) -> dict[str, float]:
+    assert isinstance(value, dict), value
+    return {str(key): as_float(item) for key, item in value.items()}

@@ -1,0 +1,108 @@
+"""The issue's targets judged from recorded figures. A target whose scenarios were not run in
+this invocation is left out rather than judged."""
+
+from collections.abc import Mapping
+
+from benchmarks.measure import as_float
+
+Results = Mapping[str, Mapping[str, object]]
+
+NEURAL = "neural_10gflop"
+NEURAL_BASELINE = f"{NEURAL}_sequential_baseline_cold"
+NEURAL_ONE_WORKER = f"{NEURAL}_engine_1_worker_cold"
+NEURAL_TWO_WORKERS = f"{NEURAL}_engine_2_workers_cold"
+AB_PREFIX = "ab_"
+AB_SHARE_TARGET = 0.5
+BASELINE_SPEEDUP_TARGET = 1.5
+WORKER_SPEEDUP_TARGET = 1.8
+
+
+def targets_summary(results: Results) -> dict[str, object]:
+    summary: dict[str, object] = {}
+    speedups = (
+        ("engine_2_workers_vs_baseline", "720p_engine_2_workers", "720p_sequential_baseline",
+         BASELINE_SPEEDUP_TARGET, "ratio_after_engine_startup"),
+        ("two_workers_vs_one", "720p_engine_2_workers", "720p_engine_1_worker",
+         WORKER_SPEEDUP_TARGET, "ratio_after_startup"),
+        ("standin_10_gflop_2_workers_vs_baseline", NEURAL_TWO_WORKERS, NEURAL_BASELINE,
+         BASELINE_SPEEDUP_TARGET, "ratio_after_engine_startup"),
+        ("standin_10_gflop_two_workers_vs_one", NEURAL_TWO_WORKERS, NEURAL_ONE_WORKER,
+         WORKER_SPEEDUP_TARGET, "ratio_after_startup"),
+    )  # fmt: skip
+    for key, faster, slower, target, after_startup_key in speedups:
+        if faster in results and slower in results:
+            summary[key] = speedup(results[faster], results[slower], target, after_startup_key)
+    short, long = (
+        results.get("720p_engine_2_workers"),
+        results.get("720p_x4_length_engine_2_workers"),
+    )
+    if short and long:
+        growth = peak_memory(long) / peak_memory(short) - 1.0
+        summary["peak_rss_growth_4x_length"] = {
+            "growth": round(growth, 3),
+            "target": 0.10,
+            "met": growth <= 0.10,
+        }
+    if short:
+        share = as_float(short["outside_work_stages_share"])
+        summary["outside_work_stages"] = {"share": share, "target": 0.15, "met": share <= 0.15}
+    cold, warm = results.get("720p_cache_cold"), results.get("720p_cache_warm_new_source")
+    if cold and warm:
+        share = as_float(warm["wall_seconds"]) / as_float(cold["wall_seconds"])
+        summary["warm_cache_rerender_vs_cold"] = {
+            "share": round(share, 3),
+            "target": 0.25,
+            "met": share <= 0.25,
+        }
+    summary.update(ab_targets(results))
+    return summary
+
+
+def speedup(
+    faster: Mapping[str, object],
+    slower: Mapping[str, object],
+    target: float,
+    after_startup_key: str,
+) -> dict[str, object]:
+    """Frames per second of `faster` over `slower`, judged on wall time (start-up included)
+    as the ratio is shown, to two decimals, so the verdict never contradicts the figure."""
+    ratio = round(as_float(faster["frames_per_second"]) / as_float(slower["frames_per_second"]), 2)
+    steady = as_float(faster["frames_per_second_after_startup"]) / as_float(
+        slower["frames_per_second_after_startup"]
+    )
+    return {
+        "ratio": ratio,
+        after_startup_key: round(steady, 2),
+        "target": target,
+        "met": ratio >= target,
+    }
+
+
+def ab_targets(results: Results) -> dict[str, object]:
+    """A/B with 8 sources in at most half the time of 8 renders, and every A/B analysed once."""
+    scaling = {name: entry for name, entry in results.items() if name.startswith(AB_PREFIX)}
+    if not scaling:
+        return {}
+    targets: dict[str, object] = {
+        "ab_share_of_separate_renders": {
+            str(entry["sources"]): entry["ab_share_of_separate"] for entry in scaling.values()
+        },
+        "ab_analysed_once": {
+            "met": all(entry["analysed_once"] is True for entry in scaling.values()),
+        },
+    }
+    eight = results.get("ab_8_sources")
+    if eight:
+        share = as_float(eight["ab_share_of_separate"])
+        targets["ab_8_sources_vs_8_renders"] = {
+            "share": share,
+            "target": AB_SHARE_TARGET,
+            "met": share <= AB_SHARE_TARGET,
+        }
+    return targets
+
+
+def peak_memory(entry: Mapping[str, object]) -> float:
+    memory = entry["peak_memory_mib"]
+    assert isinstance(memory, dict)
+    return max(as_float(value) for value in memory.values())
