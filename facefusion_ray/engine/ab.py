@@ -1,8 +1,10 @@
 """A/B comparison: one target, many sources, analysed once, compared side by side."""
 
 import logging
+import os
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from facefusion_ray.storage.locations import is_remote, stage_input
 logger = logging.getLogger(__name__)
 
 # Frames per render where the swapped faces are compared with their source.
-SIMILARITY_SAMPLES = 24
+SIMILARITY_SAMPLES = 12
 CONTACT_SHEET_FRAMES = 6
 CONTACT_SHEET_NAME = "contact_sheet.png"
 REPORT_NAME = "report.html"
@@ -117,18 +119,27 @@ def measure_renders(
     sessions = open_session_factory(ExecutionConfig(), settings)
     detector = load_detector(settings, sessions)
     recognizer = load_recognizer(sessions)
-    measured: dict[str, dict[int, list[float]]] = {}
-    for render, source in zip(renders, sources, strict=True):
-        if render.status == FAILED or not render.swapped_landmarks:
-            continue
+
+    def measure(render: RenderOutcome, source: Path) -> dict[int, list[float]]:
         samples = {
             frame: [np.asarray(points, dtype=np.float32) for points in faces]
             for frame, faces in render.swapped_landmarks.items()
         }
         embedding = source_embedding_for(source, detector, recognizer)
-        measured[render.name] = measure_identity_similarity(
-            Path(render.output), samples, embedding, recognizer
-        )
+        return measure_identity_similarity(Path(render.output), samples, embedding, recognizer)
+
+    measurable = [
+        (render, source)
+        for render, source in zip(renders, sources, strict=True)
+        if render.status != FAILED and render.swapped_landmarks
+    ]
+    # Decoding and SFace release the GIL: the renders are measured side by side.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = pool.map(lambda pair: measure(*pair), measurable)
+        measured = {
+            render.name: per_frame
+            for (render, _), per_frame in zip(measurable, results, strict=True)
+        }
     return measured
 
 
