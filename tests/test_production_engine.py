@@ -59,6 +59,8 @@ def undisturbed(sample_media, short_group_clip, tmp_path_factory) -> Path:
         [sample_media.source_tom_hanks], short_group_clip, output, SETTINGS, show_progress=False
     )
     assert report.chunks == 10 and report.faces_swapped > 0
+    # Both actors shared the work (none took all of it while the other was starting).
+    assert len(report.chunks_by_worker) == 2 and min(report.chunks_by_worker.values()) >= 3
     return output
 
 
@@ -356,3 +358,22 @@ def test_swap_with_cache_and_work_store_on_s3_through_storage_options(
     work = [path for path in stored if "/work/" in path]
     assert work and all("/work/done/" in path for path in work)
     assert options["secret"] not in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_two_chunks_on_two_workers_run_one_on_each(
+    sample_media, short_group_clip, tmp_path
+) -> None:
+    """The pool is placed before work is handed out, and no chunk queues behind a busy actor
+    while another is idle."""
+    settings = SwapSettings(chunk_frames=64, workers=2)
+    report = run_swap(
+        [sample_media.source_tom_hanks],
+        short_group_clip,
+        tmp_path / "balanced.mp4",
+        settings,
+        show_progress=False,
+        work_store=str(tmp_path / "work"),
+    )
+    assert report.chunks == 2
+    assert sorted(report.chunks_by_worker.values()) == [1, 1]

@@ -185,6 +185,7 @@ class RenderActor:
             with self._clock.measure("segment_io"):
                 segments.put_segment(chunk, local_segment, result)
         result.model_usage = usage_delta(usage_before, sessions.stats())
+        result.worker_pid = os.getpid()
         return result
 
     def peak_memory(self) -> int:

@@ -22,6 +22,8 @@ class ChunkResult:
     frames_swapped: int = 0
     # Model calls made for this chunk alone (actors share sessions across chunks and renders).
     model_usage: dict[str, ModelUsage] = field(default_factory=dict)
+    # The actor process that rendered the chunk (0: rendered in the driver's process).
+    worker_pid: int = 0
     # frame index -> 5-point landmarks of the faces swapped there, for the sampled frames only.
     swapped_landmarks: dict[int, list[list[list[float]]]] = field(default_factory=dict)
 
@@ -50,6 +52,8 @@ class SwapReport:
     # Summed over all workers, so with N workers they can add up to N times `seconds`.
     stage_seconds: dict[str, float] = field(default_factory=dict)
     peak_memory_bytes: dict[str, int] = field(default_factory=dict)
+    # Rendered chunks per actor process id: how evenly the pool shared the work.
+    chunks_by_worker: dict[str, int] = field(default_factory=dict)
     # Frames whose analysis came from the cache, and frames analysed by the models.
     cache: dict[str, int] = field(default_factory=lambda: {"hits": 0, "misses": 0})
     # Calls made by the driver for the source images and the reference face.
@@ -65,6 +69,9 @@ class SwapReport:
         self.cache["hits"] += result.cache_hits
         self.cache["misses"] += result.cache_misses
         self.add_model_stats(result.model_usage)
+        if result.worker_pid:
+            worker = str(result.worker_pid)
+            self.chunks_by_worker[worker] = self.chunks_by_worker.get(worker, 0) + 1
 
     def add_stage_seconds(self, stages: dict[str, float]) -> None:
         for stage, seconds in stages.items():

@@ -28,6 +28,8 @@ CHUNKS_IN_FLIGHT_PER_ACTOR = 2
 MAX_ATTEMPTS_PER_CHUNK = 3
 # How long the job waits for an actor to be placed when it has none at all.
 ACTOR_START_TIMEOUT_SECONDS = 600.0
+# Once one actor is ready, how long the others may take before work is handed out anyway.
+STARTUP_GRACE_SECONDS = 30.0
 _ACTOR_LOST = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 
 
@@ -98,10 +100,18 @@ class ChunkScheduler:
         for task in dropped:
             self._release_followers(task.key)
 
-    def wait_until_ready(self) -> None:
-        """Block until at least one actor is placed (start-up is timed apart from work)."""
+    def wait_until_ready(self, grace_seconds: float = STARTUP_GRACE_SECONDS) -> None:
+        """Block until the pool is placed (start-up is timed apart from work).
+
+        Waits for one actor, then up to `grace_seconds` more for the others: chunks handed out
+        while a sibling is still starting would all queue on the first actor.
+        """
         while not self._ready_actors:
             self._collect_started(self._wait(list(self._starting)))
+        deadline = time.monotonic() + grace_seconds
+        while self._starting and (remaining := deadline - time.monotonic()) > 0:
+            done, _ = ray.wait(list(self._starting), num_returns=1, timeout=remaining)
+            self._collect_started(done)
 
     def run(self) -> Iterator[ChunkDone | ChunkFailed]:
         while self._queue or self._in_flight or self._blocked_live():
@@ -172,6 +182,10 @@ class ChunkScheduler:
         while self._queue and self._ready_actors:
             actor = min(self._ready_actors, key=lambda candidate: self._load[candidate])
             if self._load[actor] >= self._in_flight_limit:
+                return
+            # A chunk queued behind a busy actor waits a whole chunk; near the end of the
+            # work that would leave other actors idle, so the extra slot is for long queues.
+            if self._load[actor] > 0 and len(self._queue) < len(self._ready_actors):
                 return
             task = heapq.heappop(self._queue)[3]
             reference = actor.render.remote(task.context, task.chunk)
