@@ -51,7 +51,8 @@ class JobOptions:
     show_progress: bool = True
     # Render even when the output of the same inputs is already published.
     force: bool = False
-    # Frames per render whose swapped faces' landmarks are recorded (for A/B similarity).
+    # Frames per render whose swapped faces' landmarks are recorded (for A/B similarity), the
+    # same frames `comparison.sample_frame_indices` picks for a contact sheet.
     landmark_samples: int = 0
 
 
@@ -237,10 +238,10 @@ def render_context(video: VideoRender, options: JobOptions) -> RenderContext:
     prepared = video.prepared
     samples: frozenset[int] = frozenset()
     if options.landmark_samples > 0:
-        from facefusion_ray.engine.identity_map import sampled_frame_numbers
+        from facefusion_ray.comparison.frames import sample_frame_indices
 
         samples = frozenset(
-            sampled_frame_numbers(prepared.info.frame_count, options.landmark_samples)
+            sample_frame_indices(prepared.info.frame_count, options.landmark_samples)
         )
     assert prepared.render_key is not None
     return RenderContext(
