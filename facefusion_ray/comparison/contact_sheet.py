@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +27,16 @@ FALLBACK_ASPECT = 16 / 9
 
 @dataclass(frozen=True)
 class ContactRow:
-    """One source: its label, its photo and its rendered video (None when the render failed)."""
+    """One source: its label, its photo and its rendered video (None when the render failed).
+
+    `frames` may hold the video's frames at the sheet's indices, already decoded (any size:
+    they are fitted into their cells); without them the video is decoded here.
+    """
 
     label: str
     source_image: Path
     video: Path | None
+    frames: Mapping[int, np.ndarray] | None = None
 
 
 def header_height(thumb_height: int) -> int:
@@ -68,7 +73,7 @@ def build_contact_sheet(
     for row_number, row in enumerate(rows):
         y = top + row_number * thumb_height
         thumbnails = [_fit_into(read_image(row.source_image), cell)]
-        thumbnails += _frame_thumbnails(row.video, frame_indices, cell, font_scale)
+        thumbnails += _frame_thumbnails(row, frame_indices, cell, font_scale)
         for column, thumbnail in enumerate(thumbnails):
             sheet[y : y + thumb_height, column * thumb_width : (column + 1) * thumb_width] = (
                 thumbnail
@@ -90,17 +95,17 @@ def _thumb_width(rows: Sequence[ContactRow], thumb_height: int) -> int:
 
 
 def _frame_thumbnails(
-    video: Path | None,
+    row: ContactRow,
     frame_indices: Sequence[int],
     cell: tuple[int, int],
     font_scale: float,
 ) -> list[np.ndarray]:
-    if video is None:
+    if row.video is None:
         return [_placeholder(cell, "no video", font_scale) for _ in frame_indices]
-    decoded = {
-        index: _fit_into(frame, cell) for index, frame in iter_selected_frames(video, frame_indices)
-    }
-    return [decoded[index] for index in frame_indices]
+    frames = row.frames
+    if frames is None:
+        frames = dict(iter_selected_frames(row.video, frame_indices))
+    return [_fit_into(frames[index], cell) for index in frame_indices]
 
 
 def _fit_into(image: np.ndarray, cell: tuple[int, int]) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,11 +52,24 @@ def measure_identity_similarity(
     frame, with one similarity per face in the order given (empty for a frame without faces).
     MediaError if the video is unreadable or ends before a sampled frame that has faces.
     """
+    frames_with_faces = [index for index, faces in samples.items() if len(faces) > 0]
+    return similarities_in_frames(
+        iter_selected_frames(video, frames_with_faces), samples, source_embedding, recognizer
+    )
+
+
+def similarities_in_frames(
+    frames: Iterable[tuple[int, np.ndarray]],
+    samples: Mapping[int, Sequence[np.ndarray]],
+    source_embedding: np.ndarray,
+    recognizer: FaceEmbedder,
+) -> dict[int, list[float]]:
+    """`measure_identity_similarity` on frames already decoded: (index, frame) pairs that
+    cover every sampled frame with faces (others are ignored)."""
     source = _unit_vector(source_embedding)
     similarities: dict[int, list[float]] = {index: [] for index in sorted(samples)}
-    frames_with_faces = [index for index, faces in samples.items() if len(faces) > 0]
-    for index, frame in iter_selected_frames(video, frames_with_faces):
-        for landmarks in samples[index]:
+    for index, frame in frames:
+        for landmarks in samples.get(index, ()):
             points = np.asarray(landmarks, dtype=np.float32).reshape(5, 2)
             normed = recognizer.embed(frame, points)[1]
             similarities[index].append(_cosine(normed, source))

@@ -8,18 +8,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facefusion_ray.comparison import (
     AbEntry,
     ContactRow,
     build_contact_sheet,
-    measure_identity_similarity,
+    iter_selected_frames,
     sample_frame_indices,
     similarity_stats,
     source_embedding_for,
     write_ab_report,
 )
+from facefusion_ray.comparison.similarity import similarities_in_frames
 from facefusion_ray.engine.frame_pipeline import load_recognizer, open_session_factory
 from facefusion_ray.engine.job import JobOptions, run_job
 from facefusion_ray.engine.job_report import FAILED, JobReport, RenderOutcome, write_job_report
@@ -36,6 +38,8 @@ logger = logging.getLogger(__name__)
 # Frames per render shown on the contact sheet, where the swapped faces are also compared
 # with their source (SFace on every swapped face costs ~18 ms; 8 frames keep that small).
 SAMPLED_FRAMES = 8
+# Frames kept for the sheet are scaled to this height (its cells are 180 px high).
+THUMBNAIL_HEIGHT = 360
 CONTACT_SHEET_NAME = "contact_sheet.png"
 REPORT_NAME = "report.html"
 JOB_REPORT_NAME = "ab_report.json"
@@ -85,20 +89,23 @@ def run_ab(
     write_job_report(job, output_dir / JOB_REPORT_NAME)
     storage_options = dict(options.storage_options)
     local_sources = [stage_input(source, storage_options) for source in sources]
-    similarity = measure_renders(job.renders, local_sources, settings)
-    sheet = output_dir / CONTACT_SHEET_NAME
     rendered = [render for render in job.renders if render.status != FAILED]
     frame_count = probe_media(Path(rendered[0].output)).frame_count if rendered else 0
+    frame_indices = sample_frame_indices(frame_count, SAMPLED_FRAMES)
+    samples = sample_renders(job.renders, local_sources, frame_indices, settings)
+    similarity = {name: taken.similarity for name, taken in samples.items() if taken.similarity}
+    sheet = output_dir / CONTACT_SHEET_NAME
     build_contact_sheet(
         [
             ContactRow(
                 render.name,
                 source,
                 Path(render.output) if render.status != FAILED else None,
+                samples[render.name].thumbnails if render.name in samples else None,
             )
             for render, source in zip(job.renders, local_sources, strict=True)
         ],
-        sample_frame_indices(frame_count, SAMPLED_FRAMES),
+        frame_indices,
         sheet,
     )
     report = output_dir / REPORT_NAME
@@ -112,35 +119,58 @@ def run_ab(
     return AbResult(job, sheet, report, similarity)
 
 
-def measure_renders(
-    renders: Sequence[RenderOutcome], sources: Sequence[Path], settings: SwapSettings
-) -> dict[str, dict[int, list[float]]]:
-    """SFace similarity of each render's swapped faces to its source, at the sampled frames."""
+@dataclass(frozen=True)
+class SampledRender:
+    """What the A/B report needs of one output: similarity and the sheet's thumbnails."""
+
+    similarity: dict[int, list[float]]
+    thumbnails: dict[int, np.ndarray]
+
+
+def sample_renders(
+    renders: Sequence[RenderOutcome],
+    sources: Sequence[Path],
+    frame_indices: Sequence[int],
+    settings: SwapSettings,
+) -> dict[str, SampledRender]:
+    """Decode each output's sampled frames once: SFace similarity of the swapped faces to the
+    source there, and thumbnails for the contact sheet."""
     sessions = open_session_factory(ExecutionConfig(), settings)
     detector = load_detector(settings, sessions)
     recognizer = load_recognizer(sessions)
 
-    def measure(render: RenderOutcome, source: Path) -> dict[int, list[float]]:
-        samples = {
+    def sample(render: RenderOutcome, source: Path) -> SampledRender:
+        landmarks = {
             frame: [np.asarray(points, dtype=np.float32) for points in faces]
             for frame, faces in render.swapped_landmarks.items()
         }
-        embedding = source_embedding_for(source, detector, recognizer)
-        return measure_identity_similarity(Path(render.output), samples, embedding, recognizer)
+        wanted = sorted(set(frame_indices) | set(landmarks))
+        frames = dict(iter_selected_frames(Path(render.output), wanted))
+        similarity: dict[int, list[float]] = {}
+        if landmarks:
+            embedding = source_embedding_for(source, detector, recognizer)
+            similarity = similarities_in_frames(frames.items(), landmarks, embedding, recognizer)
+        thumbnails = {index: thumbnail(frames[index]) for index in frame_indices}
+        return SampledRender(similarity, thumbnails)
 
-    measurable = [
+    sampled = [
         (render, source)
         for render, source in zip(renders, sources, strict=True)
-        if render.status != FAILED and render.swapped_landmarks
+        if render.status != FAILED
     ]
-    # Decoding and SFace release the GIL: the renders are measured side by side.
+    # Decoding and SFace release the GIL: the outputs are sampled side by side.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = pool.map(lambda pair: measure(*pair), measurable)
-        measured = {
-            render.name: per_frame
-            for (render, _), per_frame in zip(measurable, results, strict=True)
-        }
-    return measured
+        results = pool.map(lambda pair: sample(*pair), sampled)
+        return {render.name: result for (render, _), result in zip(sampled, results, strict=True)}
+
+
+def thumbnail(frame: np.ndarray) -> np.ndarray:
+    """A frame small enough to keep for every row of the sheet (twice its cell height)."""
+    scale = THUMBNAIL_HEIGHT / frame.shape[0]
+    if scale >= 1:
+        return frame
+    size = (max(1, round(frame.shape[1] * scale)), THUMBNAIL_HEIGHT)
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 def entry_for(render: RenderOutcome, per_frame: dict[int, list[float]] | None) -> AbEntry:
