@@ -212,7 +212,8 @@ def test_a_killed_driver_resumes_with_the_finished_chunks(
     again = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0
     third = json.loads(report_path.read_text())
-    assert "already rendered" in third["notes"][0]
+    assert "already rendered" in third["notes"][0] and third["up_to_date"]
+    assert "up to date" in again.stdout
     assert third["frames_total"] == 40 and third["faces_swapped"] == report["faces_swapped"]
     assert third["model_calls"] == {}
 

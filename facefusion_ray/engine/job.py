@@ -117,6 +117,7 @@ def plan_video(
             for name in PUBLISHED_COUNTS:
                 setattr(prepared.report, name, int(counts.get(name, 0)))
         outcome.status = UP_TO_DATE
+        prepared.report.up_to_date = True
         prepared.report.notes.append("output already rendered from the same inputs; skipped")
         finish_report(prepared)
         logger.info("%s: up to date (%s)", request.label, request.output)

@@ -42,6 +42,8 @@ class SwapReport:
     chunks: int = 0
     # Chunks whose segment a previous, interrupted run had already rendered.
     chunks_skipped: int = 0
+    # The output was already published from the same inputs: nothing was rendered.
+    up_to_date: bool = False
     workers: int = 0
     seconds: float = 0.0
     startup_seconds: float = 0.0
@@ -93,6 +95,11 @@ class SwapReport:
         return asdict(self)
 
     def summary(self) -> str:
+        if self.up_to_date:
+            return (
+                f"{self.output}: up to date ({self.frames_total} frames, {self.faces_swapped} "
+                "faces swapped by an earlier run of the same inputs; --force renders again)"
+            )
         fps = self.frames_total / self.seconds if self.seconds > 0 else 0.0
         return (
             f"{self.output}: {self.frames_total} frames, {self.frames_with_faces} with faces, "
