@@ -127,13 +127,13 @@ def plan_video(
     prepared.report.chunks = len(chunks)
     prepared.report.workers = options.workers
     prepared.report.chunks_skipped = len(finished)
-    if finished:
-        logger.info(
-            "%s: %d of %d chunks already rendered by an earlier run",
-            request.label,
-            len(finished),
-            len(chunks),
-        )
+    logger.info(
+        "%s: %d frames in %d chunks to render%s",
+        request.label,
+        prepared.info.frame_count,
+        len(chunks) - len(finished),
+        f" ({len(finished)} already rendered by an earlier run)" if finished else "",
+    )
     for chunk in chunks:
         record = finished.get(chunk.index)
         if record is not None:
