@@ -89,7 +89,8 @@ def run_ab_command(args: argparse.Namespace) -> int:
 
 def run_batch_command(args: argparse.Namespace) -> int:
     from facefusion_ray.batch_spec import load_batch_spec
-    from facefusion_ray.engine.job import JobOptions, run_job
+    from facefusion_ray.engine.job import run_job
+    from facefusion_ray.engine.job_options import JobOptions
     from facefusion_ray.engine.job_report import write_job_report
     from facefusion_ray.storage.locations import is_remote, publish_output
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from facefusion_ray.atomic_files import write_bytes_atomically
 from facefusion_ray.batch_spec import BatchSpec
-from facefusion_ray.engine.job import JobOptions
+from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import JobReport, write_job_report
 from facefusion_ray.storage.locations import is_remote, publish_output
 

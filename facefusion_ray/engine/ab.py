@@ -23,7 +23,8 @@ from facefusion_ray.comparison import (
 )
 from facefusion_ray.comparison.similarity import similarities_in_frames
 from facefusion_ray.engine.frame_pipeline import load_recognizer, open_session_factory
-from facefusion_ray.engine.job import JobOptions, run_job
+from facefusion_ray.engine.job import run_job
+from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED, JobReport, RenderOutcome, write_job_report
 from facefusion_ray.engine.model_set import load_detector
 from facefusion_ray.engine.render_request import RenderRequest

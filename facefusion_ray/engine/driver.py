@@ -4,8 +4,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from facefusion_ray.engine.job import NO_FACE_NOTE, JobOptions, finish_report, run_job
+from facefusion_ray.engine.job import run_job
+from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED
+from facefusion_ray.engine.render_plan import NO_FACE_NOTE, finish_report
 from facefusion_ray.engine.render_preparation import driver_sessions, prepare_render
 from facefusion_ray.engine.render_request import RenderRequest
 from facefusion_ray.engine.report import SwapReport, write_report

@@ -113,17 +113,30 @@ class ChunkScheduler:
             done, _ = ray.wait(list(self._starting), num_returns=1, timeout=remaining)
             self._collect_started(done)
 
-    def run(self) -> Iterator[ChunkDone | ChunkFailed]:
-        while self._queue or self._in_flight or self._blocked_live():
-            self._submit()
-            waiting = list(self._in_flight) + list(self._starting)
-            if not waiting:
+    def busy(self) -> bool:
+        """Chunks are queued, waiting for a leader, or in flight."""
+        return bool(self._queue or self._in_flight or self._blocked_live())
+
+    def step(self, timeout: float | None = None) -> list[ChunkDone | ChunkFailed]:
+        """Hand out what can be handed out, then wait (at most `timeout` once the pool has an
+        actor) for the next chunk or actor to finish; [] when nothing finished in time."""
+        self._submit()
+        waiting = list(self._in_flight) + list(self._starting)
+        if not waiting:
+            if self.busy():
                 raise FaceFusionRayError("no worker is left to render the remaining chunks")
-            done = self._wait(waiting)
-            self._collect_started([ref for ref in done if ref in self._starting])
-            for reference in done:
-                if reference in self._in_flight:
-                    yield from self._collect_chunk(reference)
+            return []
+        done = self._wait(waiting, timeout)
+        self._collect_started([ref for ref in done if ref in self._starting])
+        events: list[ChunkDone | ChunkFailed] = []
+        for reference in done:
+            if reference in self._in_flight:
+                events.extend(self._collect_chunk(reference))
+        return events
+
+    def run(self) -> Iterator[ChunkDone | ChunkFailed]:
+        while self.busy():
+            yield from self.step()
 
     def actors(self) -> list[ActorHandle]:
         return list(self._ready_actors)
@@ -154,10 +167,14 @@ class ChunkScheduler:
         self._actors_started += 1
         self._starting[actor.ready.remote()] = actor
 
-    def _wait(self, references: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
-        timeout = None if self._ready_actors else ACTOR_START_TIMEOUT_SECONDS
+    def _wait(
+        self, references: list[ray.ObjectRef], timeout: float | None = None
+    ) -> list[ray.ObjectRef]:
+        if self._ready_actors:
+            done, _ = ray.wait(references, num_returns=1, timeout=timeout)
+            return done
         started = time.monotonic()
-        done, _ = ray.wait(references, num_returns=1, timeout=timeout)
+        done, _ = ray.wait(references, num_returns=1, timeout=ACTOR_START_TIMEOUT_SECONDS)
         if not done:
             raise FaceFusionRayError(
                 f"no worker could be placed within {time.monotonic() - started:.0f} s: "

@@ -1,0 +1,84 @@
+"""Preparing a job's renders in the background, so the pool starts on the first video while
+the driver still fingerprints and analyses the sources of the next ones."""
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+
+from facefusion_ray.engine.job_options import JobOptions
+from facefusion_ray.engine.job_report import RenderOutcome
+from facefusion_ray.engine.render_plan import VideoRender, fail, finish_report, plan_video
+from facefusion_ray.engine.render_preparation import driver_sessions, prepare_render
+from facefusion_ray.engine.render_request import RenderRequest
+from facefusion_ray.engine.still_image import render_still_image
+from facefusion_ray.errors import FaceFusionRayError
+
+logger = logging.getLogger(__name__)
+
+
+class RenderFeed:
+    """Prepares `requests` in order on a thread; `take` hands out the video renders that need
+    work as they become ready. Images are rendered and failures recorded on the way."""
+
+    def __init__(
+        self,
+        requests: Sequence[RenderRequest],
+        outcomes: Sequence[RenderOutcome],
+        work_store: str,
+        options: JobOptions,
+    ) -> None:
+        self._requests = requests
+        self._outcomes = outcomes
+        self._work_store = work_store
+        self._options = options
+        self._ready: queue.Queue[VideoRender | None] = queue.Queue()
+        self._finished = False
+        self._thread = threading.Thread(target=self._prepare_all, name="prepare", daemon=True)
+        self._thread.start()
+
+    @property
+    def finished(self) -> bool:
+        """Every request is prepared and every video render has been taken."""
+        return self._finished
+
+    def take(self, wait: bool) -> list[VideoRender]:
+        """The renders ready now; with `wait`, blocks until there is one or the feed is done."""
+        videos: list[VideoRender] = []
+        while not self._finished:
+            try:
+                item = self._ready.get(block=wait and not videos)
+            except queue.Empty:
+                break
+            if item is None:
+                self._finished = True
+            else:
+                videos.append(item)
+        return videos
+
+    def _prepare_all(self) -> None:
+        storage_options = dict(self._options.storage_options)
+        sessions = driver_sessions()
+        videos = 0
+        try:
+            for request, outcome in zip(self._requests, self._outcomes, strict=True):
+                try:
+                    prepared = prepare_render(request, sessions, storage_options)
+                    outcome.report = prepared.report
+                    if prepared.info.kind == "image":
+                        render_still_image(prepared, storage_options)
+                        finish_report(prepared)
+                        continue
+                    video = plan_video(videos, prepared, outcome, self._work_store, self._options)
+                except (FaceFusionRayError, OSError) as error:
+                    fail(outcome, str(error), error)
+                    continue
+                except Exception as error:  # a bug must fail its render, not hang the job
+                    logger.exception("preparing %s failed", request.label)
+                    fail(outcome, f"{type(error).__name__}: {error}", error)
+                    continue
+                if video is not None:
+                    videos += 1
+                    self._ready.put(video)
+        finally:
+            self._ready.put(None)

@@ -1,0 +1,122 @@
+"""A video render's plan: which chunks still need rendering, or that none does."""
+
+import logging
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from facefusion_ray.engine.job_options import JobOptions
+from facefusion_ray.engine.job_report import FAILED, UP_TO_DATE, RenderOutcome
+from facefusion_ray.engine.plan import Chunk, plan_chunks
+from facefusion_ray.engine.render_actor import peak_memory_bytes
+from facefusion_ray.engine.render_preparation import PreparedRender
+from facefusion_ray.engine.report import SwapReport
+from facefusion_ray.engine.segment_store import SegmentStore
+from facefusion_ray.storage import object_store
+from facefusion_ray.storage.locations import output_exists
+
+logger = logging.getLogger(__name__)
+
+NO_FACE_NOTE = "no face found in the target: the output equals the input"
+
+
+@dataclass
+class VideoRender:
+    """A video render in progress: its plan and what is done."""
+
+    index: int
+    prepared: PreparedRender
+    chunks: list[Chunk]
+    segments: SegmentStore
+    remaining: set[int]
+    outcome: RenderOutcome
+    assembly: Future[None] | None = None
+
+
+def plan_video(
+    index: int,
+    prepared: PreparedRender,
+    outcome: RenderOutcome,
+    work_store: str,
+    options: JobOptions,
+) -> VideoRender | None:
+    """The chunks still to render; None when the output of these inputs is already published."""
+    assert prepared.render_key is not None
+    request, settings = prepared.request, prepared.request.settings
+    segments = SegmentStore(work_store, prepared.render_key, dict(options.storage_options))
+    published = None if options.force else published_record(segments, request.output, options)
+    if published is not None:
+        counts = published.get("counts")
+        if isinstance(counts, dict):
+            for name in PUBLISHED_COUNTS:
+                setattr(prepared.report, name, int(counts.get(name, 0)))
+        outcome.status = UP_TO_DATE
+        prepared.report.up_to_date = True
+        prepared.report.notes.append("output already rendered from the same inputs; skipped")
+        finish_report(prepared)
+        logger.info("%s: up to date (%s)", request.label, request.output)
+        return None
+    chunks = plan_chunks(prepared.info.frame_count, settings.chunk_frames, options.workers)
+    finished = segments.finished(chunks)
+    prepared.report.chunks = len(chunks)
+    prepared.report.workers = options.workers
+    prepared.report.chunks_skipped = len(finished)
+    logger.info(
+        "%s: %d frames in %d chunks to render%s",
+        request.label,
+        prepared.info.frame_count,
+        len(chunks) - len(finished),
+        f" ({len(finished)} already rendered by an earlier run)" if finished else "",
+    )
+    for chunk in chunks:
+        record = finished.get(chunk.index)
+        if record is not None:
+            prepared.report.add_chunk(record.as_chunk_result(chunk.index))
+    remaining = {chunk.index for chunk in chunks} - set(finished)
+    return VideoRender(index, prepared, chunks, segments, remaining, outcome)
+
+
+# Report fields a published render records, so an up-to-date re-run still reports them.
+PUBLISHED_COUNTS = (
+    "frames_total",
+    "frames_with_faces",
+    "frames_swapped",
+    "faces_swapped",
+    "chunks",
+)
+
+
+def published_counts(report: SwapReport) -> dict[str, int]:
+    return {name: int(getattr(report, name)) for name in PUBLISHED_COUNTS}
+
+
+def published_record(
+    segments: SegmentStore, output: str, options: JobOptions
+) -> dict[str, object] | None:
+    """The record of this render's output when that output is still there, unchanged."""
+    record = segments.published_output()
+    if record is None or record.get("output") != output:
+        return None
+    storage_options = dict(options.storage_options)
+    if not output_exists(output, storage_options):
+        return None
+    filesystem, path = object_store.open_filesystem(output, storage_options)
+    if object_store.object_size(filesystem, path) != record.get("bytes"):
+        return None
+    return record
+
+
+def finish_report(prepared: PreparedRender) -> None:
+    report = prepared.report
+    report.peak_memory_bytes["driver"] = peak_memory_bytes()
+    if report.frames_total and report.frames_with_faces == 0 and NO_FACE_NOTE not in report.notes:
+        report.notes.append(NO_FACE_NOTE)
+        logger.warning("%s: %s", prepared.request.target, NO_FACE_NOTE)
+    report.seconds = round(time.perf_counter() - prepared.started, 3)
+
+
+def fail(outcome: RenderOutcome, message: str, cause: BaseException | None = None) -> None:
+    outcome.status = FAILED
+    outcome.error = message
+    outcome.cause = cause
+    logger.error("render failed: %s", message)
