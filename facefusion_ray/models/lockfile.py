@@ -109,7 +109,26 @@ def utc_timestamp() -> str:
 
 def read_lock(filesystem: fsspec.AbstractFileSystem, root: str) -> dict[str, LockEntry]:
     """The entries of the store's lock file; {} when the store has none yet."""
-    path = lock_file_path(root)
+    return read_store_document(
+        filesystem,
+        lock_file_path(root),
+        lambda model_id, entry: _parse_entry(entry),
+        "lock file {} is damaged ({}); restore it or delete it so that the next pull records "
+        "the models again",
+    )
+
+
+def read_store_document(
+    filesystem: fsspec.AbstractFileSystem,
+    path: str,
+    parse_entry: Callable[[str, Any], _Entry],
+    damaged: str,
+) -> dict[str, _Entry]:
+    """A JSON object of entries by model id kept in a store; {} when it does not exist.
+
+    `damaged` is the message (with `{}` for the location and the reason) of the ModelError
+    raised when the document cannot be parsed.
+    """
     try:
         payload = read_bytes(filesystem, path)
     except ObjectNotFoundError:
@@ -118,12 +137,9 @@ def read_lock(filesystem: fsspec.AbstractFileSystem, root: str) -> dict[str, Loc
         document = json.loads(payload)
         if not isinstance(document, dict):
             raise ValueError("the document is not an object")
-        return {model_id: _parse_entry(entry) for model_id, entry in document.items()}
+        return {model_id: parse_entry(model_id, entry) for model_id, entry in document.items()}
     except (ValueError, TypeError, KeyError) as error:
-        raise ModelError(
-            f"lock file {describe_location(filesystem, path)} is damaged ({error}); restore it or "
-            "delete it so that the next pull records the models again"
-        ) from None
+        raise ModelError(damaged.format(describe_location(filesystem, path), error)) from None
 
 
 def record_lock_entry(

@@ -27,14 +27,11 @@ import fsspec
 
 from facefusion_ray.assets.fetch import UrlSource
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models.lockfile import record_document_entry
+from facefusion_ray.models.lockfile import read_store_document, record_document_entry
 from facefusion_ray.models.manifest import Manifest, ModelSource, ModelSpec
 from facefusion_ray.storage import (
-    ObjectNotFoundError,
-    describe_location,
     join,
     put_bytes_atomic,
-    read_bytes,
 )
 
 logger = logging.getLogger(__name__)
@@ -84,23 +81,13 @@ def registry_path(root: str) -> str:
 
 def read_registrations(filesystem: fsspec.AbstractFileSystem, root: str) -> dict[str, Registration]:
     """The store's registrations; {} when it has none."""
-    path = registry_path(root)
-    try:
-        payload = read_bytes(filesystem, path)
-    except ObjectNotFoundError:
-        return {}
-    try:
-        document = json.loads(payload)
-        if not isinstance(document, dict):
-            raise ValueError("the document is not an object")
-        return {
-            model_id: _parse_registration(model_id, entry) for model_id, entry in document.items()
-        }
-    except (ValueError, TypeError, KeyError) as error:
-        raise ModelError(
-            f"model registry {describe_location(filesystem, path)} is damaged ({error}); restore "
-            "it, or delete it and add the private models again"
-        ) from None
+    return read_store_document(
+        filesystem,
+        registry_path(root),
+        _parse_registration,
+        "model registry {} is damaged ({}); restore it, or delete it and add the private "
+        "models again",
+    )
 
 
 def record_registration(
