@@ -561,3 +561,26 @@ def test_redact_removes_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for secret in ("hunter22", "abcdef0123", "plain-secret", "tok123", "environment-secret"):
         assert secret not in redacted
     assert "https://***@host/bucket/key" in redacted and "x=1" in redacted
+
+
+@pytest.mark.parametrize(
+    ("document", "read", "message"),
+    [
+        ("models.lock.json", lambda store: store.status("yunet"), "lock file .* is damaged"),
+        ("models.added.json", lambda store: store.registrations(), "model registry .* damaged"),
+    ],
+)
+def test_a_damaged_store_document_is_named_not_guessed(
+    tmp_path: Path, document: str, read, message: str
+) -> None:
+    from facefusion_ray.errors import ModelError
+    from facefusion_ray.models.store import ModelStore
+
+    store_folder = tmp_path / "store"
+    store_folder.mkdir()
+    (store_folder / document).write_text('["not", "an", "object"]')
+    with pytest.raises(ModelError, match=message):
+        read(ModelStore(str(store_folder)))
+    (store_folder / document).write_text("{ torn")
+    with pytest.raises(ModelError, match=message):
+        read(ModelStore(str(store_folder)))
