@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.render_request import RenderRequest
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.settings import SwapSettings
@@ -470,3 +471,24 @@ def _byte_size(value: object, key: str, where: str) -> int | None:
         )
     number, unit = int(matched.group(1)), (matched.group(2) or "").lower()
     return number * (_BINARY_BYTE_UNITS.get(unit) or _BYTE_UNITS[unit])
+
+
+def job_options_for_spec(
+    spec: BatchSpec,
+    address: str | None,
+    work_store: str | None,
+    show_progress: bool,
+    force: bool = False,
+) -> JobOptions:
+    """The actor pool of a spec's job: sized and placed by the spec's (shared) render options."""
+    first = spec.renders[0].settings if spec.renders else None
+    return JobOptions(
+        workers=spec.workers or (first.workers if first else JobOptions().workers),
+        threads_per_worker=first.threads_per_worker if first else 1,
+        execution=first.execution if first else JobOptions().execution,
+        address=address,
+        work_store=work_store,
+        storage_options=tuple(spec.storage_options.items()),
+        show_progress=show_progress,
+        force=force,
+    )

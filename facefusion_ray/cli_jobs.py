@@ -88,36 +88,18 @@ def run_ab_command(args: argparse.Namespace) -> int:
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
-    from facefusion_ray.batch_spec import load_batch_spec
+    from facefusion_ray.batch_spec import job_options_for_spec, load_batch_spec
     from facefusion_ray.engine.job import run_job
-    from facefusion_ray.engine.job_options import JobOptions
-    from facefusion_ray.engine.job_report import write_job_report
-    from facefusion_ray.storage.locations import is_remote, publish_output
+    from facefusion_ray.engine.job_report import publish_job_report
 
     spec = load_batch_spec(args.spec)
-    first = spec.renders[0].settings if spec.renders else None
-    options = JobOptions(
-        workers=spec.workers or (first.workers if first else 2),
-        threads_per_worker=first.threads_per_worker if first else 1,
-        execution=first.execution if first else JobOptions().execution,
-        address=args.address,
-        work_store=args.work_store,
-        storage_options=tuple(spec.storage_options.items()),
-        show_progress=not args.no_progress,
-        force=args.force,
+    options = job_options_for_spec(
+        spec, args.address, args.work_store, not args.no_progress, args.force
     )
     job = run_job(spec.renders, options)
     report = args.report or spec.report
     if report is not None:
-        if isinstance(report, str) and is_remote(report):
-            import tempfile
-
-            with tempfile.TemporaryDirectory() as scratch:
-                local = Path(scratch) / "report.json"
-                write_job_report(job, local)
-                publish_output(local, report, spec.storage_options)
-        else:
-            write_job_report(job, Path(report))
+        publish_job_report(job, report, spec.storage_options)
     print(job.summary())
     for render in job.failed:
         print(f"facefusion-ray: error: {render.name}: {render.error}", file=sys.stderr)

@@ -10,9 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from facefusion_ray.atomic_files import write_bytes_atomically
-from facefusion_ray.batch_spec import BatchSpec
-from facefusion_ray.engine.job_options import JobOptions
-from facefusion_ray.engine.job_report import JobReport, write_job_report
 from facefusion_ray.storage.locations import is_remote, publish_output
 
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
@@ -53,27 +50,6 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
-def job_options_for_spec(
-    spec: BatchSpec,
-    address: str | None,
-    work_store: str | None,
-    show_progress: bool,
-    force: bool = False,
-) -> JobOptions:
-    """The actor pool of a spec's job: sized and placed by the spec's (shared) render options."""
-    first = spec.renders[0].settings if spec.renders else None
-    return JobOptions(
-        workers=spec.workers or (first.workers if first else JobOptions().workers),
-        threads_per_worker=first.threads_per_worker if first else 1,
-        execution=first.execution if first else JobOptions().execution,
-        address=address,
-        work_store=work_store,
-        storage_options=tuple(spec.storage_options.items()),
-        show_progress=show_progress,
-        force=force,
-    )
-
-
 def write_files(
     files: Mapping[str, bytes], folder: str, storage_options: Mapping[str, str]
 ) -> list[str]:
@@ -92,19 +68,3 @@ def write_files(
             write_bytes_atomically(Path(location), payload)
         locations.append(location)
     return locations
-
-
-def publish_job_report(
-    job: JobReport, location: str | Path, storage_options: Mapping[str, str]
-) -> None:
-    """The job's JSON report and its `.txt` summary at a local path or an s3:// URL."""
-    if not is_remote(str(location)):
-        write_job_report(job, Path(location))
-        return
-    remote = str(location)
-    with tempfile.TemporaryDirectory(prefix="facefusion-ray-report-") as scratch:
-        local = Path(scratch) / remote.rsplit("/", 1)[-1]
-        write_job_report(job, local)
-        publish_output(local, remote, storage_options)
-        summary = local.with_suffix(".txt")
-        publish_output(summary, remote.rsplit("/", 1)[0] + "/" + summary.name, storage_options)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from facefusion_ray.batch_spec import BatchSpec, load_batch_spec
+from facefusion_ray.batch_spec import BatchSpec, job_options_for_spec, load_batch_spec
 from facefusion_ray.cache.operations import prune
 from facefusion_ray.cache.store import AnalysisCache
 from facefusion_ray.engine.job import run_job
@@ -28,7 +28,6 @@ from ray_jobs.job_setup import (
     EXIT_OK,
     add_run_options,
     configure_logging,
-    job_options_for_spec,
     write_files,
 )
 from ray_jobs.nightly_report import CachePruning, NightlyRun, remove_old_reports

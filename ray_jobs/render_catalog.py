@@ -13,16 +13,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from facefusion_ray.batch_spec import load_batch_spec
+from facefusion_ray.batch_spec import job_options_for_spec, load_batch_spec
 from facefusion_ray.engine.job import run_job
+from facefusion_ray.engine.job_report import publish_job_report
 from facefusion_ray.errors import FaceFusionRayError
 from ray_jobs.job_setup import (
     EXIT_FAILED,
     EXIT_OK,
     add_run_options,
     configure_logging,
-    job_options_for_spec,
-    publish_job_report,
 )
 
 logger = logging.getLogger("ray_jobs.render_catalog")

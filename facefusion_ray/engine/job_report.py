@@ -1,11 +1,14 @@
 """What a whole job did: every render with its status, timings and cache use."""
 
 import json
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from facefusion_ray.atomic_files import write_bytes_atomically
 from facefusion_ray.engine.report import SwapReport
+from facefusion_ray.storage.locations import is_remote, publish_output
 
 RENDERED = "rendered"
 UP_TO_DATE = "up to date"
@@ -101,3 +104,19 @@ def write_job_report(report: JobReport, path: Path) -> None:
     payload = json.dumps(report.to_dict(), indent=2) + "\n"
     write_bytes_atomically(path, payload.encode())
     write_bytes_atomically(path.with_suffix(".txt"), (report.summary() + "\n").encode())
+
+
+def publish_job_report(
+    job: JobReport, location: str | Path, storage_options: Mapping[str, str]
+) -> None:
+    """The job's JSON report and its `.txt` summary at a local path or an s3:// URL."""
+    if not is_remote(str(location)):
+        write_job_report(job, Path(location))
+        return
+    remote = str(location)
+    with tempfile.TemporaryDirectory(prefix="facefusion-ray-report-") as scratch:
+        local = Path(scratch) / remote.rsplit("/", 1)[-1]
+        write_job_report(job, local)
+        publish_output(local, remote, storage_options)
+        summary = local.with_suffix(".txt")
+        publish_output(summary, remote.rsplit("/", 1)[0] + "/" + summary.name, storage_options)
