@@ -196,6 +196,25 @@ def _suggestion(name: str, actions: Mapping[str, argparse.Action]) -> str:
     return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(sorted(known))})"
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, but a key written twice in one mapping is an error, not last-one-wins: a
+    second `output:` or `options:` would otherwise silently replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_document(path: Path) -> dict[str, Any]:
     where = f"batch spec {path}"
     try:
@@ -206,7 +225,7 @@ def _read_document(path: Path) -> dict[str, Any]:
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
         raise SettingsError(f"{where}: cannot read: {reason}") from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: no Python objects
     except yaml.MarkedYAMLError as error:
         raise SettingsError(f"{where}: YAML syntax error{_yaml_error_position(error)}") from None
     except yaml.YAMLError as error:

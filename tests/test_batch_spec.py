@@ -309,6 +309,17 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
         load_batch_spec(spec_path)
 
 
+def test_a_key_written_twice_is_an_error_not_last_one_wins(tmp_path: Path) -> None:
+    spec_path = tmp_path / "batch.yaml"
+    spec_path.write_text(
+        'targets: ["a.mp4"]\nsources: ["b.jpg"]\noutput: "x.mp4"\n'
+        "options: {chunk_frames: 8, chunk_frames: 16}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SettingsError, match=r"line 4.*'chunk_frames' twice"):
+        load_batch_spec(spec_path)
+
+
 def test_spec_must_be_a_mapping(tmp_path: Path) -> None:
     spec_path = tmp_path / "batch.yaml"
     spec_path.write_text("- a.mp4\n", encoding="utf-8")
