@@ -61,6 +61,7 @@ def run_swap(
     )
     if sequential:
         report = run_sequential(request, dict(storage_options))
+        logger.info(report.summary())
     else:
         options = job_options_for(
             settings, address, show_progress, work_store, storage_options, force
@@ -75,7 +76,6 @@ def run_swap(
         report = outcome.report
     if report_path is not None:
         write_report(report, report_path)
-    logger.info(report.summary())
     return report
 
 
