@@ -1,4 +1,5 @@
-"""`facefusion-ray cache stats | prune | verify | purge` on the analysis cache."""
+"""`facefusion-ray cache stats | prune | verify | purge` on the analysis cache, and
+`cache prune-staged` for this node's copies of s3:// inputs."""
 
 from __future__ import annotations
 
@@ -33,8 +34,18 @@ def add_cache_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     _add_cache_options(purge)
     purge.add_argument("--video", required=True, metavar="FINGERPRINT", help="video fingerprint")
 
+    staged = actions.add_parser(
+        "prune-staged",
+        help="remove this node's least recently used local copies of s3:// inputs",
+    )
+    staged.add_argument(
+        "--max-bytes", type=_byte_count, required=True, metavar="N", help="size to keep at most"
+    )
+
 
 def run_cache_command(args: argparse.Namespace) -> int:
+    if args.cache_command == "prune-staged":
+        return _run_prune_staged(args)
     handlers: dict[str, Callable[[AnalysisCache, argparse.Namespace], int]] = {
         "stats": _run_stats,
         "prune": _run_prune,
@@ -43,6 +54,15 @@ def run_cache_command(args: argparse.Namespace) -> int:
     }
     cache = AnalysisCache(args.cache, parse_storage_options(args.storage_option))
     return handlers[args.cache_command](cache, args)
+
+
+def _run_prune_staged(args: argparse.Namespace) -> int:
+    from facefusion_ray.storage.staged_inputs import prune_staged_copies
+
+    removed = prune_staged_copies(args.max_bytes)
+    freed = sum(copy.size_bytes for copy in removed)
+    print(f"pruned {len(removed)} staged copies, {freed} bytes")
+    return 0
 
 
 def _run_stats(cache: AnalysisCache, args: argparse.Namespace) -> int:

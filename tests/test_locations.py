@@ -3,6 +3,7 @@ node cache, publishing outputs, existence checks, removal and glob expansion."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -249,3 +250,32 @@ def test_remote_glob_expansion(bucket: Bucket) -> None:
     assert expand_glob(f"{bucket.url}/in/missing.mp4", options) == []
     assert expand_glob(f"{bucket.url}/in/deeper", options) == []
     assert expand_glob(f"{bucket.url}/nowhere/*.mov", options) == []
+
+
+def test_prune_staged_keeps_the_most_recently_used_copies(
+    node_cache: Path, bucket: Bucket, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from facefusion_ray.cli import main
+    from facefusion_ray.storage.staged_inputs import staged_copies
+
+    first = stage_input(bucket.put("in/first.mp4", b"1" * 1000), bucket.storage_options)
+    second = stage_input(bucket.put("in/second.mp4", b"2" * 1000), bucket.storage_options)
+    # Both staged long ago, the second more recently; then the first is used again.
+    os.utime(first.parent, (1_000_000, 1_000_000))
+    os.utime(second.parent, (2_000_000, 2_000_000))
+    file_time = first.stat().st_mtime_ns
+    again = stage_input(f"{bucket.url}/in/first.mp4", bucket.storage_options)
+    assert again == first and first.stat().st_mtime_ns == file_time  # fingerprints stay valid
+    assert [copy.folder for copy in staged_copies()] == [second.parent, first.parent]
+
+    assert main(["cache", "prune-staged", "--max-bytes", "1500"]) == 0
+    assert "pruned 1 staged copies, 1000 bytes" in capsys.readouterr().out
+    assert first.exists() and not second.exists()
+    # A pruned copy is simply staged again when it is needed.
+    assert stage_input(f"{bucket.url}/in/second.mp4", bucket.storage_options).read_bytes() == (
+        b"2" * 1000
+    )
+    assert main(["cache", "prune-staged", "--max-bytes", "0"]) == 0
+    assert staged_files(node_cache) == []

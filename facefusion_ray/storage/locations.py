@@ -68,6 +68,9 @@ def stage_input(location: str, storage_options: Mapping[str, str] | None = None)
     staged_root.mkdir(parents=True, exist_ok=True, mode=_PRIVATE_FOLDER_MODE)
     with FileLock(str(staged_root / f"{digest}.lock")):
         if staged.is_file():
+            # The folder's time marks the last use for pruning; the file's own mtime stays, as
+            # the fingerprint index is keyed by it.
+            os.utime(staged.parent)
             return staged
         staged.parent.mkdir(exist_ok=True, mode=_PRIVATE_FOLDER_MODE)
         with temporary_file_beside(staged) as temporary:
