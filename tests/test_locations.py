@@ -255,8 +255,6 @@ def test_remote_glob_expansion(bucket: Bucket) -> None:
 def test_prune_staged_keeps_the_most_recently_used_copies(
     node_cache: Path, bucket: Bucket, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import os
-
     from facefusion_ray.cli import main
     from facefusion_ray.storage.staged_inputs import staged_copies
 
