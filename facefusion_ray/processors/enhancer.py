@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 
 from facefusion_ray.analysis.face import Face
-from facefusion_ray.analysis.templates import estimate_similarity
 from facefusion_ray.models.manifest import ModelSpec
 from facefusion_ray.models.sessions import ModelSession
 from facefusion_ray.processors.box_mask import (
@@ -22,7 +21,7 @@ from facefusion_ray.processors.box_mask import (
     Padding,
     create_box_mask,
 )
-from facefusion_ray.processors.neural_swap import _to_pixels, _to_tensor
+from facefusion_ray.processors.model_crops import to_pixels, to_tensor, warp_to_template
 from facefusion_ray.processors.paste_back import (
     Region,
     frame_region_of_crop_box,
@@ -69,11 +68,7 @@ class FaceEnhancer:
 
     def align(self, frame: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
         """The face warped onto the model's template and size, and the frame-to-crop matrix."""
-        matrix = estimate_similarity(face.landmarks_5, self._template, self._size)
-        crop = cv2.warpAffine(
-            frame, matrix, self._size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
-        )
-        return crop, matrix
+        return warp_to_template(frame, face, self._template, self._size)
 
     def enhance(self, frame: np.ndarray, face: Face) -> Region:
         """Enhance one face of `frame` in place; returns the frame region that was written."""
@@ -98,7 +93,7 @@ class FaceEnhancer:
 
     def _run(self, crop: np.ndarray) -> np.ndarray:
         """(S, S, 3) uint8 BGR restored crop from a (S, S, 3) uint8 BGR crop."""
-        feeds = {self._input.name: _to_tensor(crop, self._input)[np.newaxis]}
+        feeds = {self._input.name: to_tensor(crop, self._input)[np.newaxis]}
         output = self._session.run(feeds)[0][0]
         # FaceFusion rounds the model's output to 8-bit pixels before pasting it back.
-        return np.round(_to_pixels(output, self._output)).astype(np.uint8)
+        return np.round(to_pixels(output, self._output)).astype(np.uint8)

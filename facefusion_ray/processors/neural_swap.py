@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from facefusion_ray.analysis.face import Face
-from facefusion_ray.analysis.templates import estimate_similarity
 from facefusion_ray.models.manifest import ModelSpec, TensorSpec
 from facefusion_ray.models.sessions import ModelSession
 from facefusion_ray.processors.box_mask import (
@@ -25,6 +23,7 @@ from facefusion_ray.processors.box_mask import (
     create_box_mask,
 )
 from facefusion_ray.processors.emap import inswapper_latent, read_emap
+from facefusion_ray.processors.model_crops import to_pixels, to_tensor, warp_to_template
 from facefusion_ray.processors.occlusion import OcclusionMasker, combine_masks
 from facefusion_ray.processors.paste_back import Region, mask_bounds, paste_back
 
@@ -93,11 +92,7 @@ class NeuralSwapper:
 
     def align(self, frame: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
         """The face warped onto the model's template and size, and the frame-to-crop matrix."""
-        matrix = estimate_similarity(face.landmarks_5, self._template, self._size)
-        crop = cv2.warpAffine(
-            frame, matrix, self._size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
-        )
-        return crop, matrix
+        return warp_to_template(frame, face, self._template, self._size)
 
     def swap(self, frame: np.ndarray, target: Face) -> Region:
         """Swap one face of `frame` in place; returns the frame region that was written."""
@@ -131,11 +126,11 @@ class NeuralSwapper:
     def _run(self, aligned: Sequence[AlignedTarget]) -> np.ndarray:
         """(N, S, S, 3) float32 BGR pixels in 0..255 for N aligned faces."""
         feeds = {
-            TARGET_INPUT: np.stack([_to_tensor(item.crop, self._target) for item in aligned]),
+            TARGET_INPUT: np.stack([to_tensor(item.crop, self._target) for item in aligned]),
             SOURCE_INPUT: np.stack([item.source_row for item in aligned]),
         }
         output = self._session.run(feeds)[0]
-        return np.stack([_to_pixels(image, self._output) for image in output])
+        return np.stack([to_pixels(image, self._output) for image in output])
 
     def _source_embedding(
         self,
@@ -182,34 +177,6 @@ def _target_mix(spec: ModelSpec, weight: float) -> float:
     ):
         raise ValueError(f"model {spec.model_id}: weight_mix must be two numbers")
     return float(np.interp(weight, [0.0, 1.0], [float(mix[0]), float(mix[1])]))
-
-
-def _to_tensor(crop_bgr: np.ndarray, tensor: TensorSpec) -> np.ndarray:
-    """(3, S, S) float32 model input from a BGR uint8 crop."""
-    pixels = crop_bgr[:, :, ::-1] if tensor.channel_order == "RGB" else crop_bgr
-    values = (pixels.astype(np.float32) * _scale(tensor) - _mean(tensor)) / _std(tensor)
-    return np.ascontiguousarray(values.transpose(2, 0, 1), dtype=np.float32)
-
-
-def _to_pixels(image: np.ndarray, tensor: TensorSpec) -> np.ndarray:
-    """(S, S, 3) float32 BGR pixels in 0..255 from one (3, S, S) model output."""
-    values = image.astype(np.float32).transpose(1, 2, 0) * _std(tensor) + _mean(tensor)
-    pixels = np.clip(values / _scale(tensor), 0.0, 255.0)
-    if tensor.channel_order == "RGB":
-        pixels = pixels[:, :, ::-1]
-    return np.ascontiguousarray(pixels)
-
-
-def _scale(tensor: TensorSpec) -> float:
-    return tensor.pixel_scale if tensor.pixel_scale is not None else 1.0
-
-
-def _mean(tensor: TensorSpec) -> np.ndarray:
-    return np.asarray(tensor.mean or (0.0, 0.0, 0.0), dtype=np.float32)
-
-
-def _std(tensor: TensorSpec) -> np.ndarray:
-    return np.asarray(tensor.std or (1.0, 1.0, 1.0), dtype=np.float32)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

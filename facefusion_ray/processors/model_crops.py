@@ -1,0 +1,50 @@
+"""Face crops for the neural models: warped onto a model's template, and converted to and from
+its tensors by the layout, channel order and normalisation the manifest gives."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facefusion_ray.analysis.face import Face
+from facefusion_ray.analysis.templates import estimate_similarity
+from facefusion_ray.models.manifest import TensorSpec
+
+
+def warp_to_template(
+    frame: np.ndarray, face: Face, template: str, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The face warped onto `template` at `size`, and the frame-to-crop matrix."""
+    matrix = estimate_similarity(face.landmarks_5, template, size)
+    crop = cv2.warpAffine(
+        frame, matrix, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+    )
+    return crop, matrix
+
+
+def to_tensor(crop_bgr: np.ndarray, tensor: TensorSpec) -> np.ndarray:
+    """(3, S, S) float32 model input from a BGR uint8 crop."""
+    pixels = crop_bgr[:, :, ::-1] if tensor.channel_order == "RGB" else crop_bgr
+    values = (pixels.astype(np.float32) * _scale(tensor) - _mean(tensor)) / _std(tensor)
+    return np.ascontiguousarray(values.transpose(2, 0, 1), dtype=np.float32)
+
+
+def to_pixels(image: np.ndarray, tensor: TensorSpec) -> np.ndarray:
+    """(S, S, 3) float32 BGR pixels in 0..255 from one (3, S, S) model output."""
+    values = image.astype(np.float32).transpose(1, 2, 0) * _std(tensor) + _mean(tensor)
+    pixels = np.clip(values / _scale(tensor), 0.0, 255.0)
+    if tensor.channel_order == "RGB":
+        pixels = pixels[:, :, ::-1]
+    return np.ascontiguousarray(pixels)
+
+
+def _scale(tensor: TensorSpec) -> float:
+    return tensor.pixel_scale if tensor.pixel_scale is not None else 1.0
+
+
+def _mean(tensor: TensorSpec) -> np.ndarray:
+    return np.asarray(tensor.mean or (0.0, 0.0, 0.0), dtype=np.float32)
+
+
+def _std(tensor: TensorSpec) -> np.ndarray:
+    return np.asarray(tensor.std or (1.0, 1.0, 1.0), dtype=np.float32)
