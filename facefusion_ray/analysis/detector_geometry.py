@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from facefusion_ray.analysis.face import Face
+from facefusion_ray.models.sessions import ModelSession
 
 # FaceFusion's get_nms_threshold: more detector angles mean more duplicates to merge.
 _NMS_THRESHOLD_BY_ANGLE_COUNT = {1: 0.4, 2: 0.3, 3: 0.2, 4: 0.1}
@@ -64,6 +65,15 @@ class DetectorCanvas:
             scores=detections.scores,
             landmarks=detections.landmarks * np.array([ratio_x, ratio_y], np.float32),
         )
+
+
+def checked_input_name(session: ModelSession, size: tuple[int, int]) -> str:
+    """The detector's image input; ValueError when the model fixes another (width, height)."""
+    name = session.input_names[0]
+    _, _, height, width = session.input_shape(name)
+    if isinstance(width, int) and isinstance(height, int) and (width, height) != size:
+        raise ValueError(f"model {session.name} takes {width}x{height}, not {size}")
+    return name
 
 
 def shrink_to_fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

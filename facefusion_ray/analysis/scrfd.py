@@ -16,6 +16,7 @@ from facefusion_ray.analysis.detector_geometry import (
     Detections,
     DetectorCanvas,
     anchor_centres,
+    checked_input_name,
     detect_at_angles,
     distance_to_box,
     distance_to_landmarks,
@@ -46,10 +47,7 @@ class ScrfdDetector:
         nms_threshold: float | None = None,
     ) -> None:
         self._session = session
-        self._input_name = session.input_names[0]
-        _, _, height, width = session.input_shape(self._input_name)
-        if isinstance(width, int) and isinstance(height, int) and (width, height) != size:
-            raise ValueError(f"model {session.name} takes {width}x{height}, not {size}")
+        self._input_name = checked_input_name(session, size)
         if len(session.output_names) != 3 * len(STRIDES):
             raise ValueError(
                 f"model {session.name} has {len(session.output_names)} outputs, expected 9"

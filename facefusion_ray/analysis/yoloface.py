@@ -13,6 +13,7 @@ import numpy as np
 
 from facefusion_ray.analysis.detector_geometry import (
     Detections,
+    checked_input_name,
     detect_at_angles,
     fit_to_detector,
     to_nchw_batch,
@@ -41,10 +42,7 @@ class YoloFaceDetector:
         nms_threshold: float | None = None,
     ) -> None:
         self._session = session
-        self._input_name = session.input_names[0]
-        _, _, height, width = session.input_shape(self._input_name)
-        if isinstance(width, int) and isinstance(height, int) and (width, height) != size:
-            raise ValueError(f"model {session.name} takes {width}x{height}, not {size}")
+        self._input_name = checked_input_name(session, size)
         self.size = size
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
