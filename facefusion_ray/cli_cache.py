@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from facefusion_ray.cache.operations import cache_stats, prune, purge_video, verify
 from facefusion_ray.cache.store import ANALYSIS_CACHE_ENV, AnalysisCache
+from facefusion_ray.cli_options import add_storage_option_argument
 from facefusion_ray.storage import parse_storage_options
 
 EXIT_VERIFY_FAILED = 1
@@ -109,11 +110,4 @@ def _add_cache_options(parser: argparse.ArgumentParser) -> None:
         help=f"analysis cache: a folder or s3://bucket/prefix (default: ${ANALYSIS_CACHE_ENV} "
         "or the user cache)",
     )
-    parser.add_argument(
-        "--storage-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="fsspec storage option, repeatable; dotted keys fill nested arguments, "
-        "e.g. client_kwargs.endpoint_url=http://127.0.0.1:8333",
-    )
+    add_storage_option_argument(parser, "the analysis cache")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from facefusion_ray.cli_options import add_storage_option_argument
 from facefusion_ray.errors import ModelError
 from facefusion_ray.models.facefusion_import import FolderImport, import_facefusion_folder
 from facefusion_ray.models.private_models import add_private_model
@@ -188,14 +189,7 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
         help="model store: a folder or s3://bucket/prefix (default: $FACEFUSION_RAY_MODEL_STORE "
         "or the user cache)",
     )
-    parser.add_argument(
-        "--storage-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="fsspec storage option, repeatable; dotted keys fill nested arguments, "
-        "e.g. client_kwargs.endpoint_url=http://127.0.0.1:8333",
-    )
+    add_storage_option_argument(parser, "the model store")
 
 
 def _store_from(args: argparse.Namespace) -> ModelStore:

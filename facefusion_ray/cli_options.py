@@ -222,13 +222,20 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="render again even when the output was already rendered from the same inputs",
     )
+    add_storage_option_argument(
+        parser, "s3:// targets, outputs, the analysis cache and the work store"
+    )
+
+
+def add_storage_option_argument(parser: argparse.ArgumentParser, applies_to: str) -> None:
+    """`--storage-option KEY=VALUE`, repeatable, for the stores named by `applies_to`."""
     parser.add_argument(
         "--storage-option",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="fsspec option for s3:// targets, outputs, the analysis cache and the work store, "
-        "repeatable; e.g. client_kwargs.endpoint_url=http://127.0.0.1:8333",
+        help=f"fsspec option for {applies_to}, repeatable; dotted keys fill nested arguments, "
+        "e.g. client_kwargs.endpoint_url=http://127.0.0.1:8333",
     )
 
 
