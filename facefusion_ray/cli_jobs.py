@@ -15,6 +15,7 @@ from facefusion_ray.cli_options import (
 
 if TYPE_CHECKING:
     from facefusion_ray.engine.ab import AbResult
+    from facefusion_ray.engine.job_report import JobReport
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ def add_batch_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPa
 
     batch = commands.add_parser("batch", help="render a catalog described by a YAML spec")
     batch.add_argument("spec", type=Path, help="batch spec (YAML): targets, sources, output")
-    batch.add_argument("--report", type=Path, help="run report JSON (default: the spec's)")
+    batch.add_argument(
+        "--report", help="run report JSON, a path or s3:// URL (default: the spec's 'report')"
+    )
     batch.add_argument("--address", help="join an existing Ray cluster instead of a local one")
     batch.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     batch.add_argument("--work-store", metavar="URL", help="as for swap")
@@ -87,19 +90,25 @@ def run_ab_command(args: argparse.Namespace) -> int:
     return print_ab_result(ab_from_args(args, args.address))
 
 
-def run_batch_command(args: argparse.Namespace) -> int:
+def batch_from_args(
+    args: argparse.Namespace, address: str | None
+) -> tuple["JobReport", str | Path | None]:
+    """Run the batch spec the parsed options name; returns the job and where its report went."""
     from facefusion_ray.batch_spec import job_options_for_spec, load_batch_spec
     from facefusion_ray.engine.job import run_job
     from facefusion_ray.engine.job_report import publish_job_report
 
     spec = load_batch_spec(args.spec)
-    options = job_options_for_spec(
-        spec, args.address, args.work_store, not args.no_progress, args.force
-    )
+    options = job_options_for_spec(spec, address, args.work_store, not args.no_progress, args.force)
     job = run_job(spec.renders, options)
     report = args.report or spec.report
     if report is not None:
         publish_job_report(job, report, spec.storage_options)
+    return job, report
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    job, _ = batch_from_args(args, args.address)
     print(job.summary())
     for render in job.failed:
         print(f"facefusion-ray: error: {render.name}: {render.error}", file=sys.stderr)

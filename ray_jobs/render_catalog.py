@@ -13,9 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from facefusion_ray.batch_spec import job_options_for_spec, load_batch_spec
-from facefusion_ray.engine.job import run_job
-from facefusion_ray.engine.job_report import publish_job_report
+from facefusion_ray.cli_jobs import batch_from_args
 from facefusion_ray.errors import FaceFusionRayError
 from ray_jobs.job_setup import (
     EXIT_FAILED,
@@ -51,14 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     try:
-        spec = load_batch_spec(args.spec)
-        options = job_options_for_spec(
-            spec, args.address, args.work_store, not args.no_progress, args.force
-        )
-        job = run_job(spec.renders, options)
-        report = args.report or spec.report
-        if report is not None:
-            publish_job_report(job, report, spec.storage_options)
+        job, report = batch_from_args(args, args.address)
     except FaceFusionRayError as error:
         print(f"render_catalog: error: {error}", file=sys.stderr)
         return EXIT_FAILED
