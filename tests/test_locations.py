@@ -22,7 +22,6 @@ from facefusion_ray.storage.locations import (
     is_remote,
     output_exists,
     publish_output,
-    remove_output,
     stage_input,
 )
 
@@ -188,15 +187,7 @@ def test_local_output_is_copied_when_it_is_on_another_disk(tmp_path: Path) -> No
         assert [path.name for path in destination.parent.iterdir()] == ["final.mp4"]
 
 
-def test_local_output_removal(tmp_path: Path) -> None:
-    destination = tmp_path / "final.mp4"
-    destination.write_bytes(b"render")
-    remove_output(str(destination))
-    assert not output_exists(str(destination))
-    remove_output(str(destination))  # already gone: nothing to do
-
-
-def test_remote_output_is_published_checked_and_removed(tmp_path: Path, bucket: Bucket) -> None:
+def test_remote_output_is_published_and_checked(tmp_path: Path, bucket: Bucket) -> None:
     finished = tmp_path / "render.mp4"
     finished.write_bytes(b"remote render")
     location = f"{bucket.url}/out/a__b.mp4"
@@ -208,9 +199,6 @@ def test_remote_output_is_published_checked_and_removed(tmp_path: Path, bucket: 
     assert bucket.get(location) == b"remote render"
     assert not finished.exists()
     assert output_exists(location, options)
-    remove_output(location, options)
-    assert not output_exists(location, options)
-    remove_output(location, options)
 
 
 def test_local_glob_expansion(tmp_path: Path) -> None:

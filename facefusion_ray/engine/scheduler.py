@@ -134,10 +134,6 @@ class ChunkScheduler:
                 events.extend(self._collect_chunk(reference))
         return events
 
-    def run(self) -> Iterator[ChunkDone | ChunkFailed]:
-        while self.busy():
-            yield from self.step()
-
     def actors(self) -> list[ActorHandle]:
         return list(self._ready_actors)
 

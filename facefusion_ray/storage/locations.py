@@ -30,7 +30,6 @@ from facefusion_ray.storage.object_store import (
     open_filesystem,
     put_atomic,
     redact,
-    remove,
     translated_errors,
 )
 
@@ -111,15 +110,6 @@ def output_exists(location: str, storage_options: Mapping[str, str] | None = Non
         return _local_path(location).is_file()
     filesystem, path = open_filesystem(location, storage_options)
     return exists(filesystem, path)
-
-
-def remove_output(location: str, storage_options: Mapping[str, str] | None = None) -> None:
-    """Delete the output at `location`; nothing happens when there is none."""
-    if not is_remote(location):
-        _local_path(location).unlink(missing_ok=True)
-        return
-    filesystem, path = open_filesystem(location, storage_options)
-    remove(filesystem, path)
 
 
 def expand_glob(pattern: str, storage_options: Mapping[str, str] | None = None) -> list[str]:
