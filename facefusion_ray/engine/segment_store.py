@@ -30,6 +30,7 @@ from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.paths import cache_root
 from facefusion_ray.storage import object_store
 from facefusion_ray.storage.errors import ObjectNotFoundError
+from facefusion_ray.storage.locations import publish_output
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +75,19 @@ class SegmentStore:
     ) -> None:
         self.url = url or default_work_store()
         self.render_key = render_key
+        self._storage_options = dict(storage_options or {})
         self._filesystem, self._root = object_store.open_filesystem(self.url, storage_options)
         self._folder = object_store.join(self._root, render_key)
 
     def _segment_path(self, chunk: Chunk) -> str:
         return object_store.join(self._folder, chunk_name(chunk) + SEGMENT_SUFFIX)
+
+    def _segment_location(self, chunk: Chunk) -> str:
+        """The segment as a path (local store) or a URL (object store)."""
+        if object_store.is_local(self._filesystem):
+            return self._segment_path(chunk)
+        name = chunk_name(chunk) + SEGMENT_SUFFIX
+        return "/".join([self.url.rstrip("/"), self.render_key, name])
 
     def _record_path(self, chunk: Chunk) -> str:
         return object_store.join(self._folder, chunk_name(chunk) + _RECORD_SUFFIX)
@@ -87,7 +96,8 @@ class SegmentStore:
         return object_store.join(self._root, _DONE_FOLDER, self.render_key + _RECORD_SUFFIX)
 
     def put_segment(self, chunk: Chunk, local_file: Path, result: ChunkResult) -> None:
-        """Store an encoded chunk, then its record (the commit)."""
+        """Store an encoded chunk (the local file is moved away), then its record (the
+        commit)."""
         record = SegmentRecord(
             result.frames,
             local_file.stat().st_size,
@@ -96,9 +106,8 @@ class SegmentStore:
             result.frames_swapped,
             result.faces_swapped,
         )
-        if object_store.is_local(self._filesystem):
-            Path(self._folder).mkdir(parents=True, exist_ok=True)
-        object_store.put_atomic(self._filesystem, local_file, self._segment_path(chunk))
+        # Moved, not copied, when the work store is on the actor's disk.
+        publish_output(local_file, self._segment_location(chunk), self._storage_options)
         payload = json.dumps(record.__dict__).encode()
         object_store.put_bytes_atomic(self._filesystem, payload, self._record_path(chunk))
 
