@@ -5,9 +5,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
-# Stages doing real work: codecs, model inference and the swap's own pixel processing.
-# Everything else in the workers' time (start-up, scheduling, waiting) counts as overhead.
-WORK_STAGES = ("decode", "detect", "swap", "encode", "assemble")
 # Lines of a failed command's stderr shown in the error.
 STDERR_TAIL_LINES = 20
 
@@ -47,7 +44,9 @@ def swap_figures(report: Mapping[str, object], wall: float) -> dict[str, object]
     startup = as_float(report["startup_seconds"])
     stages = _float_map(report["stage_seconds"])
     busy = wall * workers
-    overhead = busy - sum(stages.get(stage, 0.0) for stage in WORK_STAGES)
+    # Every measured stage is work (codecs, inference, swap, cache and segment I/O); the rest
+    # of the workers' time (start-up, scheduling, waiting) is overhead.
+    overhead = busy - sum(stages.values())
     return {
         "wall_seconds": round(wall, 2),
         "frames": frames,

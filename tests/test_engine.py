@@ -285,6 +285,9 @@ def test_a_new_source_reuses_the_cached_analysis(sample_media, short_group_clip,
     assert second.cache == {"hits": 40, "misses": 0}
     assert second.model_calls.get("yunet", 0) == 0
     assert second.faces_swapped == first.faces_swapped
+    # Both runs check every frame against the cache; only the cold one ran the detector.
+    assert first.stage_seconds["fingerprint"] > 0 and second.stage_seconds["fingerprint"] > 0
+    assert "detect" in first.stage_seconds and "detect" not in second.stage_seconds
     # A different detector threshold is a different analysis: nothing is reused.
     third = run_swap(
         [sample_media.source_astronaut],

@@ -51,7 +51,7 @@ class ChunkAnalysis:
     ) -> list[Face]:
         if self._cache is None:
             return analyse(frame)
-        with self._clock.measure("cache_io"):
+        with self._clock.measure("fingerprint"):
             fingerprint = frame_fingerprint(frame)
         cached = self._cached[offset] if self._cached is not None else None
         if cached is not None and cached.frame_fingerprint == fingerprint:
