@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks.ab_scaling import AB_SOURCE_COUNTS, AbScaling, ab_scenario_name
+from benchmarks.cache_read import CACHE_READ_SCENARIOS, run_cache_read
 from benchmarks.swap_scenarios import SCENARIOS, run_swap_scenario
 from benchmarks.targets import targets_summary
 from benchmarks.workspace import Workspace
@@ -36,6 +37,7 @@ QUICK_SCENARIOS = (
 SCENARIO_NAMES = (
     *(scenario.name for scenario in SCENARIOS),
     *(ab_scenario_name(count) for count in AB_SOURCE_COUNTS),
+    *CACHE_READ_SCENARIOS,
 )
 PREREQUISITES = {scenario.name: scenario.after for scenario in SCENARIOS if scenario.after}
 
@@ -84,12 +86,16 @@ def scenario_runners(workspace: Workspace) -> dict[str, Callable[[], dict[str, o
     ab = AbScaling(workspace)
     for count in AB_SOURCE_COUNTS:
         runners[ab_scenario_name(count)] = partial(ab.run, count)
+    for name, selector_mode in CACHE_READ_SCENARIOS.items():
+        runners[name] = partial(run_cache_read, workspace, selector_mode)
     return runners
 
 
 def headline(result: dict[str, object]) -> str:
     if "ab_share_of_separate" in result:
         return f"A/B takes {result['ab_share_of_separate']} of the separate renders' time"
+    if "stores" in result:
+        return f"analysis {result['analysis_seconds']} s, reads {result['stores']}"
     return f"{result['frames_per_second']} frames/s"
 
 

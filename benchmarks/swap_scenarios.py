@@ -23,6 +23,8 @@ class Scenario:
     threads_per_worker: int = 1
     # A scenario that must run first in the same invocation (it fills the cache this one reads).
     after: str | None = None
+    # `reference` embeds every face, the analysis-heavy case where the cache saves the most.
+    selector_mode: str = "many"
 
 
 NEURAL_TARGET = "720p_30_frames"
@@ -55,6 +57,22 @@ SCENARIOS = (
         analysis_cache="720p",
         source="astronaut",
         after="720p_cache_cold",
+    ),
+    Scenario(
+        "720p_reference_cache_cold",
+        "720p",
+        2,
+        analysis_cache="720p_reference",
+        selector_mode="reference",
+    ),
+    Scenario(
+        "720p_reference_cache_warm_new_source",
+        "720p",
+        2,
+        analysis_cache="720p_reference",
+        source="astronaut",
+        after="720p_reference_cache_cold",
+        selector_mode="reference",
     ),
     Scenario("720p_engine_2_workers", "720p", 2),
     Scenario("720p_engine_1_worker", "720p", 1),
@@ -93,6 +111,8 @@ def swap_command(scenario: Scenario, workspace: Workspace) -> list[str]:
     )  # fmt: skip
     if scenario.sequential:
         command.append("--sequential")
+    if scenario.selector_mode != "many":
+        command += ["--face-selector-mode", scenario.selector_mode]
     if scenario.analysis_cache is None:
         command.append("--no-analysis-cache")
     else:
