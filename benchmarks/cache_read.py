@@ -23,7 +23,7 @@ from facefusion_ray.analysis.select import FaceSelection
 from facefusion_ray.cache import AnalysisCache, FrameAnalysis
 from facefusion_ray.engine.frame_pipeline import load_recognizer, with_embeddings
 from facefusion_ray.engine.model_set import load_analyser, open_model_sessions
-from facefusion_ray.media import frame_fingerprint, iter_frames
+from facefusion_ray.media import iter_decoded_frames
 from facefusion_ray.media.probe import probe_media
 from facefusion_ray.settings import SwapSettings
 from tests.seaweedfs import running_s3_server
@@ -43,14 +43,14 @@ def run_cache_read(workspace: Workspace, selector_mode: str) -> dict[str, object
     settings = SwapSettings(face_selector=FaceSelection(mode=selector_mode))
     target = workspace.target("720p")
     info = probe_media(target)
-    frames = list(iter_frames(str(target), 0, settings.chunk_frames, info))
+    frames = list(iter_decoded_frames(str(target), 0, settings.chunk_frames, info))
     analyse = analysis_function(settings)
-    analyse(frames[0])  # sessions load and warm up outside the timing
+    analyse(frames[0].pixels)  # sessions load and warm up outside the timing
     started = time.perf_counter()
-    faces = [analyse(frame) for frame in frames]
+    faces = [analyse(frame.pixels) for frame in frames]
     analysis_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    fingerprints = [frame_fingerprint(frame) for frame in frames]
+    fingerprints = [frame.fingerprint() for frame in frames]
     fingerprint_seconds = time.perf_counter() - started
     records = [
         FrameAnalysis(index, fingerprint, frame_faces)

@@ -342,3 +342,13 @@ def test_2dfan4_undoes_the_crop_rotation(tmp_path: Path) -> None:
     crop = np.stack([256 - turned[:, 1], turned[:, 0]], axis=1)
     expected = np.stack([(crop[:, 0] + 19.5) * 2, (crop[:, 1] - 4.25) * 2], axis=1)
     np.testing.assert_allclose(points, expected, atol=1e-3)
+
+
+def test_a_detector_fixed_to_another_size_is_refused_by_name(tmp_path: Path) -> None:
+    output = yolo_output([(5000, [320, 200, 100, 120, 0.8, *YOLO_LANDMARKS])])
+    fixed_640 = constant_session(tmp_path / "y.onnx", [1, 3, 640, 640], [output])
+    with pytest.raises(ValueError, match=r"takes 640x640, not \(320, 320\)"):
+        YoloFaceDetector(fixed_640, size=(320, 320))
+    # A model with free spatial dimensions takes whatever size it is configured for.
+    free = constant_session(tmp_path / "free.onnx", [1, 3, "height", "width"], [output])
+    assert YoloFaceDetector(free, size=(320, 320)).size == (320, 320)

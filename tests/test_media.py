@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +25,7 @@ from facefusion_ray.media import (
     segment_frame_count,
     write_image_atomic,
 )
+from facefusion_ray.media.decode import iter_decoded_frames
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 
 try:
@@ -210,6 +212,11 @@ def test_iter_frames_is_frame_exact_for_any_range(indexed_clip: Path) -> None:
         frames = list(iter_frames(indexed_clip, start, count, info))
         assert [frame_index(frame) for frame in frames] == list(range(start, start + count))
         assert [frame_fingerprint(f) for f in frames] == full_prints[start : start + count]
+    # The cache's fingerprints, of the decoder's bytes, agree across ranges the same way.
+    delivered = [frame.fingerprint() for frame in iter_decoded_frames(indexed_clip, 0, 75, info)]
+    for start, count in ranges:
+        frames_in_range = iter_decoded_frames(indexed_clip, start, count, info)
+        assert [f.fingerprint() for f in frames_in_range] == delivered[start : start + count]
 
 
 def test_iter_frames_rejects_ranges_outside_the_video(clip_30fps_audio: Path) -> None:
@@ -415,6 +422,34 @@ def test_frame_fingerprint_covers_shape_and_pixels() -> None:
     wide = np.zeros((2, 12, 3), dtype=np.uint8)
     wide[:, ::2] = frame
     assert frame_fingerprint(wide[:, ::2]) == frame_fingerprint(frame)  # non-contiguous view
+
+
+def test_cache_fingerprint_hashes_the_4_2_0_planes_the_decoder_delivers(
+    clip_30fps_audio: Path, tmp_path: Path
+) -> None:
+    info = probe_media(clip_30fps_audio)
+    decoded = next(iter(iter_decoded_frames(clip_30fps_audio, 3, 1, info)))
+    height, width = decoded.pixels.shape[:2]
+    # Half the bytes of the BGR frame: Y at full size, U and V at a quarter each.
+    assert decoded.pixel_format == "yuv420p" and len(decoded.delivered) == width * height * 3 // 2
+    planes = np.frombuffer(decoded.delivered, np.uint8).reshape(height * 3 // 2, width)
+    assert np.array_equal(cv2.cvtColor(planes, cv2.COLOR_YUV2BGR_I420), decoded.pixels)
+    expected = hashlib.sha256(f"yuv420p:{width}x{height}".encode() + bytes(decoded.delivered))
+    assert decoded.fingerprint() == expected.hexdigest()
+    # Odd sizes cross the pipe as BGR, and the fingerprint covers those bytes instead.
+    odd = make_clip(
+        tmp_path / "odd.mp4",
+        frames=2,
+        size="321x241",
+        pattern="testsrc",
+        video_args=("-c:v", "libx264", "-pix_fmt", "yuv444p"),
+    )
+    first = next(iter(iter_decoded_frames(odd, 0, 1, probe_media(odd))))
+    assert first.pixel_format == "bgr24"
+    assert bytes(first.delivered) == first.pixels.tobytes()
+    assert (
+        first.fingerprint() == hashlib.sha256(b"bgr24:321x241" + first.pixels.tobytes()).hexdigest()
+    )
 
 
 @pytest.mark.parametrize("size", [(320, 240), (161, 91)])

@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 
 from facefusion_ray.analysis.face import Face
 
-SCHEMA_VERSION = 1
+# 2: frame fingerprints hash the decoder's own bytes (4:2:0 planes) instead of BGR.
+SCHEMA_VERSION = 2
 COMPRESSION = "zstd"
 LANDMARK_5_VALUES = 10
 LANDMARK_68_VALUES = 136

@@ -9,7 +9,7 @@ from facefusion_ray.analysis.face import Face
 from facefusion_ray.cache import AnalysisCache, FrameAnalysis
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.stage_clock import StageClock
-from facefusion_ray.media import frame_fingerprint
+from facefusion_ray.media import DecodedFrame
 
 
 @dataclass(frozen=True)
@@ -47,19 +47,19 @@ class ChunkAnalysis:
         self.misses = 0
 
     def faces(
-        self, offset: int, frame: np.ndarray, analyse: Callable[[np.ndarray], list[Face]]
+        self, offset: int, frame: DecodedFrame, analyse: Callable[[np.ndarray], list[Face]]
     ) -> list[Face]:
         if self._cache is None:
-            return analyse(frame)
+            return analyse(frame.pixels)
         with self._clock.measure("fingerprint"):
-            fingerprint = frame_fingerprint(frame)
+            fingerprint = frame.fingerprint()
         cached = self._cached[offset] if self._cached is not None else None
         if cached is not None and cached.frame_fingerprint == fingerprint:
             self.hits += 1
             faces = cached.faces
         else:
             self.misses += 1
-            faces = analyse(frame)
+            faces = analyse(frame.pixels)
         self._records.append(FrameAnalysis(self._chunk.start + offset, fingerprint, faces))
         return faces
 

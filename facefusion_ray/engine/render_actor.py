@@ -22,7 +22,7 @@ from facefusion_ray.engine.report import ChunkResult
 from facefusion_ray.engine.segment_store import SegmentStore
 from facefusion_ray.engine.sources import IdentityMap, SourceIdentity
 from facefusion_ray.engine.stage_clock import StageClock
-from facefusion_ray.media import MediaInfo, SegmentEncoder, iter_frames
+from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_decoded_frames
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.models.execution import ExecutionConfig
 from facefusion_ray.models.session_factory import ModelUsage
@@ -30,7 +30,7 @@ from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import stage_input
 
 
-def timed_frames(frames: Iterator[np.ndarray], clock: StageClock) -> Iterator[np.ndarray]:
+def timed_frames(frames: Iterator[DecodedFrame], clock: StageClock) -> Iterator[DecodedFrame]:
     """Charges the time spent waiting for each decoded frame to the `decode` stage."""
     while True:
         with clock.measure("decode"):
@@ -69,9 +69,11 @@ def render_range(
     )
     analysis = ChunkAnalysis(cache, cache_plan, chunk, clock)
     with encoder:
-        frames_in_chunk = timed_frames(iter_frames(target, chunk.start, chunk.count, info), clock)
-        for offset, frame in enumerate(frames_in_chunk):
-            outcome = pipeline.apply(frame, analysis.faces(offset, frame, pipeline.analyse))
+        decoded = iter_decoded_frames(target, chunk.start, chunk.count, info)
+        for offset, decoded_frame in enumerate(timed_frames(decoded, clock)):
+            frame = decoded_frame.pixels
+            faces = analysis.faces(offset, decoded_frame, pipeline.analyse)
+            outcome = pipeline.apply(frame, faces)
             if chunk.start + offset in sample_frames:
                 swapped_landmarks[chunk.start + offset] = [
                     face.landmarks_5.tolist() for face in outcome.swapped

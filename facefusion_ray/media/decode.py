@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import IO
 
@@ -25,6 +26,21 @@ from facefusion_ray.media.probe import (
 )
 
 
+@dataclass(frozen=True)
+class DecodedFrame:
+    """A frame as BGR pixels, with the bytes the decoder delivered it as (the video's own 4:2:0
+    planes where the pipe carries them, half the size of the BGR array; else the BGR bytes,
+    which then share memory with `pixels`: fingerprint before changing the pixels)."""
+
+    pixels: np.ndarray
+    delivered: bytes | bytearray | memoryview
+    pixel_format: str
+
+    def fingerprint(self) -> str:
+        height, width = self.pixels.shape[:2]
+        return delivered_frame_fingerprint(self.delivered, self.pixel_format, width, height)
+
+
 def iter_frames(
     path: str | os.PathLike[str], start: int, count: int, info: MediaInfo
 ) -> Iterator[np.ndarray]:
@@ -33,6 +49,13 @@ def iter_frames(
     The range is checked now; ffmpeg starts on the first `next()` and is killed if the
     consumer stops early. MediaError if the file ends before the range does.
     """
+    return (frame.pixels for frame in iter_decoded_frames(path, start, count, info))
+
+
+def iter_decoded_frames(
+    path: str | os.PathLike[str], start: int, count: int, info: MediaInfo
+) -> Iterator[DecodedFrame]:
+    """`iter_frames` with the decoder's bytes of every frame, for fingerprinting them."""
     if start < 0 or count < 0 or start + count > info.frame_count:
         raise ValueError(
             f"frame range {start}..{start + count - 1} is outside the {info.frame_count} frames "
@@ -46,9 +69,10 @@ def iter_frames(
     return _decoded_frames(args, path, start, count, info, pipe)
 
 
-def _image_frames(path: str | os.PathLike[str], count: int) -> Iterator[np.ndarray]:
+def _image_frames(path: str | os.PathLike[str], count: int) -> Iterator[DecodedFrame]:
     if count:
-        yield read_image(path)
+        pixels = np.ascontiguousarray(read_image(path))
+        yield DecodedFrame(pixels, pixels.data, "bgr24")
 
 
 def _decode_args(
@@ -111,7 +135,7 @@ def _decoded_frames(
     count: int,
     info: MediaInfo,
     pipe: PipeFormat,
-) -> Iterator[np.ndarray]:
+) -> Iterator[DecodedFrame]:
     frame_bytes = pipe.frame_bytes
     process = FfmpegProcess(args, stdout=subprocess.PIPE)
     try:
@@ -121,7 +145,7 @@ def _decoded_frames(
             buffer = _read_exactly(stdout, frame_bytes)
             if buffer is None:
                 raise _truncated_error(process, path, start, start + produced, count, info)
-            yield pipe.to_bgr(buffer)
+            yield DecodedFrame(pipe.to_bgr(buffer), buffer, pipe.ffmpeg_pixel_format)
         if process.wait() != 0:
             raise MediaError(
                 f"cannot decode {path} frames {start}..{start + count - 1}: "
@@ -158,6 +182,16 @@ def _truncated_error(
         f"truncated video: {path} ended at frame {stopped_at} of {info.frame_count} "
         f"(reading frames {start}..{start + count - 1}){reason}"
     )
+
+
+def delivered_frame_fingerprint(
+    delivered: bytes | bytearray | memoryview, pixel_format: str, width: int, height: int
+) -> str:
+    """The cache's frame fingerprint: SHA-256 hex of the pixel format and size, then the bytes
+    the decoder delivered. Hashing the 4:2:0 planes reads half the bytes of the BGR frame."""
+    digest = hashlib.sha256(f"{pixel_format}:{width}x{height}".encode())
+    digest.update(delivered)
+    return digest.hexdigest()
 
 
 def frame_fingerprint(frame: np.ndarray) -> str:
