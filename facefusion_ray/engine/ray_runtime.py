@@ -16,7 +16,10 @@ def ensure_ray(address: str | None, num_cpus: int) -> bool:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
     else:
         logger.info("starting a local Ray with %d CPUs", num_cpus)
+        # "local", not None: with None Ray joins the cluster named in its temp folder's
+        # ray_current_cluster file, which a crashed head leaves behind (then init fails).
         ray.init(
+            address="local",
             num_cpus=num_cpus,
             include_dashboard=False,
             logging_level=logging.WARNING,

@@ -1,0 +1,40 @@
+"""Starting a local Ray is not derailed by what an earlier, crashed Ray left behind."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+START_LOCAL_RAY = """
+import ray
+from facefusion_ray.engine.ray_runtime import ensure_ray
+
+assert ensure_ray(None, num_cpus=1)
+print("nodes", len(ray.nodes()))
+ray.shutdown()
+"""
+
+
+def test_a_stale_current_cluster_file_does_not_stop_a_local_start() -> None:
+    # Ray's unix sockets live under its temp folder, whose path must stay short.
+    temp_root = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))
+    try:
+        ray_folder = temp_root / "ray"
+        ray_folder.mkdir()
+        # What a head that died without cleaning up leaves: the address of a dead GCS.
+        (ray_folder / "ray_current_cluster").write_text("192.0.2.1:6379")
+        environment = {**os.environ, "RAY_TMPDIR": str(temp_root), "RAY_ADDRESS": ""}
+        completed = subprocess.run(
+            [sys.executable, "-c", START_LOCAL_RAY],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        assert "nodes 1" in completed.stdout
+    finally:
+        shutil.rmtree(temp_root, ignore_errors=True)
