@@ -124,6 +124,7 @@ def test_plots_cover_ab_and_standin_scenarios_and_skip_missing_ones(tmp_path: Pa
     scenarios = synthetic_results()
     assert [pair[0] for pair in plots.cache_pairs(scenarios)] == [
         "720p_cache",
+        "720p_reference_cache",
         "neural_10gflop_engine_1_worker",
         "neural_10gflop_engine_2_workers",
     ]
