@@ -7,6 +7,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
+from facefusion_ray.engine.ray_runtime import cluster_to_join
+
 START_LOCAL_RAY = """
 import ray
 from facefusion_ray.engine.ray_runtime import ensure_ray
@@ -38,3 +42,16 @@ def test_a_stale_current_cluster_file_does_not_stop_a_local_start() -> None:
         assert "nodes 1" in completed.stdout
     finally:
         shutil.rmtree(temp_root, ignore_errors=True)
+
+
+def test_the_cluster_to_join_comes_from_the_option_then_ray_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    # `ray job submit` sets RAY_ADDRESS: a CLI run inside the job joins that cluster.
+    assert cluster_to_join(None) == "10.0.0.5:6379"
+    assert cluster_to_join("ray://head:10001") == "ray://head:10001"
+    monkeypatch.setenv("RAY_ADDRESS", "")
+    assert cluster_to_join(None) is None
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert cluster_to_join(None) is None
