@@ -209,7 +209,11 @@ def settings_from(args: argparse.Namespace) -> SwapSettings:
 
 def add_job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, help="write the run report as JSON here")
-    parser.add_argument("--address", help="join an existing Ray cluster instead of a local one")
+    parser.add_argument(
+        "--address",
+        help="join this Ray cluster (auto: the one on this machine; default: $RAY_ADDRESS, "
+        "else start a local Ray)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--work-store",
