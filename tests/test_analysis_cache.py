@@ -30,7 +30,7 @@ from facefusion_ray.cache import (
 )
 from facefusion_ray.cache import keys as cache_keys
 from facefusion_ray.cache.operations import cache_stats, prune, purge_video, verify
-from facefusion_ray.cache.schema import ANALYSIS_SCHEMA
+from facefusion_ray.cache.schema import analysis_schema
 from facefusion_ray.cache.store import ANALYSIS_CACHE_ENV, chunk_file_name
 from facefusion_ray.cli_cache import add_cache_commands, run_cache_command
 from facefusion_ray.media.decode import frame_fingerprint
@@ -183,7 +183,9 @@ def test_round_trip_and_plain_pyarrow_reading(cache_under_test: CacheUnderTest) 
     first_frame = cache.lookup(VIDEO, KEY, 0, 1)
     assert records[0].faces == [] and first_frame is not None and first_frame[0].faces == []
     table = pq.read_table(io.BytesIO(read_bytes(cache.filesystem, path)))
-    assert table.schema.equals(ANALYSIS_SCHEMA, check_metadata=False)
+    assert table.schema.equals(analysis_schema(SFACE_SIZE), check_metadata=False)
+    embedding_type = table.schema.field("faces").type.value_type.field("embedding").type
+    assert embedding_type == pa.list_(pa.float32(), SFACE_SIZE)  # fixed-size, like the others
     assert table.column("frame_index").to_pylist() == list(range(12))
     assert (
         pq.ParquetFile(io.BytesIO(read_bytes(cache.filesystem, path)))
@@ -201,9 +203,12 @@ def test_round_trip_and_plain_pyarrow_reading(cache_under_test: CacheUnderTest) 
 def test_frame_without_faces_and_embedding_size_checks(tmp_path: Path) -> None:
     cache = AnalysisCache(str(tmp_path / "analysis"))
     empty = [FrameAnalysis(frame_index=index, frame_fingerprint="f", faces=[]) for index in (4, 5)]
-    cache.write(VIDEO, KEY, empty)
+    path = cache.write(VIDEO, KEY, empty)
     found = cache.lookup(VIDEO, KEY, 4, 2)
     assert found is not None and [record.faces for record in found] == [[], []]
+    # Nothing embedded: the face struct has no embedding fields at all.
+    face = pq.read_schema(path).field("faces").type.value_type
+    assert [field.name for field in face] == ["bbox", "score", "landmarks_5", "landmarks_68"]
 
     arcface = make_records(0, 3, embedding_size=512)
     cache.write(OTHER_VIDEO, KEY, arcface)

@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 
 from facefusion_ray.analysis.face import Face
 
-# 2: frame fingerprints hash the decoder's own bytes (4:2:0 planes) instead of BGR.
+# 2: frame fingerprints hash the decoder's own bytes (4:2:0 planes) instead of BGR, and
+# embeddings are fixed-size lists (absent when the analysis embeds no face).
 SCHEMA_VERSION = 2
 COMPRESSION = "zstd"
 LANDMARK_5_VALUES = 10
@@ -34,25 +35,40 @@ LANDMARK_68_VALUES = 136
 METADATA_SCHEMA_VERSION = b"facefusion_ray.analysis_schema_version"
 METADATA_EMBEDDING_SIZE = b"facefusion_ray.embedding_size"
 
-FACE_TYPE = pa.struct(
-    [
+
+def face_type(embedding_size: int) -> pa.StructType:
+    """One face. The embedding fields exist only when the analysis embeds faces (their fixed
+    length is the recognizer's: 128 for SFace, 512 for ArcFace)."""
+    fields = [
         pa.field("bbox", pa.list_(pa.float32(), 4), nullable=False),
         pa.field("score", pa.float32(), nullable=False),
         pa.field("landmarks_5", pa.list_(pa.float32(), LANDMARK_5_VALUES), nullable=False),
         pa.field("landmarks_68", pa.list_(pa.float32(), LANDMARK_68_VALUES), nullable=True),
-        pa.field("embedding", pa.list_(pa.float32()), nullable=True),
-        pa.field("normed_embedding", pa.list_(pa.float32()), nullable=True),
     ]
-)
-ANALYSIS_SCHEMA = pa.schema(
-    [
-        pa.field("video_fingerprint", pa.string(), nullable=False),
-        pa.field("frame_index", pa.int64(), nullable=False),
-        pa.field("frame_fingerprint", pa.string(), nullable=False),
-        pa.field("analysis_key", pa.string(), nullable=False),
-        pa.field("faces", pa.list_(pa.field("face", FACE_TYPE, nullable=False)), nullable=False),
-    ]
-)
+    if embedding_size:
+        vector = pa.list_(pa.float32(), embedding_size)
+        fields += [
+            pa.field("embedding", vector, nullable=True),
+            pa.field("normed_embedding", vector, nullable=True),
+        ]
+    return pa.struct(fields)
+
+
+def analysis_schema(embedding_size: int) -> pa.Schema:
+    """The schema of a chunk whose embeddings have `embedding_size` values (0: none)."""
+    return pa.schema(
+        [
+            pa.field("video_fingerprint", pa.string(), nullable=False),
+            pa.field("frame_index", pa.int64(), nullable=False),
+            pa.field("frame_fingerprint", pa.string(), nullable=False),
+            pa.field("analysis_key", pa.string(), nullable=False),
+            pa.field(
+                "faces",
+                pa.list_(pa.field("face", face_type(embedding_size), nullable=False)),
+                nullable=False,
+            ),
+        ]
+    )
 
 
 class InvalidAnalysisData(ValueError):
@@ -91,19 +107,23 @@ def records_to_table(
     embedding_size = _embedding_size(records)
     face_offsets = np.zeros(len(records) + 1, np.int32)
     np.cumsum([len(record.faces) for record in records], out=face_offsets[1:])
-    face_structs = pa.StructArray.from_arrays(
-        [
-            _fixed_lists([face.bbox for face, _ in faces], 4, "bbox"),
-            pa.array(np.array([face.score for face, _ in faces], np.float32), pa.float32()),
-            _fixed_lists([face.landmarks_5 for face, _ in faces], LANDMARK_5_VALUES, "landmarks_5"),
-            _fixed_lists([marks for _, marks in faces], LANDMARK_68_VALUES, "landmarks_68"),
-            _variable_lists([face.embedding for face, _ in faces], embedding_size),
-            _variable_lists([face.normed_embedding for face, _ in faces], embedding_size),
-        ],
-        fields=list(FACE_TYPE),
-    )
+    face_arrays = [
+        _fixed_lists([face.bbox for face, _ in faces], 4, "bbox"),
+        pa.array(np.array([face.score for face, _ in faces], np.float32), pa.float32()),
+        _fixed_lists([face.landmarks_5 for face, _ in faces], LANDMARK_5_VALUES, "landmarks_5"),
+        _fixed_lists([marks for _, marks in faces], LANDMARK_68_VALUES, "landmarks_68"),
+    ]
+    if embedding_size:
+        face_arrays += [
+            _fixed_lists([face.embedding for face, _ in faces], embedding_size, "embedding"),
+            _fixed_lists(
+                [face.normed_embedding for face, _ in faces], embedding_size, "normed_embedding"
+            ),
+        ]
+    schema = analysis_schema(embedding_size)
+    face_structs = pa.StructArray.from_arrays(face_arrays, fields=list(face_type(embedding_size)))
     faces_column = pa.ListArray.from_arrays(
-        pa.array(face_offsets), face_structs, type=ANALYSIS_SCHEMA.field("faces").type
+        pa.array(face_offsets), face_structs, type=schema.field("faces").type
     )
     row_count = len(records)
     metadata = {
@@ -118,7 +138,7 @@ def records_to_table(
             pa.array([analysis_key] * row_count, pa.string()),
             faces_column,
         ],
-        schema=ANALYSIS_SCHEMA.with_metadata(metadata),
+        schema=schema.with_metadata(metadata),
     )
 
 
@@ -137,8 +157,8 @@ def table_to_records(table: pa.Table) -> list[FrameAnalysis]:
     landmarks_5 = _fixed_values(structs.field("landmarks_5"), LANDMARK_5_VALUES, count)
     landmarks_68 = _fixed_values(structs.field("landmarks_68"), LANDMARK_68_VALUES, count)
     landmarks_68_valid = _valid_mask(structs.field("landmarks_68"))
-    embeddings = _embedding_rows(structs.field("embedding"), embedding_size)
-    normed_embeddings = _embedding_rows(structs.field("normed_embedding"), embedding_size)
+    embeddings = _embedding_rows(structs, "embedding", embedding_size, count)
+    normed_embeddings = _embedding_rows(structs, "normed_embedding", embedding_size, count)
     faces = [
         Face(
             bbox=bboxes[number].copy(),
@@ -171,8 +191,6 @@ def table_to_records(table: pa.Table) -> list[FrameAnalysis]:
 
 
 def check_schema(schema: pa.Schema) -> None:
-    if not schema.equals(ANALYSIS_SCHEMA, check_metadata=False):
-        raise InvalidAnalysisData("not an analysis cache schema")
     metadata = schema.metadata or {}
     version = metadata.get(METADATA_SCHEMA_VERSION)
     if version != str(SCHEMA_VERSION).encode():
@@ -180,6 +198,8 @@ def check_schema(schema: pa.Schema) -> None:
     size = metadata.get(METADATA_EMBEDDING_SIZE, b"")
     if not size.isdigit():
         raise InvalidAnalysisData("no embedding size in the schema metadata")
+    if not schema.equals(analysis_schema(int(size)), check_metadata=False):
+        raise InvalidAnalysisData("not an analysis cache schema")
 
 
 def table_to_parquet(table: pa.Table) -> bytes:
@@ -234,18 +254,6 @@ def _fixed_lists(
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), size, mask=mask)
 
 
-def _variable_lists(arrays: Sequence[np.ndarray | None], size: int) -> pa.ListArray:
-    present = [np.asarray(array, np.float32).reshape(-1) for array in arrays if array is not None]
-    valid = np.array([array is not None for array in arrays], bool)
-    offsets = np.zeros(len(arrays) + 1, np.int32)
-    np.cumsum(valid * size, out=offsets[1:])
-    values = np.concatenate(present) if present else np.zeros(0, np.float32)
-    mask = None if valid.all() else pa.array(~valid)
-    return pa.ListArray.from_arrays(
-        pa.array(offsets), pa.array(values, pa.float32()), type=pa.list_(pa.float32()), mask=mask
-    )
-
-
 def _fixed_values(column: pa.FixedSizeListArray, size: int, count: int) -> np.ndarray:
     # `.values` ignores the parent's offset, so slice the child to this array's window.
     values = column.values.slice(column.offset * size, count * size)
@@ -261,15 +269,12 @@ def _valid_mask(column: pa.Array) -> np.ndarray:
     return column.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _embedding_rows(column: pa.ListArray, size: int) -> list[np.ndarray | None]:
+def _embedding_rows(
+    structs: pa.StructArray, name: str, size: int, count: int
+) -> list[np.ndarray | None]:
+    if size == 0:
+        return [None] * count
+    column = structs.field(name)
+    values = _fixed_values(column, size, count)
     valid = _valid_mask(column)
-    lengths = column.value_lengths().fill_null(size).to_numpy(zero_copy_only=False)
-    if len(lengths) and (lengths != size).any():
-        raise InvalidAnalysisData(f"an embedding's length differs from {size}")
-    start = column.offsets[0].as_py()
-    values = column.values.slice(start).to_numpy(zero_copy_only=False)
-    offsets = column.offsets.to_numpy() - start
-    return [
-        values[offsets[number] : offsets[number + 1]].copy() if valid[number] else None
-        for number in range(len(column))
-    ]
+    return [values[number].copy() if valid[number] else None for number in range(count)]
