@@ -508,3 +508,33 @@ def test_video_fingerprint_is_computed_once(
     assert len(first) == 64 and (tmp_path / "user-cache" / "fingerprints").is_dir()
     video.write_bytes(b"other frames" * 1000)
     assert video_fingerprint(video) != first and len(hashed) == 2
+
+
+def test_s3_store_configured_by_profile_and_service_endpoint(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The studio way: keys in a named profile, the endpoint in AWS_ENDPOINT_URL_S3."""
+    bucket = s3_server.create_bucket("profile")  # before the environment changes under boto3
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text(
+        "[render-farm]\n"
+        f"aws_access_key_id = {s3_server.access_key}\n"
+        f"aws_secret_access_key = {s3_server.secret_key}\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_PROFILE", "render-farm")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server.region)
+    cache = AnalysisCache(f"s3://{bucket}/analysis")
+    records = make_records(0, 6)
+    cache.write(VIDEO, KEY, records)
+    assert_same_records(AnalysisCache(f"s3://{bucket}/analysis").lookup(VIDEO, KEY, 0, 6), records)
+    # Another profile's keys are refused by the server: the profile is what authenticated.
+    credentials.write_text(
+        "[render-farm]\naws_access_key_id = AKNOTAKEY\naws_secret_access_key = wrong-secret\n"
+    )
+    with pytest.raises(StorageError, match=r"(?i)denied|forbidden|signature|credential|access"):
+        AnalysisCache(f"s3://{bucket}/analysis").write(OTHER_VIDEO, KEY, records)
