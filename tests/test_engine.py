@@ -1,11 +1,15 @@
 """Chunked rendering on a real local Ray with real ffmpeg and the embedded models."""
 
 import json
+import logging
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.engine.driver import NO_FACE_NOTE, run_swap
 from facefusion_ray.media import probe_media
 from facefusion_ray.media.images import read_image
@@ -298,3 +302,37 @@ def test_a_new_source_reuses_the_cached_analysis(sample_media, short_group_clip,
     )
     assert third.cache == {"hits": 0, "misses": 40}
     assert third.model_calls["yunet"] == 40
+
+
+def test_cached_frames_unlike_the_decoded_ones_are_analysed_again_and_replaced(
+    sample_media, short_group_clip, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = SwapSettings(analysis_cache=str(tmp_path / "cache"))
+    render = partial(
+        run_swap,
+        [sample_media.source_tom_hanks],
+        short_group_clip,
+        settings=settings,
+        show_progress=False,
+        sequential=True,
+    )
+    first = render(output=tmp_path / "first.mp4")
+    assert first.cache == {"hits": 0, "misses": 40}
+    cache = AnalysisCache(settings.analysis_cache)
+    (entry,) = cache.entries()
+    # As if another decoder had written frames 10-19: their fingerprints are not ours.
+    tampered = [
+        replace(record, frame_fingerprint="0" * 64) if 10 <= record.frame_index < 20 else record
+        for record in cache.read_entry(entry)
+    ]
+    cache.remove_entries([entry])
+    cache.write(entry.video_fingerprint, entry.analysis_key, tampered)
+    with caplog.at_level(logging.WARNING):
+        second = render(output=tmp_path / "second.mp4")
+    assert second.cache == {"hits": 30, "misses": 10}
+    assert second.model_calls["yunet"] == 10
+    assert "10 of frames 0-39" in caplog.text and "differ from their cached" in caplog.text
+    assert second.faces_swapped == first.faces_swapped
+    # The disagreeing chunk was replaced: the next render is served whole from the cache.
+    third = render(output=tmp_path / "third.mp4")
+    assert third.cache == {"hits": 40, "misses": 0}

@@ -1,5 +1,6 @@
 """Serving a chunk's per-frame analysis from the cache, and filling the cache on a miss."""
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,6 +11,8 @@ from facefusion_ray.cache import AnalysisCache, FrameAnalysis
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import DecodedFrame
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ class ChunkAnalysis:
         self._records: list[FrameAnalysis] = []
         self.hits = 0
         self.misses = 0
+        # Cached frames whose fingerprint is not the decoded frame's (another decoder, a
+        # misplaced range): analysed again, and the cached chunks holding them replaced.
+        self.mismatched = 0
 
     def faces(
         self, offset: int, frame: DecodedFrame, analyse: Callable[[np.ndarray], list[Face]]
@@ -59,6 +65,7 @@ class ChunkAnalysis:
             faces = cached.faces
         else:
             self.misses += 1
+            self.mismatched += int(cached is not None)
             faces = analyse(frame.pixels)
         self._records.append(FrameAnalysis(self._chunk.start + offset, fingerprint, faces))
         return faces
@@ -66,5 +73,21 @@ class ChunkAnalysis:
     def finish(self) -> None:
         if self._cache is None or self._plan is None or self.misses == 0:
             return
+        plan = self._plan
         with self._clock.measure("cache_io"):
-            self._cache.write(self._plan.video_fingerprint, self._plan.analysis_key, self._records)
+            if self.mismatched:
+                chunk = self._chunk
+                logger.warning(
+                    "analysis cache: %d of frames %d-%d of video %s differ from their cached "
+                    "fingerprints; analysed again, replacing the cached chunks",
+                    self.mismatched,
+                    chunk.start,
+                    chunk.end - 1,
+                    plan.video_fingerprint[:12],
+                )
+                # Checked against the frames just decoded, the chunks that disagree are removed.
+                decoded = [record.frame_fingerprint for record in self._records]
+                self._cache.lookup(
+                    plan.video_fingerprint, plan.analysis_key, chunk.start, len(decoded), decoded
+                )
+            self._cache.write(plan.video_fingerprint, plan.analysis_key, self._records)
