@@ -131,14 +131,22 @@ def test_probe_exact_rate_and_count(
     assert len(decode_all(path, info)) == 47
 
 
-def test_odd_size_survives_probe_decode_encode_and_assemble(tmp_path: Path) -> None:
-    source = make_clip(
-        tmp_path / "odd.mp4",
+@pytest.fixture(scope="module")
+def odd_size_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 frames of 321x241 in 4:4:4: an odd size, which crosses the pipes as BGR."""
+    return make_clip(
+        tmp_path_factory.mktemp("odd") / "odd.mp4",
         frames=12,
         size="321x241",
         pattern="testsrc",
         video_args=("-c:v", "libx264", "-pix_fmt", "yuv444p"),
     )
+
+
+def test_odd_size_survives_probe_decode_encode_and_assemble(
+    tmp_path: Path, odd_size_clip: Path
+) -> None:
+    source = odd_size_clip
     info = probe_media(source)
     assert (info.width, info.height) == (321, 241)
     frames = decode_all(source, info)
@@ -425,7 +433,7 @@ def test_frame_fingerprint_covers_shape_and_pixels() -> None:
 
 
 def test_cache_fingerprint_hashes_the_4_2_0_planes_the_decoder_delivers(
-    clip_30fps_audio: Path, tmp_path: Path
+    clip_30fps_audio: Path, odd_size_clip: Path
 ) -> None:
     info = probe_media(clip_30fps_audio)
     decoded = next(iter(iter_decoded_frames(clip_30fps_audio, 3, 1, info)))
@@ -437,13 +445,7 @@ def test_cache_fingerprint_hashes_the_4_2_0_planes_the_decoder_delivers(
     expected = hashlib.sha256(f"yuv420p:{width}x{height}".encode() + bytes(decoded.delivered))
     assert decoded.fingerprint() == expected.hexdigest()
     # Odd sizes cross the pipe as BGR, and the fingerprint covers those bytes instead.
-    odd = make_clip(
-        tmp_path / "odd.mp4",
-        frames=2,
-        size="321x241",
-        pattern="testsrc",
-        video_args=("-c:v", "libx264", "-pix_fmt", "yuv444p"),
-    )
+    odd = odd_size_clip
     first = next(iter(iter_decoded_frames(odd, 0, 1, probe_media(odd))))
     assert first.pixel_format == "bgr24"
     assert bytes(first.delivered) == first.pixels.tobytes()
