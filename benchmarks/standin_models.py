@@ -14,9 +14,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.standin_models import save_standin_model
+
 PRODUCER = "facefusion-ray benchmark stand-in"
-OPSET = 17
-IR_VERSION = 10
 SWAPPER_SIZE = 128
 EMBEDDING_SIZE = 512
 RECOGNIZER_SIZE = 112
@@ -135,18 +135,5 @@ def build_recognizer(path: Path, seed: int = 11) -> Path:
 
 
 def _save(graph: onnx.GraphProto, path: Path, imitates: str, cost: str) -> Path:
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name=PRODUCER,
-        doc_string=(
-            f"benchmark stand-in with {imitates}'s tensors ({cost}); NOT {imitates}, "
-            "its outputs are meaningless"
-        ),
-    )
-    model.ir_version = IR_VERSION
-    helper.set_model_props(model, {"stand_in": "true", "imitates": imitates})
-    onnx.checker.check_model(model, full_check=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    description = f"benchmark proxy with its tensors ({cost}); its outputs are meaningless"
+    return save_standin_model(graph, path, imitates, description, producer=PRODUCER)

@@ -53,23 +53,39 @@ def build_standin(spec: ModelSpec, path: Path, batch: int = 1) -> Path:
     if emap_shape:
         # FaceFusion reads the inswapper emap as the model's last initializer, unused by nodes.
         graph.constant("emap", graph.random(emap_shape, scale=1 / np.sqrt(emap_shape[0])))
+    graph_proto = helper.make_graph(
+        graph.nodes,
+        f"{spec.model_id}_standin",
+        [_value_info(tensor) for tensor in inputs],
+        [_value_info(tensor) for tensor in outputs],
+        graph.initializers,
+    )
+    return save_standin_model(
+        graph_proto,
+        path,
+        spec.model_id,
+        "generated test double with the real model's tensor names and shapes; NOT the real "
+        "model, its outputs are meaningless",
+    )
+
+
+def save_standin_model(
+    graph: onnx.GraphProto,
+    path: Path,
+    imitates: str,
+    description: str,
+    producer: str = STANDIN_PRODUCER,
+) -> Path:
+    """Write `graph` as a checked ONNX file marked as a stand-in for `imitates` in its producer,
+    doc string and metadata, so it can never pass for the real model."""
     model = helper.make_model(
-        helper.make_graph(
-            graph.nodes,
-            f"{spec.model_id}_standin",
-            [_value_info(tensor) for tensor in inputs],
-            [_value_info(tensor) for tensor in outputs],
-            graph.initializers,
-        ),
+        graph,
         opset_imports=[helper.make_opsetid("", STANDIN_OPSET)],
-        producer_name=STANDIN_PRODUCER,
-        doc_string=(
-            f"stand-in for {spec.model_id}: generated test double with the real model's tensor "
-            "names and shapes; NOT the real model, its outputs are meaningless"
-        ),
+        producer_name=producer,
+        doc_string=f"stand-in for {imitates}: {description}",
     )
     model.ir_version = STANDIN_IR_VERSION
-    helper.set_model_props(model, {"stand_in": "true", "imitates": spec.model_id})
+    helper.set_model_props(model, {"stand_in": "true", "imitates": imitates})
     onnx.checker.check_model(model, full_check=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))

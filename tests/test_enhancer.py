@@ -11,7 +11,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -23,7 +22,7 @@ from facefusion_ray.models.manifest import ModelSpec, get_model_spec
 from facefusion_ray.models.sessions import ModelSession
 from facefusion_ray.processors.enhancer import DEFAULT_BLEND, FaceEnhancer
 from facefusion_ray.processors.paste_back import Region
-from tests.standin_models import STANDIN_IR_VERSION, STANDIN_OPSET, STANDIN_PRODUCER
+from tests.standin_models import save_standin_model
 
 MODEL_ID = "gfpgan_1.4"
 # Model values (RGB, -1..1) of the constant stand-in's colour, and the same colour as BGR pixels.
@@ -51,17 +50,7 @@ def affine_enhancer(spec: ModelSpec, path: Path, gain: float, shift: RgbValues) 
         [helper.make_tensor_value_info(spec.outputs[0].name, TensorProto.FLOAT, tensor_shape)],
         initializers,
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", STANDIN_OPSET)],
-        producer_name=STANDIN_PRODUCER,
-        doc_string=f"affine stand-in for {spec.model_id}; NOT the real model",
-    )
-    model.ir_version = STANDIN_IR_VERSION
-    helper.set_model_props(model, {"stand_in": "true", "imitates": spec.model_id})
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return path
+    return save_standin_model(graph, path, spec.model_id, "affine, NOT the real model")
 
 
 @pytest.fixture(scope="module")

@@ -30,12 +30,7 @@ from facefusion_ray.processors.emap import inswapper_latent, read_emap
 from facefusion_ray.processors.neural_swap import NeuralSwapper
 from facefusion_ray.processors.occlusion import OcclusionMasker, combine_masks
 from facefusion_ray.processors.paste_back import Region
-from tests.standin_models import (
-    STANDIN_IR_VERSION,
-    STANDIN_OPSET,
-    STANDIN_PRODUCER,
-    build_standin,
-)
+from tests.standin_models import build_standin, save_standin_model
 
 SWAPPERS = ("inswapper_128", "hyperswap_1a_256", "simswap_256")
 
@@ -78,17 +73,8 @@ def identity_swapper(
         helper.make_tensor_value_info(tensor.name, TensorProto.FLOAT, shapes[tensor.name])
         for tensor in spec.inputs
     ]
-    model = helper.make_model(
-        helper.make_graph(nodes, f"{spec.model_id}_identity", inputs, outputs, initializers),
-        opset_imports=[helper.make_opsetid("", STANDIN_OPSET)],
-        producer_name=STANDIN_PRODUCER,
-        doc_string=f"identity stand-in for {spec.model_id}; NOT the real model",
-    )
-    model.ir_version = STANDIN_IR_VERSION
-    helper.set_model_props(model, {"stand_in": "true", "imitates": spec.model_id})
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return path
+    graph = helper.make_graph(nodes, f"{spec.model_id}_identity", inputs, outputs, initializers)
+    return save_standin_model(graph, path, spec.model_id, "identity, NOT the real model")
 
 
 def value_conversion(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
