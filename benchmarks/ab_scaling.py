@@ -1,10 +1,9 @@
 """A/B scaling: `facefusion-ray ab` with N sources on one target against N separate
 `facefusion-ray swap` commands run one after another, for N = 1, 2, 4, 8."""
 
-import json
 import shutil
 
-from benchmarks.measure import as_float, cli_command, run_timed, shown
+from benchmarks.measure import as_float, cli_command, job_arguments, run_reported, shown
 from benchmarks.workspace import Workspace
 
 AB_SOURCE_COUNTS = (1, 2, 4, 8)
@@ -59,15 +58,11 @@ class AbScaling:
             "--target", str(self._workspace.target(AB_TARGET)),
             *self._source_arguments(count),
             "--output-dir", str(output_dir),
-            "--workers", str(AB_WORKERS),
-            "--report", str(report_path),
             # A fresh cache: the job starts cold and analyses the target once itself.
             "--analysis-cache", str(folder / f"ab-{count}-analysis-cache"),
-            "--work-store", str(self._workspace.work_store),
-            "--no-progress",
+            *job_arguments(AB_WORKERS, report_path, self._workspace.work_store),
         )  # fmt: skip
-        wall = run_timed(command)
-        job = json.loads(report_path.read_text())
+        wall, job = run_reported(command, report_path)
         shutil.rmtree(output_dir)
         renders = job["renders"]
         failed = [render["name"] for render in renders if render["status"] != "rendered"]
@@ -100,15 +95,11 @@ class AbScaling:
             "--source", str(self._workspace.source(AB_SOURCES[index])),
             "--target", str(self._workspace.target(AB_TARGET)),
             "--output", str(output),
-            "--workers", str(AB_WORKERS),
-            "--report", str(report_path),
             # Each render on its own, as without A/B: a fresh cache it fills and never reads.
             "--analysis-cache", str(folder / f"{name}-analysis-cache"),
-            "--work-store", str(self._workspace.work_store),
-            "--no-progress",
+            *job_arguments(AB_WORKERS, report_path, self._workspace.work_store),
         )  # fmt: skip
-        wall = run_timed(command)
-        report = json.loads(report_path.read_text())
+        wall, report = run_reported(command, report_path)
         output.unlink()
         return {
             "command": shown(command),

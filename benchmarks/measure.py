@@ -1,9 +1,12 @@
 """Running the real CLI in a fresh process, timed, and the figures read from a swap report."""
 
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 # Lines of a failed command's stderr shown in the error.
 STDERR_TAIL_LINES = 20
@@ -35,6 +38,23 @@ def run_timed(command: Sequence[str]) -> float:
             f"{shown(command)} exited with {completed.returncode}:\n{tail}"
         )
     return wall
+
+
+def job_arguments(workers: int, report_path: Path, work_store: Path) -> list[str]:
+    """The options every benchmarked job shares: its pool, its JSON report, a work store of
+    the benchmark's own, and no progress bar."""
+    return [
+        "--workers", str(workers),
+        "--report", str(report_path),
+        "--work-store", str(work_store),
+        "--no-progress",
+    ]  # fmt: skip
+
+
+def run_reported(command: Sequence[str], report_path: Path) -> tuple[float, dict[str, Any]]:
+    """Wall seconds of `command` and the JSON report it wrote."""
+    wall = run_timed(command)
+    return wall, json.loads(report_path.read_text())
 
 
 def swap_figures(report: Mapping[str, object], wall: float) -> dict[str, object]:

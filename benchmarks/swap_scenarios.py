@@ -1,10 +1,10 @@
 """Scenarios of one `facefusion-ray swap` each: the engine, the sequential baseline, the analysis
 cache, and the stand-in neural swapper."""
 
-import json
 from dataclasses import dataclass
+from pathlib import Path
 
-from benchmarks.measure import cli_command, run_timed, shown, swap_figures
+from benchmarks.measure import cli_command, job_arguments, run_reported, shown, swap_figures
 from benchmarks.workspace import Workspace
 
 
@@ -103,11 +103,8 @@ def swap_command(scenario: Scenario, workspace: Workspace) -> list[str]:
         "--source", str(workspace.source(scenario.source)),
         "--target", str(workspace.target(scenario.target)),
         "--output", str(folder / f"{scenario.name}.mp4"),
-        "--workers", str(scenario.workers),
         "--threads-per-worker", str(scenario.threads_per_worker),
-        "--report", str(folder / f"{scenario.name}.json"),
-        "--work-store", str(workspace.work_store),
-        "--no-progress",
+        *job_arguments(scenario.workers, report_path(scenario, workspace), workspace.work_store),
     )  # fmt: skip
     if scenario.sequential:
         command.append("--sequential")
@@ -123,11 +120,13 @@ def swap_command(scenario: Scenario, workspace: Workspace) -> list[str]:
     return command
 
 
+def report_path(scenario: Scenario, workspace: Workspace) -> Path:
+    return workspace.folder / f"{scenario.name}.json"
+
+
 def run_swap_scenario(scenario: Scenario, workspace: Workspace) -> dict[str, object]:
     command = swap_command(scenario, workspace)
-    wall = run_timed(command)
-    report_path = workspace.folder / f"{scenario.name}.json"
-    report = json.loads(report_path.read_text())
+    wall, report = run_reported(command, report_path(scenario, workspace))
     (workspace.folder / f"{scenario.name}.mp4").unlink()
     result: dict[str, object] = {"command": shown(command), **swap_figures(report, wall)}
     if scenario.neural:
