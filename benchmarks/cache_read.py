@@ -11,18 +11,16 @@ Parquet chunk against those fingerprints.
 
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.workspace import Workspace
-from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.select import FaceSelection
 from facefusion_ray.cache import AnalysisCache, FrameAnalysis
-from facefusion_ray.engine.frame_pipeline import load_recognizer, with_embeddings
-from facefusion_ray.engine.model_set import load_analyser, open_model_sessions
+from facefusion_ray.engine.frame_pipeline import FrameAnalyser
+from facefusion_ray.engine.model_set import open_model_sessions
+from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import iter_decoded_frames
 from facefusion_ray.media.probe import probe_media
 from facefusion_ray.settings import SwapSettings
@@ -44,7 +42,10 @@ def run_cache_read(workspace: Workspace, selector_mode: str) -> dict[str, object
     target = workspace.target("720p")
     info = probe_media(target)
     frames = list(iter_decoded_frames(str(target), 0, settings.chunk_frames, info))
-    analyse = analysis_function(settings)
+    # What a worker runs on a cache miss, with the engine's own (lazy, clocked) analysis.
+    analyse = FrameAnalyser(
+        settings, open_model_sessions(settings, settings.execution), StageClock()
+    ).analyse
     analyse(frames[0].pixels)  # sessions load and warm up outside the timing
     started = time.perf_counter()
     faces = [analyse(frame.pixels) for frame in frames]
@@ -78,22 +79,6 @@ def run_cache_read(workspace: Workspace, selector_mode: str) -> dict[str, object
         "fingerprint_ms_per_frame": round(fingerprint_seconds / len(frames) * 1000, 2),
         "stores": stores,
     }
-
-
-def analysis_function(settings: SwapSettings) -> Callable[[np.ndarray], list[Face]]:
-    """What a worker runs on a cache miss: detection, then embeddings when the selector needs
-    them (the same calls as FramePipeline.analyse, without its stage clock)."""
-    sessions = open_model_sessions(settings, settings.execution)
-    analyser = load_analyser(settings, sessions)
-    recognizer = load_recognizer(sessions) if settings.face_selector.needs_embeddings else None
-
-    def analyse(frame: np.ndarray) -> list[Face]:
-        faces = analyser.detect(frame)
-        if recognizer is not None and faces:
-            faces = with_embeddings(frame, faces, recognizer)
-        return faces
-
-    return analyse
 
 
 @contextmanager

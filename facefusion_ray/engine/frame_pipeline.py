@@ -112,6 +112,33 @@ def build_enhancer(settings: SwapSettings, sessions: SessionFactory) -> FaceEnha
     )
 
 
+class FrameAnalyser:
+    """What a frame's analysis runs: detection and, when the selector needs them, embeddings.
+
+    The models are opened on first use, so a job served from the analysis cache never loads
+    them.
+    """
+
+    def __init__(self, settings: SwapSettings, sessions: SessionFactory, clock: StageClock) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._clock = clock
+        self._detector: FaceAnalyser | None = None
+        self._recognizer: SFaceRecognizer | None = None
+
+    def analyse(self, frame: np.ndarray) -> list[Face]:
+        if self._detector is None:
+            self._detector = load_analyser(self._settings, self._sessions)
+        with self._clock.measure("detect"):
+            faces = self._detector.detect(frame)
+        if self._settings.face_selector.needs_embeddings and faces:
+            if self._recognizer is None:
+                self._recognizer = load_recognizer(self._sessions)
+            with self._clock.measure("embed"):
+                faces = with_embeddings(frame, faces, self._recognizer)
+        return faces
+
+
 class FramePipeline:
     """Holds the sessions for its whole life; `process` (= `apply(analyse(frame))`) rewrites a
     frame in place.
@@ -134,8 +161,7 @@ class FramePipeline:
         self._sessions = (
             sessions if sessions is not None else open_model_sessions(settings, settings.execution)
         )
-        self._detector: FaceAnalyser | None = None
-        self._recognizer: SFaceRecognizer | None = None
+        self._analysis = FrameAnalyser(settings, self._sessions, clock)
         self._selection = settings.face_selector
         self._reference_embedding = reference_embedding
         self._swapper = build_swapper(settings, self._sessions, source)
@@ -153,21 +179,7 @@ class FramePipeline:
         return self.apply(frame, self.analyse(frame))
 
     def analyse(self, frame: np.ndarray) -> list[Face]:
-        """Detect (and, when the selector needs them, embed) the faces of a frame.
-
-        The analysis models are opened on first use, so a job served from the analysis cache
-        never loads them.
-        """
-        if self._detector is None:
-            self._detector = load_analyser(self._settings, self._sessions)
-        with self._clock.measure("detect"):
-            faces = self._detector.detect(frame)
-        if self._selection.needs_embeddings and faces:
-            if self._recognizer is None:
-                self._recognizer = load_recognizer(self._sessions)
-            with self._clock.measure("embed"):
-                faces = with_embeddings(frame, faces, self._recognizer)
-        return faces
+        return self._analysis.analyse(frame)
 
     def apply(self, frame: np.ndarray, faces: list[Face]) -> FrameOutcome:
         """Select among analysed faces and swap them into `frame` in place."""
