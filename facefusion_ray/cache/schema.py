@@ -121,10 +121,9 @@ def records_to_table(
             ),
         ]
     schema = analysis_schema(embedding_size)
-    face_structs = pa.StructArray.from_arrays(face_arrays, fields=list(face_type(embedding_size)))
-    faces_column = pa.ListArray.from_arrays(
-        pa.array(face_offsets), face_structs, type=schema.field("faces").type
-    )
+    faces_type = schema.field("faces").type
+    face_structs = pa.StructArray.from_arrays(face_arrays, fields=list(faces_type.value_type))
+    faces_column = pa.ListArray.from_arrays(pa.array(face_offsets), face_structs, type=faces_type)
     row_count = len(records)
     metadata = {
         METADATA_SCHEMA_VERSION: str(SCHEMA_VERSION).encode(),
