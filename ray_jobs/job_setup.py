@@ -3,16 +3,16 @@ writing report files to a folder or an s3:// prefix."""
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from facefusion_ray.atomic_files import write_bytes_atomically
+from facefusion_ray.engine.ray_runtime import RAY_ADDRESS_VARIABLE, cluster_to_join
 from facefusion_ray.storage.locations import is_remote, publish_output
 
-RAY_ADDRESS_ENV = "RAY_ADDRESS"
+RAY_ADDRESS_ENV = RAY_ADDRESS_VARIABLE
 EXIT_OK = 0
 EXIT_FAILED = 1
 
@@ -29,7 +29,7 @@ def configure_logging(verbose: bool) -> None:
 def default_address() -> str | None:
     """`ray job submit` sets RAY_ADDRESS for the job's driver, so a submitted job joins its
     cluster; run by hand without it, the job starts a local Ray."""
-    return os.environ.get(RAY_ADDRESS_ENV) or None
+    return cluster_to_join(None)
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
