@@ -37,11 +37,11 @@ from typing import Any, NoReturn
 import yaml
 
 from facefusion_ray.engine.job_options import JobOptions
-from facefusion_ray.engine.render_request import RenderRequest
 from facefusion_ray.errors import SettingsError
+from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.settings import SwapSettings
+from facefusion_ray.storage.filesystem import redact
 from facefusion_ray.storage.locations import expand_glob, is_remote
-from facefusion_ray.storage.object_store import redact
 
 SPEC_KEYS = (
     "targets",
@@ -134,7 +134,7 @@ def swap_settings_from_options(
     if not isinstance(options, Mapping):
         raise SettingsError(f"{where}: 'options' must be a mapping of option names to values")
     # Imported here: the command line imports this module to run `batch`.
-    from facefusion_ray.cli import add_swap_options, settings_from
+    from facefusion_ray.cli.main import add_swap_options, settings_from
 
     parser = _OptionParser(prog="options", add_help=False, allow_abbrev=False)
     add_swap_options(parser)

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from facefusion_ray.analysis.select import FACE_SELECTOR_MODES, FACE_SELECTOR_ORDERS, FaceSelection
 from facefusion_ray.errors import SettingsError
-from facefusion_ray.models.execution import ExecutionConfig
+from facefusion_ray.inference.execution import ExecutionConfig
 
 CLASSIC_SWAPPER = "classic"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")

@@ -6,9 +6,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from facefusion_ray.engine.report import SwapReport
-from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import MediaInfo, assemble_video
+from facefusion_ray.pipeline.stage_clock import StageClock
+from facefusion_ray.pipeline.swap_report import SwapReport
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models.lockfile import (
+from facefusion_ray.zoo.lockfile import (
     CRC32,
     ORIGIN_IMPORTED,
     LockEntry,
@@ -25,8 +25,8 @@ from facefusion_ray.models.lockfile import (
     parse_crc32_text,
     utc_timestamp,
 )
-from facefusion_ray.models.manifest import ModelSpec
-from facefusion_ray.models.store import ModelStore
+from facefusion_ray.zoo.manifest import ModelSpec
+from facefusion_ray.zoo.model_store import ModelStore
 
 logger = logging.getLogger(__name__)
 

@@ -27,12 +27,12 @@ import fsspec
 
 from facefusion_ray.assets.fetch import UrlSource
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models.lockfile import read_store_document, record_document_entry
-from facefusion_ray.models.manifest import Manifest, ModelSource, ModelSpec
 from facefusion_ray.storage import (
     join,
     put_bytes_atomic,
 )
+from facefusion_ray.zoo.lockfile import read_store_document, record_document_entry
+from facefusion_ray.zoo.manifest import Manifest, ModelSource, ModelSpec
 
 logger = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from facefusion_ray.cli_options import add_storage_option_argument
+from facefusion_ray.cli.swap_options import add_storage_option_argument
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models.facefusion_import import FolderImport, import_facefusion_folder
-from facefusion_ray.models.private_models import add_private_model
-from facefusion_ray.models.store import ModelStatus, ModelStore
 from facefusion_ray.storage import parse_storage_options
+from facefusion_ray.zoo.facefusion_import import FolderImport, import_facefusion_folder
+from facefusion_ray.zoo.model_store import ModelStatus, ModelStore
+from facefusion_ray.zoo.private_models import add_private_model
 
 EMBEDDED_MODELS = ("yunet", "sface")
 EXIT_VERIFY_FAILED = 1

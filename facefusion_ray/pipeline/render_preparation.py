@@ -11,18 +11,22 @@ import numpy as np
 from facefusion_ray.analysis.arcface import ArcFaceRecognizer
 from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.cache import video_fingerprint
-from facefusion_ray.engine.analysis_key import analysis_settings
-from facefusion_ray.engine.cached_analysis import CachePlan
-from facefusion_ray.engine.content_keys import render_key
-from facefusion_ray.engine.identity_map import build_identity_map
-from facefusion_ray.engine.model_set import SessionsPerStore, check_models_exist, load_analyser
-from facefusion_ray.engine.reference import reference_embedding_for
-from facefusion_ray.engine.render_request import RenderRequest
-from facefusion_ray.engine.report import SwapReport
-from facefusion_ray.engine.sources import IdentityMap, SourceIdentity, prepare_source_identity
 from facefusion_ray.errors import MediaError
+from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.media import MediaInfo, probe_media
-from facefusion_ray.models.execution import ExecutionConfig
+from facefusion_ray.pipeline.analysis_key import analysis_settings
+from facefusion_ray.pipeline.cached_analysis import CachePlan
+from facefusion_ray.pipeline.identity_map import build_identity_map
+from facefusion_ray.pipeline.model_loading import (
+    SessionsPerStore,
+    check_models_exist,
+    load_analyser,
+)
+from facefusion_ray.pipeline.reference import reference_embedding_for
+from facefusion_ray.pipeline.render_key import render_key
+from facefusion_ray.pipeline.render_request import RenderRequest
+from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity, prepare_source_identity
+from facefusion_ray.pipeline.swap_report import SwapReport
 from facefusion_ray.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from facefusion_ray.storage.locations import is_remote, stage_input
 

@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models.execution import (
+from facefusion_ray.inference.execution import (
     ACTOR_DEVICE_ID,
     CPU_PROVIDER,
     GPU_PROVIDERS,
@@ -154,7 +154,7 @@ class ModelSession:
     ) -> ModelSession:
         """Resolve (fetch, verify, prepare) the manifest's model and open a session on it."""
         # Imported here so sessions (and the manifest-agnostic factory) do not load the store.
-        from facefusion_ray.models.store import resolve_model_path
+        from facefusion_ray.zoo.model_store import resolve_model_path
 
         return cls(resolve_model_path(model_id), model_id, providers, intra_op_threads)
 

@@ -47,7 +47,7 @@ from facefusion_ray.storage import (
     redact,
     remove,
 )
-from facefusion_ray.storage.object_store import translated_errors
+from facefusion_ray.storage.filesystem import translated_errors
 
 ANALYSIS_CACHE_ENV = "FACEFUSION_RAY_ANALYSIS_CACHE"
 ACCESS_INDEX_NAME = "access.json"

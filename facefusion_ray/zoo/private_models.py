@@ -19,10 +19,10 @@ import onnx
 
 from facefusion_ray.assets.fetch import SourceUnavailable, UrlSource, download_unpinned
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models.lockfile import ORIGIN_ADDED, LockEntry, utc_timestamp
-from facefusion_ray.models.manifest import ModelSpec
-from facefusion_ray.models.registry import Registration, check_model_id, registered_spec
-from facefusion_ray.models.store import ModelStore
+from facefusion_ray.zoo.lockfile import ORIGIN_ADDED, LockEntry, utc_timestamp
+from facefusion_ray.zoo.manifest import ModelSpec
+from facefusion_ray.zoo.model_store import ModelStore
+from facefusion_ray.zoo.registry import Registration, check_model_id, registered_spec
 
 _URL_SCHEMES = ("file", "http", "https")
 

@@ -10,11 +10,11 @@ from facefusion_ray.analysis.scrfd import ScrfdDetector
 from facefusion_ray.analysis.yoloface import YoloFaceDetector
 from facefusion_ray.analysis.yunet import YuNetDetector
 from facefusion_ray.errors import SettingsError
-from facefusion_ray.models.execution import ExecutionConfig
-from facefusion_ray.models.manifest import Manifest, ModelSpec, load_manifest
-from facefusion_ray.models.session_factory import SessionFactory
-from facefusion_ray.models.store import ModelStore
+from facefusion_ray.inference.execution import ExecutionConfig
+from facefusion_ray.inference.session_factory import SessionFactory
 from facefusion_ray.settings import SwapSettings
+from facefusion_ray.zoo.manifest import Manifest, ModelSpec, load_manifest
+from facefusion_ray.zoo.model_store import ModelStore
 
 Detector = YuNetDetector | ScrfdDetector | YoloFaceDetector
 # FaceFusion estimates 68 points from 5 with this model to know a face's angle for 2DFAN4.

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facefusion_ray.cli_options import (
+from facefusion_ray.cli.swap_options import (
     add_job_options,
     add_swap_options,
     settings_from,

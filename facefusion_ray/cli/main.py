@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from facefusion_ray.cli_cache import add_cache_commands, run_cache_command
-from facefusion_ray.cli_jobs import add_batch_commands, run_ab_command, run_batch_command
-from facefusion_ray.cli_models import add_models_commands, run_models_command
-from facefusion_ray.cli_options import (
+from facefusion_ray.cli.cache_commands import add_cache_commands, run_cache_command
+from facefusion_ray.cli.job_commands import add_batch_commands, run_ab_command, run_batch_command
+from facefusion_ray.cli.model_commands import add_models_commands, run_models_command
+from facefusion_ray.cli.swap_options import (
     add_job_options,
     add_swap_options,
     settings_from,

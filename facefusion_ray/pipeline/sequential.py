@@ -4,16 +4,16 @@ from pathlib import Path
 
 import numpy as np
 
-from facefusion_ray.engine.assembly import assemble_output, segment_folder
-from facefusion_ray.engine.cached_analysis import CachePlan
-from facefusion_ray.engine.frame_pipeline import FramePipeline
-from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.render_actor import render_range
-from facefusion_ray.engine.report import SwapReport
-from facefusion_ray.engine.sources import IdentityMap, SourceIdentity
-from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import MediaInfo
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
+from facefusion_ray.pipeline.cached_analysis import CachePlan
+from facefusion_ray.pipeline.chunks import Chunk
+from facefusion_ray.pipeline.frame_pipeline import FramePipeline
+from facefusion_ray.pipeline.output_assembly import assemble_output, segment_folder
+from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
+from facefusion_ray.pipeline.stage_clock import StageClock
+from facefusion_ray.pipeline.swap_report import SwapReport
 from facefusion_ray.settings import SwapSettings
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from facefusion_ray.models.session_factory import ModelUsage
+from facefusion_ray.inference.session_factory import ModelUsage
 
 
 @dataclass

@@ -14,8 +14,8 @@ from typing import Literal, TypedDict
 
 import numpy as np
 
-from facefusion_ray.models.execution import ExecutionConfig, wants_fp16
-from facefusion_ray.models.sessions import ModelSession, SessionOpener, open_inference_session
+from facefusion_ray.inference.execution import ExecutionConfig, wants_fp16
+from facefusion_ray.inference.sessions import ModelSession, SessionOpener, open_inference_session
 
 ModelResolver = Callable[[str, str | None], Path]
 # model_id -> name of the variant with FP16 weights, or None when the model has none.

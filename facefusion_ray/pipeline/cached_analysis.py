@@ -8,9 +8,9 @@ import numpy as np
 
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.cache import AnalysisCache, FrameAnalysis
-from facefusion_ray.engine.plan import Chunk
-from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import DecodedFrame
+from facefusion_ray.pipeline.chunks import Chunk
+from facefusion_ray.pipeline.stage_clock import StageClock
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from facefusion_ray.assets.fetch import Asset, Source, UrlSource, WheelMemberSource
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models.prepare import RECIPES
+from facefusion_ray.zoo.preparation import RECIPES
 
 MANIFEST_FORMAT_VERSION = 1
 MODEL_KINDS = frozenset(

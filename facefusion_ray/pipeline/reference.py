@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 
 from facefusion_ray.analysis.select import face_at_position, sort_faces
-from facefusion_ray.engine.frame_pipeline import load_recognizer
-from facefusion_ray.engine.model_set import load_analyser
 from facefusion_ray.errors import NoFaceError
+from facefusion_ray.inference.session_factory import SessionFactory
 from facefusion_ray.media import MediaInfo, iter_frames
-from facefusion_ray.models.session_factory import SessionFactory
+from facefusion_ray.pipeline.frame_pipeline import load_recognizer
+from facefusion_ray.pipeline.model_loading import load_analyser
 from facefusion_ray.settings import SwapSettings
 
 logger = logging.getLogger(__name__)

@@ -3,12 +3,12 @@
 import tempfile
 from pathlib import Path
 
-from facefusion_ray.engine.frame_pipeline import FramePipeline
-from facefusion_ray.engine.render_preparation import PreparedRender
-from facefusion_ray.engine.report import ChunkResult
-from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import read_image
 from facefusion_ray.media.images import write_image_atomic
+from facefusion_ray.pipeline.frame_pipeline import FramePipeline
+from facefusion_ray.pipeline.render_preparation import PreparedRender
+from facefusion_ray.pipeline.stage_clock import StageClock
+from facefusion_ray.pipeline.swap_report import ChunkResult
 from facefusion_ray.storage.locations import is_remote, publish_output
 
 

@@ -1,6 +1,6 @@
-"""The model zoo: manifest, preparation of pinned sources, and inference sessions."""
+"""The model zoo: the manifest, pinned sources, the store of prepared models, imports."""
 
-from facefusion_ray.models.manifest import (
+from facefusion_ray.zoo.manifest import (
     Manifest,
     ModelSpec,
     Preparation,
@@ -8,17 +8,14 @@ from facefusion_ray.models.manifest import (
     get_model_spec,
     load_manifest,
 )
-from facefusion_ray.models.sessions import CallStats, ModelSession
-from facefusion_ray.models.store import (
+from facefusion_ray.zoo.model_store import (
     prepared_model_path,
     resolve_model_path,
     resolve_source_path,
 )
 
 __all__ = [
-    "CallStats",
     "Manifest",
-    "ModelSession",
     "ModelSpec",
     "Preparation",
     "TensorSpec",

@@ -12,11 +12,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from facefusion_ray.engine.analysis_key import pinned_sha256
-from facefusion_ray.engine.model_set import job_manifest
-from facefusion_ray.engine.plan import Chunk
-from facefusion_ray.models.store import ModelStore
+from facefusion_ray.pipeline.analysis_key import pinned_sha256
+from facefusion_ray.pipeline.chunks import Chunk
+from facefusion_ray.pipeline.model_loading import job_manifest
 from facefusion_ray.settings import SwapSettings
+from facefusion_ray.zoo.model_store import ModelStore
 
 # Bump when rendering code changes its output for the same inputs: old segments stop matching.
 RENDER_KEY_VERSION = 1

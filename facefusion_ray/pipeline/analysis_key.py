@@ -2,11 +2,11 @@
 
 from facefusion_ray.analysis.yunet import DEFAULT_NMS_THRESHOLD
 from facefusion_ray.cache import AnalysisSettings
-from facefusion_ray.engine.frame_pipeline import RECOGNIZER
-from facefusion_ray.engine.model_set import job_manifest
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models.store import ModelStore
+from facefusion_ray.pipeline.frame_pipeline import RECOGNIZER
+from facefusion_ray.pipeline.model_loading import job_manifest
 from facefusion_ray.settings import SwapSettings
+from facefusion_ray.zoo.model_store import ModelStore
 
 
 def pinned_sha256(store: ModelStore, model_id: str) -> str:

@@ -37,32 +37,6 @@ from filelock import FileLock
 from facefusion_ray.assets.fetch import fetch_asset, file_sha256
 from facefusion_ray.atomic_files import temporary_file_beside
 from facefusion_ray.errors import AssetError, ModelError
-from facefusion_ray.models.lockfile import (
-    LOCK_FILE_NAME,
-    ORIGIN_ADDED,
-    LockEntry,
-    pin_first_download,
-    read_lock,
-    record_lock_entry,
-    utc_timestamp,
-)
-from facefusion_ray.models.manifest import Manifest, ModelSpec, Preparation, load_manifest
-from facefusion_ray.models.prepare import (
-    SIDECAR_SUFFIX,
-    Recipe,
-    get_recipe,
-    is_prepared_intact,
-    sidecar_path,
-    write_prepared_model,
-    write_prepared_variant,
-)
-from facefusion_ray.models.registry import (
-    Registration,
-    read_registrations,
-    record_registration,
-    registry_path,
-    with_registrations,
-)
 from facefusion_ray.paths import cache_root
 from facefusion_ray.storage import (
     ObjectNotFoundError,
@@ -76,6 +50,32 @@ from facefusion_ray.storage import (
     read_bytes,
     redact,
     sha256_of_object,
+)
+from facefusion_ray.zoo.lockfile import (
+    LOCK_FILE_NAME,
+    ORIGIN_ADDED,
+    LockEntry,
+    pin_first_download,
+    read_lock,
+    record_lock_entry,
+    utc_timestamp,
+)
+from facefusion_ray.zoo.manifest import Manifest, ModelSpec, Preparation, load_manifest
+from facefusion_ray.zoo.preparation import (
+    SIDECAR_SUFFIX,
+    Recipe,
+    get_recipe,
+    is_prepared_intact,
+    sidecar_path,
+    write_prepared_model,
+    write_prepared_variant,
+)
+from facefusion_ray.zoo.registry import (
+    Registration,
+    read_registrations,
+    record_registration,
+    registry_path,
+    with_registrations,
 )
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from facefusion_ray.analysis.select import (
     FACE_SELECTOR_ORDERS,
     FaceSelection,
 )
-from facefusion_ray.models.execution import ExecutionConfig
+from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage import parse_storage_options
 

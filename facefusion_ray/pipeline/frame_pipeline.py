@@ -8,16 +8,16 @@ from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.identities import nearest_person
 from facefusion_ray.analysis.select import select_faces
 from facefusion_ray.analysis.sface import SFaceRecognizer
-from facefusion_ray.engine.model_set import (
+from facefusion_ray.inference.execution import ExecutionConfig
+from facefusion_ray.inference.session_factory import ModelUsage, SessionFactory
+from facefusion_ray.pipeline.model_loading import (
     FaceAnalyser,
     load_analyser,
     model_spec,
     open_model_sessions,
 )
-from facefusion_ray.engine.sources import IdentityMap, SourceIdentity
-from facefusion_ray.engine.stage_clock import StageClock
-from facefusion_ray.models.execution import ExecutionConfig
-from facefusion_ray.models.session_factory import ModelUsage, SessionFactory
+from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
+from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.processors.classic_swap import ClassicSwapper
 from facefusion_ray.processors.debug_overlay import draw_debug_overlay
 from facefusion_ray.processors.enhancer import FaceEnhancer

@@ -44,7 +44,6 @@ from facefusion_ray.assets.fetch import (
     download_unpinned,
 )
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models.manifest import ModelSource, UpstreamHash
 from facefusion_ray.storage import (
     ObjectNotFoundError,
     StorageError,
@@ -54,6 +53,7 @@ from facefusion_ray.storage import (
     put_bytes_atomic,
     read_bytes,
 )
+from facefusion_ray.zoo.manifest import ModelSource, UpstreamHash
 
 logger = logging.getLogger(__name__)
 
