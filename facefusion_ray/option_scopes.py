@@ -92,7 +92,10 @@ def check_declared_values(settings: Any) -> None:
         value = getattr(settings, field.name)
         label = field.metadata.get(_LABEL) or field.name.replace("_", " ")
         choices = field.metadata.get(_CHOICES)
-        if choices is not None and value not in choices:
+        if choices is not None and isinstance(value, tuple):
+            if not value or any(item not in choices for item in value):
+                raise SettingsError(f"{label} are some of {' '.join(map(str, choices))}")
+        elif choices is not None and value not in choices:
             raise SettingsError(f"unknown {label}: {value}")
         bounds = field.metadata.get(_BOUNDS)
         if bounds is not None and value is not None:

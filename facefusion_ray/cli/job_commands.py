@@ -94,7 +94,7 @@ def batch_from_args(
     args: argparse.Namespace, address: str | None
 ) -> tuple["JobReport", str | Path | None]:
     """Run the batch spec the parsed options name; returns the job and where its report went."""
-    from facefusion_ray.batch_spec import job_options_for_spec, load_batch_spec
+    from facefusion_ray.cli.batch_spec import job_options_for_spec, load_batch_spec
     from facefusion_ray.engine.job import run_job
     from facefusion_ray.engine.job_report import publish_job_report
 

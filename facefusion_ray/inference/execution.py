@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from facefusion_ray.errors import SettingsError
+from facefusion_ray.option_scopes import Scope, declared
 from facefusion_ray.paths import cache_root
 
 Device = Literal["cpu", "cuda", "tensorrt"]
@@ -39,15 +40,16 @@ class ExecutionConfig:
     gpu_fraction and memory_bytes are what the actor reserves from Ray (`num_gpus`, `memory`).
     """
 
-    device: Device = "cpu"
-    allow_cpu_fallback: bool = False
-    intra_op_threads: int = 1
-    gpu_memory_limit_bytes: int | None = None
-    gpu_fraction: float | None = None
-    memory_bytes: int | None = None
-    cpu_arena: bool = True
-    tensorrt_cache_dir: Path | None = None
-    precision: Precision = "auto"
+    # FP16 sessions on a GPU give (slightly) different pixels than FP32 ones on a CPU.
+    device: Device = declared("cpu", Scope.PIXELS)
+    allow_cpu_fallback: bool = declared(False, Scope.NEITHER)
+    intra_op_threads: int = declared(1, Scope.NEITHER)
+    gpu_memory_limit_bytes: int | None = declared(None, Scope.NEITHER)
+    gpu_fraction: float | None = declared(None, Scope.NEITHER)
+    memory_bytes: int | None = declared(None, Scope.NEITHER)
+    cpu_arena: bool = declared(True, Scope.NEITHER)
+    tensorrt_cache_dir: Path | None = declared(None, Scope.NEITHER)
+    precision: Precision = declared("auto", Scope.PIXELS)
 
     def __post_init__(self) -> None:
         _require_choice("device", self.device, get_args(Device))

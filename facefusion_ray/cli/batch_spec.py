@@ -17,13 +17,12 @@ nightly:                        # read by `python -m ray_jobs.nightly`, ignored 
 Output fields: target_stem, source_stem, target_name, source_name (the file names, with and
 without suffix; of the first image for a list of sources) and index (the render's position,
 from 0; `{index:03d}` pads it). Relative paths and globs are relative to the spec's folder.
-Options are checked by the swap command's own parser, so the spec accepts exactly what
-`facefusion-ray swap` accepts.
+Options are checked against the swap options' table, the one the command line is built
+from, so the spec accepts exactly what `facefusion-ray swap` accepts.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import glob
 import os
@@ -32,10 +31,16 @@ import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 
+from facefusion_ray.cli.swap_options import (
+    SWAP_OPTIONS,
+    option_named,
+    option_value,
+    settings_from_values,
+)
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.pipeline.render_request import RenderRequest
@@ -65,7 +70,6 @@ _JOB_OPTIONS = {
 }
 # Option values that are locations, resolved against the spec's folder like targets are.
 _LOCATION_OPTIONS = frozenset({"analysis_cache", "model_store"})
-_PARSER_ARGUMENT = re.compile(r"^argument (--[\w-]+)(?:/\S+)?: ")
 _BYTE_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]i?)?B?\s*$", re.IGNORECASE)
 _BYTE_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
 _BINARY_BYTE_UNITS = {"ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
@@ -128,70 +132,36 @@ def load_batch_spec(path: Path) -> BatchSpec:
 def swap_settings_from_options(
     options: object, workers: int | None, folder: Path, where: str
 ) -> SwapSettings:
-    """Turn `{option_name: value}` into the swap command's argv and parse it with its options."""
+    """`{option name: value}` checked and converted by the swap options' table."""
     if options is None:
         options = {}
     if not isinstance(options, Mapping):
         raise SettingsError(f"{where}: 'options' must be a mapping of option names to values")
-    # Imported here: the command line imports this module to run `batch`.
-    from facefusion_ray.cli.main import add_swap_options, settings_from
-
-    parser = _OptionParser(prog="options", add_help=False, allow_abbrev=False)
-    add_swap_options(parser)
-    # argparse has no public way to look its options up by name.
-    actions = {action.dest: action for action in parser._actions if action.option_strings}
-    argv: list[str] = []
+    values: dict[str, object] = {}
     for raw_name, value in options.items():
         name = str(raw_name).replace("-", "_")
         if name in _JOB_OPTIONS:
             raise SettingsError(f"{where}: option {name} is not per render: {_JOB_OPTIONS[name]}")
-        action = actions.get(name)
-        if action is None:
-            raise SettingsError(f"{where}: unknown option {name!r}{_suggestion(name, actions)}")
+        option = option_named(name)
+        if option is None:
+            raise SettingsError(f"{where}: unknown option {name!r}{_suggestion(name)}")
         if name in _LOCATION_OPTIONS and isinstance(value, str):
             value = _resolve_location(value, folder)
-        argv += _option_argv(action, name, value, where)
+        try:
+            if value is not None:
+                values[option.field] = option_value(option, value)
+        except SettingsError as error:
+            raise SettingsError(f"{where}: option {name}{error}") from None
     if workers is not None:
-        argv.append(f"--workers={workers}")
+        values["workers"] = workers
     try:
-        return settings_from(parser.parse_args(argv))
+        return settings_from_values(values)
     except SettingsError as error:
         raise SettingsError(f"{where}: {error}") from None
 
 
-class _OptionParser(argparse.ArgumentParser):
-    """Raises SettingsError instead of printing usage and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        named = _PARSER_ARGUMENT.match(message)
-        if named:
-            name = named.group(1).removeprefix("--").replace("-", "_")
-            message = f"option {name}: {message[named.end() :]}"
-        raise SettingsError(message)
-
-
-def _option_argv(action: argparse.Action, name: str, value: object, where: str) -> list[str]:
-    flag = max(action.option_strings, key=len)
-    is_switch = action.nargs == 0
-    if is_switch:
-        if not isinstance(value, bool):
-            raise SettingsError(f"{where}: option {name} is true or false, not {value!r}")
-        return [flag] if value else []
-    if value is None:
-        return []
-    if isinstance(value, bool | Mapping):
-        raise SettingsError(f"{where}: option {name} takes a value, not {value!r}")
-    if isinstance(value, list):
-        if action.nargs is None:
-            raise SettingsError(f"{where}: option {name} takes one value, not a list")
-        if any(isinstance(item, bool | Mapping | list) for item in value):
-            raise SettingsError(f"{where}: option {name} takes a list of plain values")
-        return [flag, *(str(item) for item in value)]
-    return [f"{flag}={value}"]
-
-
-def _suggestion(name: str, actions: Mapping[str, argparse.Action]) -> str:
-    known = [dest for dest in actions if dest not in _JOB_OPTIONS]
+def _suggestion(name: str) -> str:
+    known = [option.name for option in SWAP_OPTIONS if option.name not in _JOB_OPTIONS]
     close = difflib.get_close_matches(name, known, n=1)
     return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(sorted(known))})"
 
