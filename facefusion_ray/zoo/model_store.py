@@ -27,7 +27,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,6 +340,15 @@ class ModelStore:
             key = self._prepared_key(model_id, prepared.name)
             checks.append(self._check_object(prepared.label, key, self._read_sidecar(key)))
         return VerifyResult(model_id, tuple(checks))
+
+    def pinned_sha256s(self, model_ids: Collection[str]) -> dict[str, str]:
+        """The pinned SHA-256 of each model; one not pinned yet is pulled, which pins it."""
+        lock = read_lock(self._filesystem, self._root)
+        return {
+            model_id: self._pinned_sha256(self.manifest.model(model_id), lock)
+            or self.pull(model_id).source_sha256
+            for model_id in model_ids
+        }
 
     def status(self, model_id: str, check_hashes: bool = True) -> ModelStatus:
         spec = self.manifest.model(model_id)
