@@ -169,7 +169,6 @@ def test_round_trip_and_plain_pyarrow_reading(cache_under_test: CacheUnderTest) 
     assert_same_records(cache.lookup(VIDEO, KEY, 0, 12) or [], records)
     assert_same_records(cache.lookup(VIDEO, KEY, 3, 4) or [], records[3:7])
     assert cache.lookup(VIDEO, KEY, 10, 3) is None
-    assert cache.stats_counters() == {"hits": 16, "misses": 15}
 
     first_frame = cache.lookup(VIDEO, KEY, 0, 1)
     assert records[0].faces == [] and first_frame is not None and first_frame[0].faces == []
@@ -220,7 +219,6 @@ def test_hit_after_a_chunk_size_change(cache_under_test: CacheUnderTest) -> None
         assert_same_records(cache.lookup(VIDEO, KEY, first, 5) or [], records[first : first + 5])
     assert_same_records(cache.lookup(VIDEO, KEY, 0, 64) or [], records[:64])
     assert cache.lookup(VIDEO, KEY, 64, 64) is None  # frames 70.. were never written
-    assert cache.stats_counters() == {"hits": 70 + 64, "misses": 64}
 
 
 def test_entries_are_found_by_their_analysis_key_only(cache_under_test: CacheUnderTest) -> None:

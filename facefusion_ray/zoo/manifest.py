@@ -149,12 +149,6 @@ class ModelSpec:
             raise ModelError(f"model {self.model_id}: parameter {name} is not a number")
         return float(value)
 
-    def int_parameter(self, name: str) -> int:
-        value = self._parameter(name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ModelError(f"model {self.model_id}: parameter {name} is not an integer")
-        return value
-
     def _parameter(self, name: str) -> ParameterValue:
         if name not in self.parameters:
             raise ModelError(f"model {self.model_id}: manifest has no parameter {name}")

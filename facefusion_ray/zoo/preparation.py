@@ -352,13 +352,6 @@ def get_recipe(recipe_id: str, version: int) -> Recipe:
     return recipe
 
 
-def prepare_model(
-    source: Path, recipe: Recipe, *, symbolic_spatial: bool = False
-) -> onnx.ModelProto:
-    """Load `source`, apply `recipe`, clamp the IR version and check the result."""
-    return _prepare(source, (recipe,), symbolic_spatial=symbolic_spatial)
-
-
 def write_prepared_model(
     source: Path, destination: Path, recipe: Recipe, *, symbolic_spatial: bool = False
 ) -> str:
