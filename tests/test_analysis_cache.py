@@ -268,7 +268,7 @@ def test_analysis_key_covers_analysis_settings_only(cache_under_test: CacheUnder
     ):
         assert changed.analysis_key() != KEY
     # Stable across processes and releases: a different value means every cache entry is lost.
-    assert KEY == "f3d1c27c22a052e9e6c2"  # schema 2 (fingerprints of the decoder's bytes)
+    assert KEY == "e5f822656c8e9ecaafcb"  # schema 3 (content checksums in every chunk)
 
 
 def _write_after_barrier(url: str, seed: int, barrier: Barrier) -> None:

@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from facefusion_ray.cache.integrity import check_sealed, seal
 from facefusion_ray.cache.schema import (
     SCHEMA_VERSION,
     FrameAnalysis,
     InvalidAnalysisData,
+    check_schema,
     parquet_to_table,
     records_to_table,
     table_to_parquet,
@@ -113,10 +115,15 @@ class AnalysisCache:
         return {"hits": self._hit_frames, "misses": self._missed_frames}
 
     def write(
-        self, video_fingerprint: str, analysis_key: str, records: Sequence[FrameAnalysis]
+        self,
+        video_fingerprint: str,
+        analysis_key: str,
+        records: Sequence[FrameAnalysis],
+        frame_size: tuple[int, int] | None = None,
     ) -> str:
         """Store contiguous frames as one chunk and return its path. Atomic: readers and
-        concurrent writers of the same range see one whole file, never a torn one."""
+        concurrent writers of the same range see one whole file, never a torn one.
+        `frame_size` (width, height) bounds the coordinates a reader accepts back."""
         if not records:
             raise ValueError("no frames to write")
         start = records[0].frame_index
@@ -124,7 +131,8 @@ class AnalysisCache:
             raise ValueError("cached frames must be contiguous and in order")
         _check_path_part(video_fingerprint, "video fingerprint")
         _check_path_part(analysis_key, "analysis key")
-        payload = table_to_parquet(records_to_table(video_fingerprint, analysis_key, records))
+        table = seal(records_to_table(video_fingerprint, analysis_key, records), frame_size)
+        payload = table_to_parquet(table)
         folder = self.folder(analysis_key, video_fingerprint)
         path = join(folder, chunk_file_name(start, start + len(records)))
         self._put(payload, path)
@@ -186,6 +194,8 @@ class AnalysisCache:
     ) -> list[FrameAnalysis]:
         """The chunk's frames after every check; raises InvalidAnalysisData for a bad chunk."""
         table = parquet_to_table(read_bytes(self.filesystem, entry.path))
+        check_schema(table.schema)
+        check_sealed(table)
         if table.num_rows != entry.end - entry.start:
             raise InvalidAnalysisData(
                 f"{table.num_rows} rows where the name promises {entry.end - entry.start}"

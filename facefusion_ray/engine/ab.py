@@ -27,7 +27,7 @@ from facefusion_ray.engine.job import run_job
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED, JobReport, RenderOutcome, write_job_report
 from facefusion_ray.engine.model_set import load_detector
-from facefusion_ray.engine.render_request import RenderRequest
+from facefusion_ray.engine.render_request import RenderRequest, check_output_is_not_an_input
 from facefusion_ray.errors import MediaError
 from facefusion_ray.media import probe_media
 from facefusion_ray.models.execution import ExecutionConfig
@@ -86,6 +86,8 @@ def run_ab(
         RenderRequest(target, (source,), str(output), settings, name=safe_stem(source))
         for source, output in zip(sources, outputs, strict=True)
     ]
+    for request in requests:
+        check_output_is_not_an_input(request)
     job = run_job(requests, replace(options, landmark_samples=SAMPLED_FRAMES))
     write_job_report(job, output_dir / JOB_REPORT_NAME)
     storage_options = dict(options.storage_options)
