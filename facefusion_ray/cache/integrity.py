@@ -49,7 +49,10 @@ def check_sealed(table: pa.Table) -> tuple[int, int]:
     stored = metadata.get(METADATA_CONTENT_SHA256, b"").decode("ascii", "replace")
     if len(stored) != 64:
         raise DamagedChunk("no content checksum")
-    actual = content_digest(table)
+    try:
+        actual = content_digest(table)
+    except (pa.ArrowException, ValueError) as error:  # undecodable strings, broken offsets
+        raise DamagedChunk(f"undecodable content ({type(error).__name__})") from None
     if actual != stored:
         raise DamagedChunk(f"content checksum {actual[:12]} differs from stored {stored[:12]}")
     size = _frame_size(metadata.get(METADATA_FRAME_SIZE, b""))
