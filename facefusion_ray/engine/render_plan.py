@@ -12,8 +12,7 @@ from facefusion_ray.engine.render_actor import peak_memory_bytes
 from facefusion_ray.engine.render_preparation import PreparedRender
 from facefusion_ray.engine.report import SwapReport
 from facefusion_ray.engine.segment_store import SegmentStore
-from facefusion_ray.storage import object_store
-from facefusion_ray.storage.locations import output_exists
+from facefusion_ray.storage.published import still_published
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +96,7 @@ def published_record(
     record = segments.published_output()
     if record is None or record.get("output") != output:
         return None
-    storage_options = dict(options.storage_options)
-    if not output_exists(output, storage_options):
-        return None
-    filesystem, path = object_store.open_filesystem(output, storage_options)
-    if object_store.object_size(filesystem, path) != record.get("bytes"):
+    if not still_published(output, record, dict(options.storage_options)):
         return None
     return record
 

@@ -179,9 +179,14 @@ class SegmentStore:
             return None
         return loaded if isinstance(loaded, dict) else None
 
-    def record_published(self, output: str, size: int, counts: Mapping[str, int]) -> None:
-        """`counts` (frames, faces...) let a later run report the output it does not redo."""
-        payload = json.dumps({"output": output, "bytes": size, "counts": dict(counts)}).encode()
+    def record_published(
+        self, output: str, identity: Mapping[str, object], counts: Mapping[str, int]
+    ) -> None:
+        """`identity` (bytes, sha256, an object store's etag) tells a later run whether the
+        output is still what was published; `counts` (frames, faces...) let it report the
+        output it does not redo."""
+        record = {"output": output, **identity, "counts": dict(counts)}
+        payload = json.dumps(record).encode()
         if object_store.is_local(self._filesystem):
             Path(self._done_path()).parent.mkdir(parents=True, exist_ok=True)
         object_store.put_bytes_atomic(self._filesystem, payload, self._done_path())
