@@ -9,6 +9,8 @@ from facefusion_ray.analysis.select import (
     FACE_SELECTOR_ORDERS,
     FaceSelection,
 )
+from facefusion_ray.media.encode import X264_PRESETS
+from facefusion_ray.media.pixel_limit import MAX_PIXELS_OPTION
 from facefusion_ray.models.execution import ExecutionConfig
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage import parse_storage_options
@@ -109,7 +111,16 @@ def add_swap_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output-video-preset",
         default=defaults.output_video_preset,
+        choices=X264_PRESETS,
         help="libx264 preset (default %(default)s)",
+    )
+    parser.add_argument(
+        MAX_PIXELS_OPTION,
+        type=int,
+        default=defaults.max_pixels,
+        metavar="N",
+        help="refuse images and video frames of more than N pixels, read from their header "
+        "before decoding (default %(default)s: 8192x8192)",
     )
     parser.add_argument(
         "--face-selector-mode",
@@ -186,6 +197,7 @@ def settings_from(args: argparse.Namespace) -> SwapSettings:
         use_analysis_cache=not args.no_analysis_cache,
         output_video_quality=args.output_video_quality,
         output_video_preset=args.output_video_preset,
+        max_pixels=args.max_pixels,
         chunk_frames=args.chunk_frames,
         workers=args.workers,
         face_selector=FaceSelection(

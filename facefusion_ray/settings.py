@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 
 from facefusion_ray.analysis.select import FACE_SELECTOR_MODES, FACE_SELECTOR_ORDERS, FaceSelection
 from facefusion_ray.errors import SettingsError
+from facefusion_ray.media.encode import X264_PRESETS
+from facefusion_ray.media.pixel_limit import DEFAULT_MAX_PIXELS
 from facefusion_ray.models.execution import ExecutionConfig
 
 CLASSIC_SWAPPER = "classic"
@@ -43,12 +45,22 @@ class SwapSettings:
     # machine's default cache folder); off only when asked.
     analysis_cache: str | None = None
     use_analysis_cache: bool = True
+    # Images and video frames larger than this (width x height) are refused from their header,
+    # before anything is decoded.
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.face_detector_score <= 1.0:
             raise SettingsError("face detector score must be between 0 and 1")
         if not 0 <= self.output_video_quality <= 100:
             raise SettingsError("output video quality must be between 0 and 100")
+        if self.output_video_preset not in X264_PRESETS:
+            raise SettingsError(
+                f"unknown output video preset {self.output_video_preset!r} "
+                f"(one of {', '.join(X264_PRESETS)})"
+            )
+        if self.max_pixels < 1:
+            raise SettingsError("max pixels must be at least 1")
         if self.chunk_frames < 1:
             raise SettingsError("chunk frames must be at least 1")
         if self.workers < 1:

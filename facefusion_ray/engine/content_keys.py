@@ -30,6 +30,7 @@ _SCHEDULING_FIELDS = (
     "analysis_cache",
     "use_analysis_cache",
     "execution",
+    "max_pixels",  # refuses inputs; never changes the pixels of one it accepts
 )
 
 

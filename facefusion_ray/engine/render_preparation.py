@@ -22,6 +22,7 @@ from facefusion_ray.engine.report import SwapReport
 from facefusion_ray.engine.sources import IdentityMap, SourceIdentity, prepare_source_identity
 from facefusion_ray.errors import MediaError
 from facefusion_ray.media import MediaInfo, probe_media
+from facefusion_ray.media.pixel_limit import check_image_file
 from facefusion_ray.models.execution import ExecutionConfig
 from facefusion_ray.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from facefusion_ray.storage.locations import is_remote, stage_input
@@ -60,9 +61,11 @@ def prepare_render(
     started = time.perf_counter()
     settings = request.settings
     target = stage_input(request.target, storage_options)
-    info = probe_media(target)
+    info = probe_media(target, settings.max_pixels)
     check_output_location(request.output, info)
     sources = [stage_input(source, storage_options) for source in request.sources]
+    for source in sources:  # from the header, before any source is decoded
+        check_image_file(source, settings.max_pixels)
     check_models_exist(settings)
     sessions = models.sessions_for(settings)
     calls_before = {model: int(usage["calls"]) for model, usage in sessions.stats().items()}
