@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from facefusion_ray.atomic_files import PRIVATE_FILE_MODE, make_private_folders
 from facefusion_ray.cache.integrity import check_sealed, seal
 from facefusion_ray.cache.schema import (
     SCHEMA_VERSION,
@@ -56,8 +57,6 @@ ACCESS_INDEX_NAME = "access.json"
 DEFAULT_ACCESS_UPDATE_INTERVAL_SECONDS = 60.0
 _CHUNK_NAME = re.compile(r"^(\d{10})-(\d{10})\.parquet$")
 _VERSION_FOLDER = re.compile(r"^v(\d+)$")
-_PRIVATE_FILE_MODE = 0o600
-_PRIVATE_FOLDER_MODE = 0o700
 
 logger = logging.getLogger(__name__)
 
@@ -344,11 +343,11 @@ class AnalysisCache:
         if not self.is_local:
             put_bytes_atomic(self.filesystem, payload, path)
             return
-        _make_private_folders(Path(path).parent)
+        make_private_folders(Path(path).parent)
         put_bytes_atomic(self.filesystem, payload, path)
         # put_bytes_atomic leaves files readable for the shared model store; embeddings are
         # biometric, and the 0700 folders keep the file private until this chmod.
-        os.chmod(path, _PRIVATE_FILE_MODE)
+        os.chmod(path, PRIVATE_FILE_MODE)
 
 
 def _check_path_part(value: str, what: str) -> None:
@@ -363,19 +362,6 @@ def _modified_seconds(info: Mapping[str, Any]) -> float:
     if isinstance(modified, int | float):
         return float(modified)
     return 0.0
-
-
-def _make_private_folders(folder: Path) -> None:
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for path in reversed(missing):
-        try:
-            path.mkdir(mode=_PRIVATE_FOLDER_MODE)
-        except FileExistsError:
-            continue
-        path.chmod(_PRIVATE_FOLDER_MODE)
 
 
 def _remove_empty_folder(folder: Path) -> None:

@@ -19,9 +19,10 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from facefusion_ray.assets.fetch import file_sha256
+from facefusion_ray.atomic_files import PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE, make_private_folders
 from facefusion_ray.engine.content_keys import chunk_name
 from facefusion_ray.engine.plan import Chunk
 from facefusion_ray.engine.report import ChunkResult
@@ -107,9 +108,23 @@ class SegmentStore:
             result.faces_swapped,
         )
         # Moved, not copied, when the work store is on the actor's disk.
+        self._make_private_folder(self._folder)
         publish_output(local_file, self._segment_location(chunk), self._storage_options)
+        self._make_private(self._segment_path(chunk))
         payload = json.dumps(record.__dict__).encode()
         object_store.put_bytes_atomic(self._filesystem, payload, self._record_path(chunk))
+        self._make_private(self._record_path(chunk))
+
+    def _make_private_folder(self, folder: str) -> None:
+        """Segments are face-swapped video: on a local disk, 0700 folders and 0600 files like
+        the analysis cache (the folder keeps a file private until its chmod)."""
+        if object_store.is_local(self._filesystem):
+            make_private_folders(Path(folder))
+            os.chmod(folder, PRIVATE_FOLDER_MODE)
+
+    def _make_private(self, path: str) -> None:
+        if object_store.is_local(self._filesystem):
+            os.chmod(path, PRIVATE_FILE_MODE)
 
     def finished(self, chunks: Sequence[Chunk]) -> dict[int, SegmentRecord]:
         """The chunks (by index) whose segment is stored whole and matches its record."""
@@ -166,6 +181,8 @@ class SegmentStore:
                 else:
                     path = Path(scratch) / (chunk_name(chunk) + SEGMENT_SUFFIX)
                     object_store.download(self._filesystem, self._segment_path(chunk), path)
+                if not path.is_file():
+                    raise MediaError(f"segment of frames {describe(chunk)} is missing")
                 if file_sha256(path) != record.sha256:
                     raise MediaError(f"segment of frames {describe(chunk)} changed after writing")
                 paths.append(path)
@@ -187,9 +204,9 @@ class SegmentStore:
         output it does not redo."""
         record = {"output": output, **identity, "counts": dict(counts)}
         payload = json.dumps(record).encode()
-        if object_store.is_local(self._filesystem):
-            Path(self._done_path()).parent.mkdir(parents=True, exist_ok=True)
+        self._make_private_folder(str(PurePosixPath(self._done_path()).parent))
         object_store.put_bytes_atomic(self._filesystem, payload, self._done_path())
+        self._make_private(self._done_path())
 
     def discard_segments(self) -> None:
         """Drop the render's segments once its output is published."""
