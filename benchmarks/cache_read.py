@@ -18,11 +18,11 @@ from pathlib import Path
 from benchmarks.workspace import Workspace
 from facefusion_ray.analysis.select import FaceSelection
 from facefusion_ray.cache import AnalysisCache, FrameAnalysis
-from facefusion_ray.engine.frame_pipeline import FrameAnalyser
-from facefusion_ray.engine.model_set import open_model_sessions
-from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media import iter_decoded_frames
 from facefusion_ray.media.probe import probe_media
+from facefusion_ray.pipeline.frame_pipeline import FrameAnalyser
+from facefusion_ray.pipeline.model_loading import open_model_sessions
+from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.settings import SwapSettings
 from tests.seaweedfs import running_s3_server
 

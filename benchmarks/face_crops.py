@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from facefusion_ray.engine.frame_pipeline import open_session_factory
-from facefusion_ray.engine.model_set import load_detector
+from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.media.images import read_image, write_image_atomic
-from facefusion_ray.models.execution import ExecutionConfig
+from facefusion_ray.pipeline.frame_pipeline import open_session_factory
+from facefusion_ray.pipeline.model_loading import load_detector
 from facefusion_ray.settings import SwapSettings
 
 GROUP_FACES = 6

@@ -1,5 +1,5 @@
 import sys
 
-from facefusion_ray.cli import main
+from facefusion_ray.cli.main import main
 
 sys.exit(main())

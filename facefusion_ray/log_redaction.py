@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from facefusion_ray.storage.object_store import redact
+from facefusion_ray.storage.filesystem import redact
 
 
 class RedactingFilter(logging.Filter):

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from facefusion_ray.cli_jobs import ab_from_args, add_ab_arguments, print_ab_result
+from facefusion_ray.cli.job_commands import ab_from_args, add_ab_arguments, print_ab_result
 from facefusion_ray.errors import FaceFusionRayError
 from ray_jobs.job_setup import EXIT_FAILED, configure_logging, default_address
 

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from facefusion_ray.batch_spec import BatchSpec, job_options_for_spec, load_batch_spec
+from facefusion_ray.cache.analysis_chunks import AnalysisCache
 from facefusion_ray.cache.operations import prune
-from facefusion_ray.cache.store import AnalysisCache
+from facefusion_ray.cli.batch_spec import BatchSpec, job_options_for_spec, load_batch_spec
 from facefusion_ray.engine.job import run_job
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.storage.locations import output_exists

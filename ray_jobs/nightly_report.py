@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from facefusion_ray import storage
 from facefusion_ray.engine.job_report import FAILED, RENDERED, UP_TO_DATE, JobReport
-from facefusion_ray.storage import object_store
 from facefusion_ray.storage.locations import is_remote
 
 REPORT_PREFIX = "nightly-"
@@ -114,10 +114,10 @@ def _markdown_line(text: str) -> str:
 
 def remove_old_reports(folder: str, keep: int, storage_options: Mapping[str, str]) -> list[str]:
     """Delete all but the newest `keep` dated reports (JSON and markdown) in `folder`."""
-    filesystem, root = object_store.open_filesystem(folder, storage_options)
+    filesystem, root = storage.open_filesystem(folder, storage_options)
     reports = sorted(
         path
-        for path in object_store.list_files(filesystem, root)
+        for path in storage.list_files(filesystem, root)
         if posixpath.basename(path).startswith(REPORT_PREFIX)
         and posixpath.dirname(path.rstrip("/")) == root.rstrip("/")
     )
@@ -125,7 +125,7 @@ def remove_old_reports(folder: str, keep: int, storage_options: Mapping[str, str
     old_stems = set(stems[: max(len(stems) - keep, 0)])
     removed = [path for path in reports if posixpath.splitext(path)[0] in old_stems]
     for path in removed:
-        object_store.remove(filesystem, path)
+        storage.remove(filesystem, path)
     return [_location(folder, posixpath.basename(path)) for path in removed]
 
 

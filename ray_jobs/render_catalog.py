@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from facefusion_ray.cli_jobs import batch_from_args
+from facefusion_ray.cli.job_commands import batch_from_args
 from facefusion_ray.errors import FaceFusionRayError
 from ray_jobs.job_setup import (
     EXIT_FAILED,

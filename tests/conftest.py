@@ -40,9 +40,9 @@ def local_ray() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def detector():
-    from facefusion_ray.engine.frame_pipeline import open_session_factory
-    from facefusion_ray.engine.model_set import load_detector
-    from facefusion_ray.models.execution import ExecutionConfig
+    from facefusion_ray.inference.execution import ExecutionConfig
+    from facefusion_ray.pipeline.frame_pipeline import open_session_factory
+    from facefusion_ray.pipeline.model_loading import load_detector
     from facefusion_ray.settings import SwapSettings
 
     return load_detector(SwapSettings(), open_session_factory(ExecutionConfig()))
@@ -51,8 +51,8 @@ def detector():
 @pytest.fixture(scope="session")
 def recognizer():
     from facefusion_ray.analysis.sface import SFaceRecognizer
-    from facefusion_ray.models.sessions import ModelSession
-    from facefusion_ray.models.store import resolve_model_path
+    from facefusion_ray.inference.sessions import ModelSession
+    from facefusion_ray.zoo.model_store import resolve_model_path
 
     return SFaceRecognizer(ModelSession(resolve_model_path("sface"), name="sface"))
 

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from facefusion_ray.models.manifest import ModelSpec, TensorSpec
+from facefusion_ray.zoo.manifest import ModelSpec, TensorSpec
 
 STANDIN_PRODUCER = "facefusion-ray stand-in"
 STANDIN_OPSET = 17

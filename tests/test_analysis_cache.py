@@ -28,11 +28,11 @@ from facefusion_ray.cache import (
     FrameAnalysis,
     video_fingerprint,
 )
-from facefusion_ray.cache import keys as cache_keys
+from facefusion_ray.cache import fingerprints as fingerprint_module
+from facefusion_ray.cache.analysis_chunks import ANALYSIS_CACHE_ENV, chunk_file_name
 from facefusion_ray.cache.operations import cache_stats, prune, purge_video, verify
 from facefusion_ray.cache.schema import analysis_schema
-from facefusion_ray.cache.store import ANALYSIS_CACHE_ENV, chunk_file_name
-from facefusion_ray.cli_cache import add_cache_commands, run_cache_command
+from facefusion_ray.cli.cache_commands import add_cache_commands, run_cache_command
 from facefusion_ray.media.decode import frame_fingerprint
 from facefusion_ray.paths import CACHE_ENV
 from facefusion_ray.storage import StorageError, put_bytes_atomic, read_bytes
@@ -495,13 +495,13 @@ def test_video_fingerprint_is_computed_once(
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"frames" * 1000)
     hashed: list[Path] = []
-    original = cache_keys.file_sha256
+    original = fingerprint_module.file_sha256
 
     def counting(path: Path) -> str:
         hashed.append(path)
         return original(path)
 
-    monkeypatch.setattr(cache_keys, "file_sha256", counting)
+    monkeypatch.setattr(fingerprint_module, "file_sha256", counting)
 
     first = video_fingerprint(video)
     assert video_fingerprint(str(video)) == first and len(hashed) == 1

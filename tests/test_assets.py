@@ -21,8 +21,8 @@ import pytest
 from facefusion_ray.assets import Asset, UrlSource, WheelMemberSource, asset_path, fetch_asset
 from facefusion_ray.assets.samples import ASTRONAUT_PHOTO, T1_GROUP_PHOTO, TOM_HANKS_PHOTO
 from facefusion_ray.errors import AssetError
-from facefusion_ray.models import get_model_spec
 from facefusion_ray.paths import CACHE_ENV
+from facefusion_ray.zoo import get_model_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FETCH_LOGGER = "facefusion_ray.assets.fetch"

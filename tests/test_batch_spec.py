@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from facefusion_ray.batch_spec import load_batch_spec
-from facefusion_ray.cli import build_parser, settings_from
+from facefusion_ray.cli.batch_spec import load_batch_spec
+from facefusion_ray.cli.main import build_parser, settings_from
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.storage import open_filesystem, put_bytes_atomic
 

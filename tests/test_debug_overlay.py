@@ -6,10 +6,10 @@ from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.select import FaceSelection
 from facefusion_ray.assets import fetch_asset
 from facefusion_ray.assets.samples import T1_GROUP_PHOTO, TOM_HANKS_PHOTO
-from facefusion_ray.engine.frame_pipeline import FramePipeline
-from facefusion_ray.engine.sources import prepare_source_identity
-from facefusion_ray.engine.stage_clock import StageClock
 from facefusion_ray.media.images import read_image
+from facefusion_ray.pipeline.frame_pipeline import FramePipeline
+from facefusion_ray.pipeline.sources import prepare_source_identity
+from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.processors.debug_overlay import (
     IGNORED_COLOUR,
     SELECTED_COLOUR,

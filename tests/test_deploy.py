@@ -27,9 +27,9 @@ import yaml
 from ray.autoscaler._private.aws.config import DEFAULT_AMI
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from facefusion_ray.cache.store import ANALYSIS_CACHE_ENV
+from facefusion_ray.cache.analysis_chunks import ANALYSIS_CACHE_ENV
 from facefusion_ray.engine.segment_store import WORK_STORE_ENV
-from facefusion_ray.models.store import STORE_ENV
+from facefusion_ray.zoo.model_store import STORE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

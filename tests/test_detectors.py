@@ -31,8 +31,8 @@ from facefusion_ray.analysis.landmark_68 import (
 from facefusion_ray.analysis.scrfd import ScrfdDetector
 from facefusion_ray.analysis.templates import WARP_TEMPLATES
 from facefusion_ray.analysis.yoloface import YoloFaceDetector
-from facefusion_ray.models.manifest import load_manifest
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
+from facefusion_ray.zoo.manifest import load_manifest
 
 # A 1280x720 frame shrinks to 640x360 in a 640x640 input: frame = 2 * canvas on both axes.
 WIDE_FRAME = np.full((720, 1280, 3), 90, np.uint8)

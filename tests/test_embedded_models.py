@@ -21,22 +21,22 @@ from facefusion_ray.analysis.yunet import DEFAULT_NMS_THRESHOLD, DEFAULT_SCORE_T
 from facefusion_ray.assets import asset_path, fetch_asset
 from facefusion_ray.assets.samples import T1_GROUP_PHOTO
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models import (
-    ModelSession,
+from facefusion_ray.inference import ModelSession
+from facefusion_ray.paths import CACHE_ENV
+from facefusion_ray.zoo import (
     get_model_spec,
     load_manifest,
     prepared_model_path,
     resolve_model_path,
     resolve_source_path,
 )
-from facefusion_ray.models.manifest import default_manifest_path
-from facefusion_ray.models.prepare import (
+from facefusion_ray.zoo.manifest import default_manifest_path
+from facefusion_ray.zoo.preparation import (
     dequantize,
     get_recipe,
     is_prepared_intact,
     write_prepared_model,
 )
-from facefusion_ray.paths import CACHE_ENV
 
 T1_PEOPLE = 6
 

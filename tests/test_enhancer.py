@@ -18,10 +18,10 @@ from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.templates import template_points
 from facefusion_ray.assets import fetch_asset
 from facefusion_ray.assets.samples import T1_GROUP_PHOTO
-from facefusion_ray.models.manifest import ModelSpec, get_model_spec
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
 from facefusion_ray.processors.enhancer import DEFAULT_BLEND, FaceEnhancer
 from facefusion_ray.processors.paste_back import Region
+from facefusion_ray.zoo.manifest import ModelSpec, get_model_spec
 from tests.standin_models import save_standin_model
 
 MODEL_ID = "gfpgan_1.4"

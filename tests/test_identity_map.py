@@ -6,8 +6,8 @@ import pytest
 from facefusion_ray.analysis.identities import cluster_people, nearest_person
 from facefusion_ray.analysis.select import FaceSelection, sort_faces
 from facefusion_ray.engine.driver import run_swap
-from facefusion_ray.engine.identity_map import sampled_frame_numbers
 from facefusion_ray.media.images import read_image
+from facefusion_ray.pipeline.identity_map import sampled_frame_numbers
 from facefusion_ray.settings import SwapSettings
 from tests.media_checks import decoded_frames, psnr
 

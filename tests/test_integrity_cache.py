@@ -14,7 +14,7 @@ import pytest
 
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.cache import AnalysisCache, FrameAnalysis
-from facefusion_ray.cache import store as cache_store
+from facefusion_ray.cache import analysis_chunks as cache_store
 from facefusion_ray.cache.operations import cache_stats, verify
 from facefusion_ray.cache.schema import InvalidAnalysisData
 from facefusion_ray.engine.driver import run_swap

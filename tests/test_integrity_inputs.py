@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facefusion_ray.batch_spec import load_batch_spec
-from facefusion_ray.cli import main
+from facefusion_ray.cli.batch_spec import load_batch_spec
+from facefusion_ray.cli.main import main
 from facefusion_ray.errors import MediaError, SettingsError
 from facefusion_ray.media import probe_media
 from facefusion_ray.media.images import read_image
@@ -104,7 +104,7 @@ def test_gif_header_size(tmp_path: Path) -> None:
 def test_an_invalid_preset_is_refused_before_any_work(
     sample_media, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SettingsError, match="unknown output video preset 'turbo'"):
+    with pytest.raises(SettingsError, match="unknown output video preset: turbo"):
         SwapSettings(output_video_preset="turbo")
     started = time.perf_counter()
     with pytest.raises(SystemExit) as exit_:

@@ -26,7 +26,7 @@ def test_verbose_logs_of_an_s3_command_hold_no_credential(s3_server: S3Server) -
     bucket = s3_server.create_bucket("logs")
     endpoint = s3_server.endpoint_url.replace("http://", f"http://operator:{PASSWORD}@")
     environment = {**os.environ, **s3_server.environment(), "AWS_ENDPOINT_URL": endpoint}
-    command = [sys.executable, "-m", "facefusion_ray.cli", "-v", "cache", "stats"]
+    command = [sys.executable, "-m", "facefusion_ray", "-v", "cache", "stats"]
     command += ["--cache", f"s3://{bucket}/cache"]
     command += [f"--storage-option=client_kwargs.endpoint_url={endpoint}"]
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)

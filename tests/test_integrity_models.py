@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models.lockfile import LOCK_FILE_NAME
-from facefusion_ray.models.prepare import SIDECAR_SUFFIX, sidecar_path
+from facefusion_ray.zoo.lockfile import LOCK_FILE_NAME
+from facefusion_ray.zoo.preparation import SIDECAR_SUFFIX, sidecar_path
 from tests.test_model_store import STORE_KINDS, StoreUnderTest, prepared_name
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from facefusion_ray.batch_spec import load_batch_spec
-from facefusion_ray.cli import main
+from facefusion_ray.cli.batch_spec import load_batch_spec
+from facefusion_ray.cli.main import main
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.file_names import safe_file_name
 from tests.test_batch_spec import make_files, minimal_spec, write_spec

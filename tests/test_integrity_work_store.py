@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from facefusion_ray.engine.plan import Chunk
-from facefusion_ray.engine.report import ChunkResult
 from facefusion_ray.engine.segment_store import SegmentStore
 from facefusion_ray.errors import MediaError
+from facefusion_ray.pipeline.chunks import Chunk
+from facefusion_ray.pipeline.swap_report import ChunkResult
 
 CHUNKS = [Chunk(0, 0, 4), Chunk(1, 4, 4)]
 

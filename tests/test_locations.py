@@ -243,7 +243,7 @@ def test_remote_glob_expansion(bucket: Bucket) -> None:
 def test_prune_staged_keeps_the_most_recently_used_copies(
     node_cache: Path, bucket: Bucket, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from facefusion_ray.cli import main
+    from facefusion_ray.cli.main import main
     from facefusion_ray.storage.staged_inputs import staged_copies
 
     first = stage_input(bucket.put("in/first.mp4", b"1" * 1000), bucket.storage_options)

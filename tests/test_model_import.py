@@ -17,19 +17,19 @@ import pytest
 
 from facefusion_ray.assets import fetch
 from facefusion_ray.assets.fetch import file_sha256
-from facefusion_ray.cli import main
+from facefusion_ray.cli.main import main
 from facefusion_ray.engine.driver import run_swap
-from facefusion_ray.engine.model_set import check_models_exist, job_manifest
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models.facefusion_import import import_facefusion_folder
-from facefusion_ray.models.lockfile import LOCK_FILE_NAME, file_crc32, read_lock
-from facefusion_ray.models.manifest import load_manifest
-from facefusion_ray.models.private_models import add_private_model
-from facefusion_ray.models.registry import REGISTRY_FILE_NAME
-from facefusion_ray.models.store import ModelStore
 from facefusion_ray.paths import CACHE_ENV, cache_root
+from facefusion_ray.pipeline.model_loading import check_models_exist, job_manifest
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage import open_filesystem
+from facefusion_ray.zoo.facefusion_import import import_facefusion_folder
+from facefusion_ray.zoo.lockfile import LOCK_FILE_NAME, file_crc32, read_lock
+from facefusion_ray.zoo.manifest import load_manifest
+from facefusion_ray.zoo.model_store import ModelStore
+from facefusion_ray.zoo.private_models import add_private_model
+from facefusion_ray.zoo.registry import REGISTRY_FILE_NAME
 from tests.media_checks import decoded_frames, psnr
 from tests.standin_models import build_standin, write_facefusion_hash
 from tests.test_neural_swap import identity_swapper

@@ -25,11 +25,7 @@ import pytest
 
 from facefusion_ray.assets.fetch import UrlSource
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models import ModelSession, get_model_spec
-from facefusion_ray.models.lockfile import LOCK_FILE_NAME
-from facefusion_ray.models.manifest import Manifest, ModelSource, Preparation, UpstreamHash
-from facefusion_ray.models.prepare import is_prepared_intact
-from facefusion_ray.models.store import ModelStore, prepared_file_name
+from facefusion_ray.inference import ModelSession
 from facefusion_ray.paths import CACHE_ENV, cache_root
 from facefusion_ray.storage import (
     StorageError,
@@ -42,6 +38,11 @@ from facefusion_ray.storage import (
     redact,
     remove,
 )
+from facefusion_ray.zoo import get_model_spec
+from facefusion_ray.zoo.lockfile import LOCK_FILE_NAME
+from facefusion_ray.zoo.manifest import Manifest, ModelSource, Preparation, UpstreamHash
+from facefusion_ray.zoo.model_store import ModelStore, prepared_file_name
+from facefusion_ray.zoo.preparation import is_prepared_intact
 
 if TYPE_CHECKING:
     from tests.s3_server import S3Server
@@ -182,7 +183,7 @@ def test_present_model_needs_no_upstream_access(
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("an upstream location was contacted")
 
-    monkeypatch.setattr("facefusion_ray.models.store.fetch_asset", no_network)
+    monkeypatch.setattr("facefusion_ray.zoo.model_store.fetch_asset", no_network)
     second_node = store_under_test.open(tmp_path / "second-node")
 
     assert second_node.pull("yunet").fetched_from is None
@@ -192,7 +193,7 @@ def test_present_model_needs_no_upstream_access(
 CONCURRENT_SCRIPT = """
 import json, logging, sys, time
 from pathlib import Path
-from facefusion_ray.models.store import ModelStore
+from facefusion_ray.zoo.model_store import ModelStore
 
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
 url, node_cache, ready, go = sys.argv[1:5]
@@ -416,14 +417,8 @@ def test_wrong_upstream_hash_refuses_the_pull(
 def models_command(
     arguments: list[str], environment: dict[str, str], timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m facefusion_ray models ...` once the CLI has the command, else the same
-    parser and handler through a stand-in entry point with the CLI's error handling."""
-    from facefusion_ray import cli
-
-    if "models" in cli.COMMANDS:
-        command = [sys.executable, "-m", "facefusion_ray", "models", *arguments]
-    else:
-        command = [sys.executable, "-c", CLI_STAND_IN, "models", *arguments]
+    """`python -m facefusion_ray models ...` in a fresh interpreter."""
+    command = [sys.executable, "-m", "facefusion_ray", "models", *arguments]
     return subprocess.run(
         command,
         cwd=REPOSITORY,
@@ -434,22 +429,6 @@ def models_command(
         timeout=timeout,
         check=False,
     )
-
-
-CLI_STAND_IN = """
-import argparse, logging, sys
-from facefusion_ray.cli_models import add_models_commands, run_models_command
-from facefusion_ray.errors import FaceFusionRayError
-
-logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-parser = argparse.ArgumentParser(prog="facefusion-ray")
-add_models_commands(parser.add_subparsers(dest="command", required=True))
-try:
-    sys.exit(run_models_command(parser.parse_args()))
-except FaceFusionRayError as error:
-    print(f"facefusion-ray: error: {error}", file=sys.stderr)
-    sys.exit(1)
-"""
 
 
 def test_models_commands_against_s3(
@@ -574,7 +553,7 @@ def test_a_damaged_store_document_is_named_not_guessed(
     tmp_path: Path, document: str, read, message: str
 ) -> None:
     from facefusion_ray.errors import ModelError
-    from facefusion_ray.models.store import ModelStore
+    from facefusion_ray.zoo.model_store import ModelStore
 
     store_folder = tmp_path / "store"
     store_folder.mkdir()

@@ -19,8 +19,8 @@ from standin_models import build_standin, is_standin
 from facefusion_ray.analysis.templates import WARP_TEMPLATES
 from facefusion_ray.assets.fetch import UrlSource, fetch_asset
 from facefusion_ray.errors import ModelError
-from facefusion_ray.models.manifest import ModelSpec, default_manifest_path, load_manifest
-from facefusion_ray.models.prepare import (
+from facefusion_ray.zoo.manifest import ModelSpec, default_manifest_path, load_manifest
+from facefusion_ray.zoo.preparation import (
     get_recipe,
     is_prepared_intact,
     sidecar_path,

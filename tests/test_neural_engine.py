@@ -13,8 +13,8 @@ import pytest
 
 from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.engine.driver import run_swap
-from facefusion_ray.models.manifest import default_manifest_path, load_manifest
 from facefusion_ray.settings import SwapSettings
+from facefusion_ray.zoo.manifest import default_manifest_path, load_manifest
 from tests.media_checks import decoded_frames, psnr
 from tests.standin_models import build_standin
 from tests.test_enhancer import affine_enhancer

@@ -22,14 +22,14 @@ from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.templates import template_points
 from facefusion_ray.assets import fetch_asset
 from facefusion_ray.assets.samples import T1_GROUP_PHOTO
-from facefusion_ray.models.manifest import ModelSpec, get_model_spec
-from facefusion_ray.models.prepare import get_recipe, write_prepared_variant
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
 from facefusion_ray.processors.box_mask import create_box_mask
 from facefusion_ray.processors.emap import inswapper_latent, read_emap
 from facefusion_ray.processors.neural_swap import NeuralSwapper
 from facefusion_ray.processors.occlusion import OcclusionMasker, combine_masks
 from facefusion_ray.processors.paste_back import Region
+from facefusion_ray.zoo.manifest import ModelSpec, get_model_spec
+from facefusion_ray.zoo.preparation import get_recipe, write_prepared_variant
 from tests.standin_models import build_standin, save_standin_model
 
 SWAPPERS = ("inswapper_128", "hyperswap_1a_256", "simswap_256")

@@ -1,6 +1,6 @@
 import pytest
 
-from facefusion_ray.engine.plan import plan_chunks
+from facefusion_ray.pipeline.chunks import plan_chunks
 
 
 @pytest.mark.parametrize("frame_count", [1, 7, 64, 300, 301])

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import ray
 
-from facefusion_ray.cli import main
+from facefusion_ray.cli.main import main
 from facefusion_ray.engine.ab import run_ab
 from facefusion_ray.engine.driver import job_options_for, run_swap
 from facefusion_ray.engine.job import RENDER_ACTOR_PREFIX, run_job
 from facefusion_ray.engine.job_report import FAILED, RENDERED, UP_TO_DATE
-from facefusion_ray.engine.render_request import RenderRequest
+from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.settings import SwapSettings
-from facefusion_ray.storage.object_store import open_filesystem
+from facefusion_ray.storage.filesystem import open_filesystem
 from tests.media_checks import decoded_frames
 
 pytest_plugins = ["tests.s3_server"]
@@ -132,7 +132,7 @@ from ray.cluster_utils import Cluster
 
 from facefusion_ray.engine.driver import job_options_for
 from facefusion_ray.engine.job import RENDER_ACTOR_PREFIX, run_job
-from facefusion_ray.engine.render_request import RenderRequest
+from facefusion_ray.pipeline.render_request import RenderRequest
 from tests.test_production_engine import SETTINGS
 
 cluster = Cluster(initialize_head=True, head_node_args={{"num_cpus": 0}})
@@ -171,7 +171,7 @@ def test_a_killed_driver_resumes_with_the_finished_chunks(
     command = [
         sys.executable,
         "-m",
-        "facefusion_ray.cli",
+        "facefusion_ray.cli.main",
         "swap",
         "--source",
         str(sample_media.source_tom_hanks),

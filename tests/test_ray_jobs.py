@@ -59,7 +59,7 @@ def test_the_working_dir_upload_leaves_out_environments_weights_caches_and_media
         "out/demo_swap.mp4",
         "out/reports/nightly-2026-01-05T020000Z.json",
         "weights/inswapper_128.onnx",
-        "facefusion_ray/models/stand_in.onnx",
+        "facefusion_ray/zoo/stand_in.onnx",
         ".cache/facefusion-ray/analysis/v1/key/video/0-64.parquet",
         "facefusion_ray/__pycache__/cli.cpython-311.pyc",
         ".pytest_cache/v/cache/lastfailed",

@@ -25,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from facefusion_ray.errors import ModelError, SettingsError
-from facefusion_ray.models.execution import (
+from facefusion_ray.inference.execution import (
     CPU_PROVIDER,
     CUDA_PROVIDER,
     TENSORRT_PROVIDER,
@@ -34,8 +34,8 @@ from facefusion_ray.models.execution import (
     provider_chain,
     wants_fp16,
 )
-from facefusion_ray.models.session_factory import SessionFactory
-from facefusion_ray.models.sessions import (
+from facefusion_ray.inference.session_factory import SessionFactory
+from facefusion_ray.inference.sessions import (
     InferenceRunner,
     ModelSession,
     ProviderSpec,
@@ -341,7 +341,7 @@ def test_quiet_cpu_fallback_reopens_the_fp32_file(
 ) -> None:
     config = ExecutionConfig(device="cuda", allow_cpu_fallback=True)
 
-    with caplog.at_level(logging.WARNING, logger="facefusion_ray.models.sessions"):
+    with caplog.at_level(logging.WARNING, logger="facefusion_ray.inference.sessions"):
         session = ModelSession.from_config(
             stand_in_models["conv", "fp16"],
             "conv",

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from facefusion_ray.analysis.select import largest_face
-from facefusion_ray.engine.sources import prepare_source_identity
 from facefusion_ray.errors import NoFaceError
 from facefusion_ray.media.images import read_image
+from facefusion_ray.pipeline.sources import prepare_source_identity
 from facefusion_ray.processors.classic_swap import align_source
 
 

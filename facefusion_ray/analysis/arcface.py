@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from facefusion_ray.analysis.templates import estimate_similarity
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
 
 ARCFACE_TEMPLATE = "arcface_112_v2"
 ARCFACE_CROP_SIZE = (112, 112)

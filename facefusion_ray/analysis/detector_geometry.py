@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from facefusion_ray.analysis.face import Face
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
 
 # FaceFusion's get_nms_threshold: more detector angles mean more duplicates to merge.
 _NMS_THRESHOLD_BY_ANGLE_COUNT = {1: 0.4, 2: 0.3, 3: 0.2, 4: 0.1}

@@ -14,7 +14,7 @@ import numpy as np
 from facefusion_ray.analysis.detector_geometry import rotation_matrix_and_size, transform_points
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.templates import estimate_similarity
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
 
 CROP_SIZE = 256
 # The face box's longer side becomes this many pixels of the crop.

@@ -24,7 +24,7 @@ from facefusion_ray.analysis.detector_geometry import (
     to_nchw_batch,
 )
 from facefusion_ray.analysis.face import Face
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
 
 STRIDES = (8, 16, 32)
 ANCHORS_PER_CELL = 2

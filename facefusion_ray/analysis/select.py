@@ -12,6 +12,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from facefusion_ray.analysis.face import Face
+from facefusion_ray.option_scopes import Scope, check_declared_values, declared
 
 # FaceFusion's three modes, and ours: every source to its own person of the video.
 FaceSelectorMode = Literal["many", "one", "reference", "identity-map"]
@@ -70,10 +71,21 @@ def face_distance(normed_a: np.ndarray, normed_b: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class FaceSelection:
-    mode: str = "many"
-    order: str = "large-small"
-    reference_face_position: int = 0
-    reference_face_distance: float = DEFAULT_REFERENCE_FACE_DISTANCE
+    """Which analysed faces get swapped: chosen after the analysis, so only pixels change."""
+
+    mode: str = declared(
+        "many", Scope.PIXELS, choices=FACE_SELECTOR_MODES, label="face selector mode"
+    )
+    order: str = declared(
+        "large-small", Scope.PIXELS, choices=FACE_SELECTOR_ORDERS, label="face selector order"
+    )
+    reference_face_position: int = declared(0, Scope.PIXELS, bounds=(0, None))
+    reference_face_distance: float = declared(
+        DEFAULT_REFERENCE_FACE_DISTANCE, Scope.PIXELS, bounds=(0, 1)
+    )
+
+    def __post_init__(self) -> None:
+        check_declared_values(self)
 
     @property
     def needs_embeddings(self) -> bool:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from facefusion_ray.analysis.templates import estimate_similarity
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
 
 SFACE_TEMPLATE = "arcface_112_v2"
 SFACE_CROP_SIZE = (112, 112)

@@ -19,7 +19,7 @@ from facefusion_ray.analysis.detector_geometry import (
     to_nchw_batch,
 )
 from facefusion_ray.analysis.face import Face
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
 
 DEFAULT_SIZE = (640, 640)
 DEFAULT_SCORE_THRESHOLD = 0.5

@@ -21,7 +21,7 @@ import numpy as np
 
 from facefusion_ray.analysis.detector_geometry import detect_at_angles, faces_as_detections
 from facefusion_ray.analysis.face import Face
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
 
 # FaceFusion's defaults: face_detector_score 0.5, NMS IoU 0.4 for a single detector angle.
 DEFAULT_SCORE_THRESHOLD = 0.5

@@ -1,8 +1,8 @@
 """Per-frame face analysis cached as Parquet in an object store, keyed by content."""
 
-from facefusion_ray.cache.keys import AnalysisSettings, video_fingerprint
+from facefusion_ray.cache.analysis_chunks import AnalysisCache
+from facefusion_ray.cache.fingerprints import AnalysisSettings, video_fingerprint
 from facefusion_ray.cache.schema import SCHEMA_VERSION, FrameAnalysis
-from facefusion_ray.cache.store import AnalysisCache
 
 __all__ = [
     "SCHEMA_VERSION",

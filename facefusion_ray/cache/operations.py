@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from facefusion_ray.cache.analysis_chunks import AnalysisCache, CacheEntry
 from facefusion_ray.cache.schema import SCHEMA_VERSION, InvalidAnalysisData
-from facefusion_ray.cache.store import AnalysisCache, CacheEntry
 from facefusion_ray.storage import ObjectNotFoundError, describe_location, redact
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ import numpy as np
 
 from facefusion_ray.analysis.select import largest_face
 from facefusion_ray.comparison.frames import iter_selected_frames
-from facefusion_ray.engine.sources import FaceDetector, FaceEmbedder
 from facefusion_ray.errors import NoFaceError
 from facefusion_ray.media.images import read_image
+from facefusion_ray.pipeline.sources import FaceDetector, FaceEmbedder
 
 
 @dataclass(frozen=True)

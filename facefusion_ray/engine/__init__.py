@@ -1,1 +1,1 @@
-"""Ray planner, actors and reassembly for chunked video rendering."""
+"""Ray: the job's actors, the chunk scheduler, the render feed, segments and publication."""

@@ -22,15 +22,15 @@ from facefusion_ray.comparison import (
     write_ab_report,
 )
 from facefusion_ray.comparison.similarity import similarities_in_frames
-from facefusion_ray.engine.frame_pipeline import load_recognizer, open_session_factory
 from facefusion_ray.engine.job import run_job
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED, JobReport, RenderOutcome, write_job_report
-from facefusion_ray.engine.model_set import load_detector
-from facefusion_ray.engine.render_request import RenderRequest, check_output_is_not_an_input
 from facefusion_ray.errors import MediaError
+from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.media import probe_media
-from facefusion_ray.models.execution import ExecutionConfig
+from facefusion_ray.pipeline.frame_pipeline import load_recognizer, open_session_factory
+from facefusion_ray.pipeline.model_loading import load_detector
+from facefusion_ray.pipeline.render_request import RenderRequest, check_output_is_not_an_input
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import is_remote, stage_input
 

@@ -8,12 +8,12 @@ from facefusion_ray.engine.job import run_job
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED
 from facefusion_ray.engine.render_plan import NO_FACE_NOTE, finish_report
-from facefusion_ray.engine.render_preparation import driver_sessions, prepare_render
-from facefusion_ray.engine.render_request import RenderRequest, check_output_is_not_an_input
-from facefusion_ray.engine.report import SwapReport, write_report
-from facefusion_ray.engine.sequential import render_video_sequential
-from facefusion_ray.engine.still_image import render_still_image
 from facefusion_ray.errors import FaceFusionRayError, SettingsError
+from facefusion_ray.pipeline.render_preparation import driver_sessions, prepare_render
+from facefusion_ray.pipeline.render_request import RenderRequest, check_output_is_not_an_input
+from facefusion_ray.pipeline.sequential import render_video_sequential
+from facefusion_ray.pipeline.still_image import render_still_image
+from facefusion_ray.pipeline.swap_report import SwapReport, write_report
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import is_remote
 

@@ -13,7 +13,6 @@ import ray
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from facefusion_ray.engine.assembly import assemble_output
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import JobReport, RenderOutcome
 from facefusion_ray.engine.ray_runtime import ensure_ray
@@ -25,11 +24,12 @@ from facefusion_ray.engine.render_plan import (
     finish_report,
     published_counts,
 )
-from facefusion_ray.engine.render_request import RenderRequest
 from facefusion_ray.engine.scheduler import ChunkDone, ChunkFailed, ChunkScheduler, ChunkTask
 from facefusion_ray.engine.segment_store import default_work_store, describe
 from facefusion_ray.errors import FaceFusionRayError
-from facefusion_ray.models.execution import actor_resources
+from facefusion_ray.inference.execution import actor_resources
+from facefusion_ray.pipeline.output_assembly import assemble_output
+from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.storage.locations import is_remote, publish_output
 from facefusion_ray.storage.published import local_sha256, published_identity
 

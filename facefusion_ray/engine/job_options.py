@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from facefusion_ray.models.execution import ExecutionConfig
+from facefusion_ray.inference.execution import ExecutionConfig
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facefusion_ray.atomic_files import write_bytes_atomically
-from facefusion_ray.engine.report import SwapReport
+from facefusion_ray.pipeline.swap_report import SwapReport
 from facefusion_ray.storage.locations import is_remote, publish_output
 
 RENDERED = "rendered"

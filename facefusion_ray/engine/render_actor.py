@@ -14,18 +14,18 @@ import numpy as np
 import ray
 
 from facefusion_ray.cache import AnalysisCache
-from facefusion_ray.engine.cached_analysis import CachePlan, ChunkAnalysis
-from facefusion_ray.engine.frame_pipeline import FramePipeline
-from facefusion_ray.engine.model_set import SessionsPerStore
-from facefusion_ray.engine.plan import Chunk
-from facefusion_ray.engine.report import ChunkResult
 from facefusion_ray.engine.segment_store import SegmentStore
-from facefusion_ray.engine.sources import IdentityMap, SourceIdentity
-from facefusion_ray.engine.stage_clock import StageClock
+from facefusion_ray.inference.execution import ExecutionConfig
+from facefusion_ray.inference.session_factory import ModelUsage
 from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_decoded_frames
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
-from facefusion_ray.models.execution import ExecutionConfig
-from facefusion_ray.models.session_factory import ModelUsage
+from facefusion_ray.pipeline.cached_analysis import CachePlan, ChunkAnalysis
+from facefusion_ray.pipeline.chunks import Chunk
+from facefusion_ray.pipeline.frame_pipeline import FramePipeline
+from facefusion_ray.pipeline.model_loading import SessionsPerStore
+from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
+from facefusion_ray.pipeline.stage_clock import StageClock
+from facefusion_ray.pipeline.swap_report import ChunkResult
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import stage_input
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import ray
 from ray.actor import ActorHandle
 
-from facefusion_ray.engine.plan import Chunk
-from facefusion_ray.engine.report import ChunkResult
 from facefusion_ray.errors import FaceFusionRayError
+from facefusion_ray.pipeline.chunks import Chunk
+from facefusion_ray.pipeline.swap_report import ChunkResult
 
 logger = logging.getLogger(__name__)
 

@@ -21,15 +21,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from facefusion_ray import storage
 from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.atomic_files import PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE, make_private_folders
-from facefusion_ray.engine.content_keys import chunk_name
-from facefusion_ray.engine.plan import Chunk
-from facefusion_ray.engine.report import ChunkResult
 from facefusion_ray.errors import MediaError
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.paths import cache_root
-from facefusion_ray.storage import object_store
+from facefusion_ray.pipeline.chunks import Chunk
+from facefusion_ray.pipeline.render_key import chunk_name
+from facefusion_ray.pipeline.swap_report import ChunkResult
 from facefusion_ray.storage.errors import ObjectNotFoundError
 from facefusion_ray.storage.locations import publish_output
 
@@ -77,24 +77,24 @@ class SegmentStore:
         self.url = url or default_work_store()
         self.render_key = render_key
         self._storage_options = dict(storage_options or {})
-        self._filesystem, self._root = object_store.open_filesystem(self.url, storage_options)
-        self._folder = object_store.join(self._root, render_key)
+        self._filesystem, self._root = storage.open_filesystem(self.url, storage_options)
+        self._folder = storage.join(self._root, render_key)
 
     def _segment_path(self, chunk: Chunk) -> str:
-        return object_store.join(self._folder, chunk_name(chunk) + SEGMENT_SUFFIX)
+        return storage.join(self._folder, chunk_name(chunk) + SEGMENT_SUFFIX)
 
     def _segment_location(self, chunk: Chunk) -> str:
         """The segment as a path (local store) or a URL (object store)."""
-        if object_store.is_local(self._filesystem):
+        if storage.is_local(self._filesystem):
             return self._segment_path(chunk)
         name = chunk_name(chunk) + SEGMENT_SUFFIX
         return "/".join([self.url.rstrip("/"), self.render_key, name])
 
     def _record_path(self, chunk: Chunk) -> str:
-        return object_store.join(self._folder, chunk_name(chunk) + _RECORD_SUFFIX)
+        return storage.join(self._folder, chunk_name(chunk) + _RECORD_SUFFIX)
 
     def _done_path(self) -> str:
-        return object_store.join(self._root, _DONE_FOLDER, self.render_key + _RECORD_SUFFIX)
+        return storage.join(self._root, _DONE_FOLDER, self.render_key + _RECORD_SUFFIX)
 
     def put_segment(self, chunk: Chunk, local_file: Path, result: ChunkResult) -> None:
         """Store an encoded chunk (the local file is moved away), then its record (the
@@ -112,23 +112,23 @@ class SegmentStore:
         publish_output(local_file, self._segment_location(chunk), self._storage_options)
         self._make_private(self._segment_path(chunk))
         payload = json.dumps(record.__dict__).encode()
-        object_store.put_bytes_atomic(self._filesystem, payload, self._record_path(chunk))
+        storage.put_bytes_atomic(self._filesystem, payload, self._record_path(chunk))
         self._make_private(self._record_path(chunk))
 
     def _make_private_folder(self, folder: str) -> None:
         """Segments are face-swapped video: on a local disk, 0700 folders and 0600 files like
         the analysis cache (the folder keeps a file private until its chmod)."""
-        if object_store.is_local(self._filesystem):
+        if storage.is_local(self._filesystem):
             make_private_folders(Path(folder))
             os.chmod(folder, PRIVATE_FOLDER_MODE)
 
     def _make_private(self, path: str) -> None:
-        if object_store.is_local(self._filesystem):
+        if storage.is_local(self._filesystem):
             os.chmod(path, PRIVATE_FILE_MODE)
 
     def finished(self, chunks: Sequence[Chunk]) -> dict[int, SegmentRecord]:
         """The chunks (by index) whose segment is stored whole and matches its record."""
-        present = set(object_store.list_files(self._filesystem, self._folder))
+        present = set(storage.list_files(self._filesystem, self._folder))
         finished: dict[int, SegmentRecord] = {}
         for chunk in chunks:
             segment, record_path = self._segment_path(chunk), self._record_path(chunk)
@@ -147,7 +147,7 @@ class SegmentStore:
 
     def _read_record(self, path: str) -> SegmentRecord | None:
         try:
-            fields = json.loads(object_store.read_bytes(self._filesystem, path))
+            fields = json.loads(storage.read_bytes(self._filesystem, path))
             return SegmentRecord(
                 int(fields["frames"]),
                 int(fields["bytes"]),
@@ -160,10 +160,10 @@ class SegmentStore:
             return None
 
     def _matches(self, segment: str, record: SegmentRecord) -> bool:
-        if object_store.object_size(self._filesystem, segment) != record.bytes:
+        if storage.object_size(self._filesystem, segment) != record.bytes:
             return False
         # A local segment is cheap to hash; a remote one is hashed when it is fetched.
-        if object_store.is_local(self._filesystem):
+        if storage.is_local(self._filesystem):
             return file_sha256(Path(segment)) == record.sha256
         return True
 
@@ -176,11 +176,11 @@ class SegmentStore:
                 record = self._read_record(self._record_path(chunk))
                 if record is None:
                     raise MediaError(f"segment of frames {describe(chunk)} is missing")
-                if object_store.is_local(self._filesystem):
+                if storage.is_local(self._filesystem):
                     path = Path(self._segment_path(chunk))
                 else:
                     path = Path(scratch) / (chunk_name(chunk) + SEGMENT_SUFFIX)
-                    object_store.download(self._filesystem, self._segment_path(chunk), path)
+                    storage.download(self._filesystem, self._segment_path(chunk), path)
                 if not path.is_file():
                     raise MediaError(f"segment of frames {describe(chunk)} is missing")
                 if file_sha256(path) != record.sha256:
@@ -191,7 +191,7 @@ class SegmentStore:
     def published_output(self) -> dict[str, object] | None:
         """What a finished render of this key published, if anything."""
         try:
-            loaded = json.loads(object_store.read_bytes(self._filesystem, self._done_path()))
+            loaded = json.loads(storage.read_bytes(self._filesystem, self._done_path()))
         except (ObjectNotFoundError, ValueError):
             return None
         return loaded if isinstance(loaded, dict) else None
@@ -205,16 +205,16 @@ class SegmentStore:
         record = {"output": output, **identity, "counts": dict(counts)}
         payload = json.dumps(record).encode()
         self._make_private_folder(str(PurePosixPath(self._done_path()).parent))
-        object_store.put_bytes_atomic(self._filesystem, payload, self._done_path())
+        storage.put_bytes_atomic(self._filesystem, payload, self._done_path())
         self._make_private(self._done_path())
 
     def discard_segments(self) -> None:
         """Drop the render's segments once its output is published."""
-        if object_store.is_local(self._filesystem):
+        if storage.is_local(self._filesystem):
             shutil.rmtree(self._folder, ignore_errors=True)
             return
-        for path in object_store.list_files(self._filesystem, self._folder):
-            object_store.remove(self._filesystem, path)
+        for path in storage.list_files(self._filesystem, self._folder):
+            storage.remove(self._filesystem, path)
 
 
 def describe(chunk: Chunk) -> str:

@@ -13,8 +13,7 @@ import cv2
 import numpy as np
 
 from facefusion_ray.analysis.face import Face
-from facefusion_ray.models.manifest import ModelSpec
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
 from facefusion_ray.processors.box_mask import (
     DEFAULT_MASK_BLUR,
     DEFAULT_MASK_PADDING,
@@ -28,6 +27,7 @@ from facefusion_ray.processors.paste_back import (
     mask_bounds,
     paste_back,
 )
+from facefusion_ray.zoo.manifest import ModelSpec
 
 # FaceFusion's default for --face-enhancer-blend, in percent.
 DEFAULT_BLEND = 80

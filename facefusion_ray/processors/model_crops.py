@@ -8,7 +8,7 @@ import numpy as np
 
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.templates import estimate_similarity
-from facefusion_ray.models.manifest import TensorSpec
+from facefusion_ray.zoo.manifest import TensorSpec
 
 
 def warp_to_template(

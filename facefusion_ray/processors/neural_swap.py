@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facefusion_ray.analysis.face import Face
-from facefusion_ray.models.manifest import ModelSpec, TensorSpec
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
 from facefusion_ray.processors.box_mask import (
     DEFAULT_MASK_BLUR,
     DEFAULT_MASK_PADDING,
@@ -26,6 +25,7 @@ from facefusion_ray.processors.emap import inswapper_latent, read_emap
 from facefusion_ray.processors.model_crops import to_pixels, to_tensor, warp_to_template
 from facefusion_ray.processors.occlusion import OcclusionMasker, combine_masks
 from facefusion_ray.processors.paste_back import Region, mask_bounds, paste_back
+from facefusion_ray.zoo.manifest import ModelSpec, TensorSpec
 
 SUPPORTED_MODEL_TYPES = frozenset({"inswapper", "hyperswap", "simswap"})
 # FaceFusion maps --face-swapper-weight 0..1 onto this share of the target's own identity.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facefusion_ray.models.manifest import ModelSpec
-from facefusion_ray.models.sessions import ModelSession
+from facefusion_ray.inference.sessions import ModelSession
+from facefusion_ray.zoo.manifest import ModelSpec
 
 
 class OcclusionMasker:

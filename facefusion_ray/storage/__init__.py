@@ -1,7 +1,7 @@
 """Storage shared by the model store and the analysis cache: fsspec URLs, atomic puts, redaction."""
 
 from facefusion_ray.storage.errors import ObjectNotFoundError, StorageError
-from facefusion_ray.storage.object_store import (
+from facefusion_ray.storage.filesystem import (
     describe_location,
     download,
     exists,

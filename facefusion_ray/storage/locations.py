@@ -23,7 +23,7 @@ from facefusion_ray.atomic_files import temporary_file_beside
 from facefusion_ray.errors import MediaError
 from facefusion_ray.paths import cache_root
 from facefusion_ray.storage.errors import ObjectNotFoundError, StorageError
-from facefusion_ray.storage.object_store import (
+from facefusion_ray.storage.filesystem import (
     describe_location,
     download,
     exists,

@@ -15,7 +15,7 @@ from pathlib import Path
 import fsspec
 
 from facefusion_ray.storage.errors import ObjectNotFoundError
-from facefusion_ray.storage.object_store import (
+from facefusion_ray.storage.filesystem import (
     describe_location,
     is_local,
     object_size,

@@ -1,0 +1,1 @@
+"""The `facefusion-ray` command line."""

@@ -1,0 +1,70 @@
+"""`--face-selector-mode identity-map`: source i replaces person i of the video."""
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from facefusion_ray.analysis.identities import cluster_people
+from facefusion_ray.errors import NoFaceError
+from facefusion_ray.inference.session_factory import SessionFactory
+from facefusion_ray.media import MediaInfo, iter_frames
+from facefusion_ray.pipeline.frame_pipeline import load_recognizer
+from facefusion_ray.pipeline.model_loading import load_analyser
+from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
+from facefusion_ray.settings import SwapSettings
+
+logger = logging.getLogger(__name__)
+
+# Frames sampled across the video to find its people: enough to see everyone who matters,
+# few enough that the driver's analysis stays a small part of a job.
+SAMPLED_FRAMES = 24
+
+
+def sampled_frame_numbers(frame_count: int, samples: int = SAMPLED_FRAMES) -> list[int]:
+    if frame_count <= samples:
+        return list(range(frame_count))
+    return sorted({round(i * (frame_count - 1) / (samples - 1)) for i in range(samples)})
+
+
+def find_target_people(
+    target: Path, info: MediaInfo, settings: SwapSettings, sessions: SessionFactory
+) -> list[np.ndarray]:
+    """Centroids of the people seen in sampled frames, most seen first."""
+    detector = load_analyser(settings, sessions)
+    recognizer = load_recognizer(sessions)
+    sightings: list[tuple[np.ndarray, float]] = []
+    for number in sampled_frame_numbers(info.frame_count):
+        frame = next(iter(iter_frames(target, number, 1, info)))
+        for face in sorted(detector.detect(frame), key=lambda face: float(face.bbox[0])):
+            sightings.append((recognizer.embed(frame, face.landmarks_5)[1], float(face.bbox[0])))
+    people = cluster_people(sightings, settings.face_selector.reference_face_distance)
+    logger.info(
+        "found %d people in %s (sightings: %s)",
+        len(people),
+        target,
+        ", ".join(str(person.sightings) for person in people),
+    )
+    return [person.centroid for person in people]
+
+
+def build_identity_map(
+    target: Path,
+    info: MediaInfo,
+    settings: SwapSettings,
+    sessions: SessionFactory,
+    sources: Sequence[SourceIdentity],
+) -> IdentityMap:
+    people = find_target_people(target, info, settings, sessions)
+    if not people:
+        raise NoFaceError(f"no people found in {target} to map the sources onto")
+    mapped = min(len(people), len(sources))
+    if len(sources) > len(people):
+        logger.warning(
+            "%d sources but only %d people in %s: the last sources are unused",
+            len(sources),
+            len(people),
+            target,
+        )
+    return IdentityMap(np.stack(people[:mapped]), tuple(sources[:mapped]))

@@ -1,0 +1,135 @@
+"""The driver's part of a render before any frame is touched: inputs, identity, keys, plan."""
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facefusion_ray.analysis.arcface import ArcFaceRecognizer
+from facefusion_ray.assets.fetch import file_sha256
+from facefusion_ray.cache import video_fingerprint
+from facefusion_ray.errors import MediaError
+from facefusion_ray.inference.execution import ExecutionConfig
+from facefusion_ray.media import MediaInfo, probe_media
+from facefusion_ray.media.pixel_limit import check_image_file
+from facefusion_ray.pipeline.analysis_key import analysis_settings
+from facefusion_ray.pipeline.cached_analysis import CachePlan
+from facefusion_ray.pipeline.identity_map import build_identity_map
+from facefusion_ray.pipeline.model_loading import (
+    SessionsPerStore,
+    check_models_exist,
+    load_analyser,
+)
+from facefusion_ray.pipeline.reference import reference_embedding_for
+from facefusion_ray.pipeline.render_key import render_key
+from facefusion_ray.pipeline.render_request import RenderRequest
+from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity, prepare_source_identity
+from facefusion_ray.pipeline.swap_report import SwapReport
+from facefusion_ray.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from facefusion_ray.storage.locations import is_remote, stage_input
+
+logger = logging.getLogger(__name__)
+
+# FaceFusion derives every neural swapper's source identity from this recognizer.
+SOURCE_RECOGNIZER = "arcface_w600k_r50"
+
+
+def driver_sessions() -> SessionsPerStore:
+    """CPU sessions the driver uses for source images and reference faces."""
+    return SessionsPerStore(ExecutionConfig())
+
+
+@dataclass
+class PreparedRender:
+    request: RenderRequest
+    target: Path  # a local file: the target itself, or its staged copy
+    info: MediaInfo
+    identity: SourceIdentity
+    report: SwapReport
+    reference: np.ndarray | None = None
+    identity_map: IdentityMap | None = None
+    cache_plan: CachePlan | None = None
+    render_key: str | None = None  # videos only
+    started: float = field(default_factory=time.perf_counter)
+
+
+def prepare_render(
+    request: RenderRequest,
+    models: SessionsPerStore,
+    storage_options: dict[str, str] | None = None,
+) -> PreparedRender:
+    """Checks the inputs and analyses the sources; raises a project error for bad input."""
+    started = time.perf_counter()
+    settings = request.settings
+    target = stage_input(request.target, storage_options)
+    info = probe_media(target, settings.max_pixels)
+    check_output_location(request.output, info)
+    sources = [stage_input(source, storage_options) for source in request.sources]
+    for source in sources:  # from the header, before any source is decoded
+        check_image_file(source, settings.max_pixels)
+    check_models_exist(settings)
+    sessions = models.sessions_for(settings)
+    calls_before = {model: int(usage["calls"]) for model, usage in sessions.stats().items()}
+    embedder = (
+        None
+        if settings.uses_classic_swapper
+        else ArcFaceRecognizer(sessions.get(SOURCE_RECOGNIZER))
+    )
+    detector = load_analyser(settings, sessions)
+    identity_map: IdentityMap | None = None
+    if settings.face_selector.mode == "identity-map":
+        per_source = [prepare_source_identity([path], detector, embedder) for path in sources]
+        identity = per_source[0]
+        identity_map = build_identity_map(target, info, settings, sessions, per_source)
+    else:
+        identity = prepare_source_identity(sources, detector, embedder)
+    reference = reference_embedding_for(target, info, settings, sessions)
+    report = SwapReport(
+        target=request.target,
+        sources=list(request.sources),
+        output=request.output,
+        kind=info.kind,
+    )
+    report.source_model_calls = {
+        model: int(usage["calls"]) - calls_before.get(model, 0)
+        for model, usage in sessions.stats().items()
+        if int(usage["calls"]) > calls_before.get(model, 0)
+    }
+    prepared = PreparedRender(
+        request, target, info, identity, report, reference, identity_map, started=started
+    )
+    if info.kind == "video":
+        analysis_key = analysis_settings(settings).analysis_key()
+        fingerprint = video_fingerprint(target)
+        if settings.use_analysis_cache:
+            prepared.cache_plan = CachePlan(
+                settings.analysis_cache,
+                analysis_key,
+                fingerprint,
+                tuple((storage_options or {}).items()),
+            )
+        prepared.render_key = render_key(
+            request.output,
+            fingerprint,
+            [file_sha256(path) for path in sources],
+            settings,
+            analysis_key,
+        )
+    return prepared
+
+
+def check_output_location(output: str, info: MediaInfo) -> None:
+    allowed = VIDEO_SUFFIXES if info.kind == "video" else IMAGE_SUFFIXES
+    if os.path.splitext(output)[1].lower() not in allowed:
+        raise MediaError(
+            f"output {output} must end in one of {', '.join(allowed)} for a {info.kind} target"
+        )
+    if is_remote(output):
+        return
+    path = Path(output)
+    if path.is_dir():
+        raise MediaError(f"output is a directory: {output}")
+    path.parent.mkdir(parents=True, exist_ok=True)
