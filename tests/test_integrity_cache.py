@@ -5,6 +5,7 @@ its content is never used. One engine-level render proves the whole loop."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,10 @@ def flipped(payload: bytes, offset: int) -> bytes:
     return bytes(damaged)
 
 
+def deleted(payload: bytes, offset: int) -> bytes:
+    return payload[:offset] + payload[offset + 1 :]
+
+
 def flip_offsets(size: int) -> list[int]:
     spread = np.linspace(0, size - 1, SPREAD_OFFSETS).astype(int)
     footer = range(max(0, size - FOOTER_BYTES), size)
@@ -48,9 +53,16 @@ def read_without_page_checksums(payload: bytes) -> pa.Table:
         raise InvalidAnalysisData(type(error).__name__) from None
 
 
-@pytest.mark.parametrize("page_checksums", [True, False], ids=["page_crc", "content_sha256_only"])
+@pytest.mark.parametrize(
+    ("damage", "page_checksums"),
+    [(flipped, True), (flipped, False), (deleted, True)],
+    ids=["flip-page_crc", "flip-content_sha256_only", "delete-page_crc"],
+)
 def test_a_byte_flipped_anywhere_in_a_chunk_is_detected_or_harmless(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page_checksums: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    damage: Callable[[bytes, int], bytes],
+    page_checksums: bool,
 ) -> None:
     if not page_checksums:  # the content checksum alone must be enough
         monkeypatch.setattr(cache_store, "parquet_to_table", read_without_page_checksums)
@@ -61,7 +73,7 @@ def test_a_byte_flipped_anywhere_in_a_chunk_is_detected_or_harmless(
     (entry,) = cache.entries()
     detected = harmless = 0
     for offset in flip_offsets(len(payload)):
-        put_bytes_atomic(cache.filesystem, flipped(payload, offset), path)
+        put_bytes_atomic(cache.filesystem, damage(payload, offset), path)
         try:
             read = cache.read_entry(entry)
         except InvalidAnalysisData:
