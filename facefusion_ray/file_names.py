@@ -16,3 +16,13 @@ def safe_file_name(text: str) -> str:
     if name.startswith("~"):
         name = REPLACEMENT + name[1:]
     return name
+
+
+def stays_in_pattern_folder(pattern: str, output: str) -> bool:
+    """False when filling `pattern`'s fields (format specs included) added a path component,
+    a `.` or `..` component or a leading `~` that the pattern does not have itself."""
+    literal, formatted = pattern.split("/"), output.split("/")
+    if len(literal) != len(formatted) or (output[:1] == "~" != pattern[:1]):
+        return False
+    pairs = zip(literal, formatted, strict=True)
+    return not any(part in (".", "..") and part != fixed for fixed, part in pairs)

@@ -43,7 +43,7 @@ from facefusion_ray.cli.swap_options import (
 )
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.errors import SettingsError
-from facefusion_ray.file_names import safe_file_name
+from facefusion_ray.file_names import safe_file_name, stays_in_pattern_folder
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.filesystem import redact
@@ -345,13 +345,7 @@ def _renders(
 
 
 def _check_contained(pattern: str, output: str, where: str) -> None:
-    """Fields (and their format specs) may not add path components, `.`, `..` or a leading `~`:
-    the output stays in the folder the pattern names."""
-    literal, formatted = pattern.split("/"), output.split("/")
-    escapes = len(literal) != len(formatted) or (output[:1] == "~" != pattern[:1])
-    pairs = zip(literal, formatted, strict=False)
-    escapes = escapes or any(part in (".", "..") and part != fixed for fixed, part in pairs)
-    if escapes:
+    if not stays_in_pattern_folder(pattern, output):
         raise SettingsError(
             redact(f"{where}: output pattern {pattern!r} gives {output!r}, outside its folder")
         )
