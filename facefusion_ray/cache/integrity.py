@@ -26,6 +26,8 @@ _UNKNOWN_FRAME_SIDE = 100_000
 # Faces may extend beyond the frame (a cropped head); not by more than a frame on any side.
 _MARGIN_FRAMES = 1.0
 _COORDINATE_FIELDS = ("bbox", "landmarks_5", "landmarks_68")
+# Face field name -> (validity per face, float32 values per face, invalid rows zeroed).
+FaceFields = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 class DamagedChunk(InvalidAnalysisData):
@@ -50,31 +52,37 @@ def check_sealed(table: pa.Table) -> tuple[int, int]:
     if len(stored) != 64:
         raise DamagedChunk("no content checksum")
     try:
-        actual = content_digest(table)
+        fields = face_fields(table)
+        actual = content_digest(table, fields)
     except (pa.ArrowException, ValueError) as error:  # undecodable strings, broken offsets
         raise DamagedChunk(f"undecodable content ({type(error).__name__})") from None
     if actual != stored:
         raise DamagedChunk(f"content checksum {actual[:12]} differs from stored {stored[:12]}")
     size = _frame_size(metadata.get(METADATA_FRAME_SIZE, b""))
-    check_values(table, size)
+    check_values(fields, size)
     return size
 
 
-def content_digest(table: pa.Table) -> str:
-    """SHA-256 over every column's values, validity and face counts, in a fixed layout."""
+def content_digest(table: pa.Table, fields: FaceFields | None = None) -> str:
+    """SHA-256 over every column's values, validity and face counts, in a fixed layout;
+    `fields` are the table's `face_fields` when the caller has them already."""
     digest = hashlib.sha256(str(table.num_rows).encode())
     for name in _STRING_COLUMNS:
         digest.update(json.dumps(table.column(name).to_pylist()).encode())
     digest.update(_int64_bytes(table.column("frame_index").to_numpy()))
     faces = table.column("faces").combine_chunks()
     digest.update(_int64_bytes(faces.value_lengths().fill_null(-1).to_numpy()))
-    structs = faces.flatten()
-    for field in structs.type:
-        valid, values = field_values(structs, field.name)
-        digest.update(field.name.encode())
+    for name, (valid, values) in (fields or face_fields(table)).items():
+        digest.update(name.encode())
         digest.update(valid.tobytes())
         digest.update(values.astype("<f4").tobytes())
     return digest.hexdigest()
+
+
+def face_fields(table: pa.Table) -> FaceFields:
+    """Every face field of the table, in schema order, as `field_values` gives it."""
+    structs = table.column("faces").combine_chunks().flatten()
+    return {field.name: field_values(structs, field.name) for field in structs.type}
 
 
 def field_values(structs: pa.StructArray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -93,22 +101,20 @@ def field_values(structs: pa.StructArray, name: str) -> tuple[np.ndarray, np.nda
     return valid, values
 
 
-def check_values(table: pa.Table, frame_size: tuple[int, int]) -> None:
+def check_values(fields: FaceFields, frame_size: tuple[int, int]) -> None:
     """Every number finite; coordinates within a frame's margin of the frame."""
     width, height = frame_size
     if not width or not height:
         width = height = _UNKNOWN_FRAME_SIDE
     low = -_MARGIN_FRAMES * np.array([width, height], np.float32)
     high = (1 + _MARGIN_FRAMES) * np.array([width, height], np.float32)
-    structs = table.column("faces").combine_chunks().flatten()
-    for field in structs.type:
-        _, values = field_values(structs, field.name)
+    for name, (_, values) in fields.items():
         if not np.isfinite(values).all():
-            raise DamagedChunk(f"{field.name} holds values that are not finite")
-        if field.name in _COORDINATE_FIELDS:
+            raise DamagedChunk(f"{name} holds values that are not finite")
+        if name in _COORDINATE_FIELDS:
             points = values.reshape(-1, 2)
             if ((points < low) | (points > high)).any():
-                raise DamagedChunk(f"{field.name} lies outside the {width}x{height} frame")
+                raise DamagedChunk(f"{name} lies outside the {width}x{height} frame")
 
 
 def _frame_size(text: bytes) -> tuple[int, int]:
