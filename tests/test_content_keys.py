@@ -58,6 +58,7 @@ ALTERNATIVES: dict[str, object] = {
     "manifest_path": "/elsewhere/manifest.json",
     "analysis_cache": "/elsewhere/analysis",
     "use_analysis_cache": False,
+    "max_pixels": 100_000_000,
 }
 # Settings some alternatives need besides their own value.
 COMPANIONS: dict[str, dict[str, object]] = {

@@ -13,9 +13,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "facefusion_ray"
 # Each top-level package or module of facefusion_ray, by layer (index = height).
 LAYERS: list[set[str]] = [
-    {"errors", "paths", "atomic_files", "option_scopes"},
+    {"errors", "paths", "atomic_files", "option_scopes", "file_names"},
     {"assets", "storage"},
-    {"media", "zoo", "inference"},
+    {"media", "zoo", "inference", "log_redaction"},
     {"analysis"},
     {"cache", "processors", "settings", "sample_media"},
     {"pipeline", "comparison"},

@@ -26,10 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from facefusion_ray.atomic_files import PRIVATE_FILE_MODE, make_private_folders
+from facefusion_ray.cache.integrity import check_sealed, seal
 from facefusion_ray.cache.schema import (
     SCHEMA_VERSION,
     FrameAnalysis,
     InvalidAnalysisData,
+    check_schema,
     parquet_to_table,
     records_to_table,
     table_to_parquet,
@@ -54,8 +57,6 @@ ACCESS_INDEX_NAME = "access.json"
 DEFAULT_ACCESS_UPDATE_INTERVAL_SECONDS = 60.0
 _CHUNK_NAME = re.compile(r"^(\d{10})-(\d{10})\.parquet$")
 _VERSION_FOLDER = re.compile(r"^v(\d+)$")
-_PRIVATE_FILE_MODE = 0o600
-_PRIVATE_FOLDER_MODE = 0o700
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +108,15 @@ class AnalysisCache:
         return join(self.root, f"v{SCHEMA_VERSION}", analysis_key, video_fingerprint)
 
     def write(
-        self, video_fingerprint: str, analysis_key: str, records: Sequence[FrameAnalysis]
+        self,
+        video_fingerprint: str,
+        analysis_key: str,
+        records: Sequence[FrameAnalysis],
+        frame_size: tuple[int, int] | None = None,
     ) -> str:
         """Store contiguous frames as one chunk and return its path. Atomic: readers and
-        concurrent writers of the same range see one whole file, never a torn one."""
+        concurrent writers of the same range see one whole file, never a torn one.
+        `frame_size` (width, height) bounds the coordinates a reader accepts back."""
         if not records:
             raise ValueError("no frames to write")
         start = records[0].frame_index
@@ -118,7 +124,8 @@ class AnalysisCache:
             raise ValueError("cached frames must be contiguous and in order")
         _check_path_part(video_fingerprint, "video fingerprint")
         _check_path_part(analysis_key, "analysis key")
-        payload = table_to_parquet(records_to_table(video_fingerprint, analysis_key, records))
+        table = seal(records_to_table(video_fingerprint, analysis_key, records), frame_size)
+        payload = table_to_parquet(table)
         folder = self.folder(analysis_key, video_fingerprint)
         path = join(folder, chunk_file_name(start, start + len(records)))
         self._put(payload, path)
@@ -178,6 +185,8 @@ class AnalysisCache:
     ) -> list[FrameAnalysis]:
         """The chunk's frames after every check; raises InvalidAnalysisData for a bad chunk."""
         table = parquet_to_table(read_bytes(self.filesystem, entry.path))
+        check_schema(table.schema)
+        check_sealed(table)
         if table.num_rows != entry.end - entry.start:
             raise InvalidAnalysisData(
                 f"{table.num_rows} rows where the name promises {entry.end - entry.start}"
@@ -326,11 +335,11 @@ class AnalysisCache:
         if not self.is_local:
             put_bytes_atomic(self.filesystem, payload, path)
             return
-        _make_private_folders(Path(path).parent)
+        make_private_folders(Path(path).parent)
         put_bytes_atomic(self.filesystem, payload, path)
         # put_bytes_atomic leaves files readable for the shared model store; embeddings are
         # biometric, and the 0700 folders keep the file private until this chmod.
-        os.chmod(path, _PRIVATE_FILE_MODE)
+        os.chmod(path, PRIVATE_FILE_MODE)
 
 
 def _check_path_part(value: str, what: str) -> None:
@@ -345,19 +354,6 @@ def _modified_seconds(info: Mapping[str, Any]) -> float:
     if isinstance(modified, int | float):
         return float(modified)
     return 0.0
-
-
-def _make_private_folders(folder: Path) -> None:
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for path in reversed(missing):
-        try:
-            path.mkdir(mode=_PRIVATE_FOLDER_MODE)
-        except FileExistsError:
-            continue
-        path.chmod(_PRIVATE_FOLDER_MODE)
 
 
 def _remove_empty_folder(folder: Path) -> None:

@@ -43,10 +43,11 @@ from facefusion_ray.cli.swap_options import (
 )
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.errors import SettingsError
+from facefusion_ray.file_names import safe_file_name, stays_in_pattern_folder
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.filesystem import redact
-from facefusion_ray.storage.locations import expand_glob, is_remote
+from facefusion_ray.storage.locations import expand_glob, is_remote, same_location
 
 SPEC_KEYS = (
     "targets",
@@ -315,11 +316,13 @@ def _renders(
     for target in targets:
         for sources in source_sets:
             target_name, source_name = _file_name(target), _file_name(sources[0])
-            fields = {
-                "target_stem": _stem(target_name),
-                "source_stem": _stem(source_name),
-                "target_name": target_name,
-                "source_name": source_name,
+            # Names come from folders and buckets others fill: each field is reduced to one
+            # safe file name, so no output leaves the folder its pattern names.
+            fields: dict[str, str | int] = {
+                "target_stem": safe_file_name(_stem(target_name)),
+                "source_stem": safe_file_name(_stem(source_name)),
+                "target_name": safe_file_name(target_name),
+                "source_name": safe_file_name(source_name),
                 "index": len(renders),
             }
             try:
@@ -328,6 +331,7 @@ def _renders(
                 raise SettingsError(
                     f"{where}: output pattern {output_pattern!r}: {error}"
                 ) from None
+            _check_contained(output_pattern, output, where)
             renders.append(
                 RenderRequest(
                     target=target,
@@ -340,10 +344,17 @@ def _renders(
     return renders
 
 
+def _check_contained(pattern: str, output: str, where: str) -> None:
+    if not stays_in_pattern_folder(pattern, output):
+        raise SettingsError(
+            redact(f"{where}: output pattern {pattern!r} gives {output!r}, outside its folder")
+        )
+
+
 def _check_outputs(renders: Sequence[RenderRequest], where: str) -> None:
     writers: dict[str, RenderRequest] = {}
     for render in renders:
-        if render.output in (render.target, *render.sources):
+        if any(same_location(render.output, i) for i in (render.target, *render.sources)):
             raise SettingsError(
                 redact(f"{where}: render {render.name!r} would overwrite its input {render.output}")
             )

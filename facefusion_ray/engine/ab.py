@@ -30,7 +30,7 @@ from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.media import probe_media
 from facefusion_ray.pipeline.job_models import JobModels
 from facefusion_ray.pipeline.model_loading import load_analyser, load_recognizer
-from facefusion_ray.pipeline.render_request import RenderRequest
+from facefusion_ray.pipeline.render_request import RenderRequest, check_output_is_not_an_input
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import is_remote, stage_input
 
@@ -86,6 +86,8 @@ def run_ab(
         RenderRequest(target, (source,), str(output), settings, name=safe_stem(source))
         for source, output in zip(sources, outputs, strict=True)
     ]
+    for request in requests:
+        check_output_is_not_an_input(request)
     job = run_job(requests, replace(options, landmark_samples=SAMPLED_FRAMES))
     write_job_report(job, output_dir / JOB_REPORT_NAME)
     storage_options = dict(options.storage_options)

@@ -10,7 +10,7 @@ from facefusion_ray.engine.job_report import FAILED
 from facefusion_ray.engine.render_plan import NO_FACE_NOTE, finish_report
 from facefusion_ray.errors import FaceFusionRayError, SettingsError
 from facefusion_ray.pipeline.render_preparation import driver_models, prepare_render
-from facefusion_ray.pipeline.render_request import RenderRequest
+from facefusion_ray.pipeline.render_request import RenderRequest, check_output_is_not_an_input
 from facefusion_ray.pipeline.sequential import render_video_sequential
 from facefusion_ray.pipeline.still_image import render_still_image
 from facefusion_ray.pipeline.swap_report import SwapReport, write_report
@@ -59,6 +59,7 @@ def run_swap(
     request = RenderRequest(
         str(target), tuple(str(source) for source in sources), str(output), settings
     )
+    check_output_is_not_an_input(request)
     if sequential:
         report = run_sequential(request, dict(storage_options))
         logger.info(report.summary())

@@ -32,6 +32,7 @@ from facefusion_ray.media.frame_sampling import sample_frame_indices
 from facefusion_ray.pipeline.output_assembly import assemble_output
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.storage.locations import is_remote, publish_output
+from facefusion_ray.storage.published import local_sha256, published_identity
 
 logger = logging.getLogger(__name__)
 
@@ -244,12 +245,13 @@ def assemble(video: VideoRender, options: JobOptions) -> None:
             with tempfile.TemporaryDirectory(prefix="facefusion-ray-output-") as scratch:
                 local = Path(scratch) / Path(output).name
                 assemble_output(segments, prepared.target, prepared.info, local, prepared.report)
-                size = local.stat().st_size
+                sha256 = local_sha256(local)
                 publish_output(local, output, storage_options)
         else:
             assemble_output(segments, prepared.target, prepared.info, Path(output), prepared.report)
-            size = Path(output).stat().st_size
-    video.segments.record_published(output, size, published_counts(prepared.report))
+            sha256 = local_sha256(Path(output))
+    identity = published_identity(output, sha256, storage_options)
+    video.segments.record_published(output, identity, published_counts(prepared.report))
     video.segments.discard_segments()
     finish_report(prepared)
     logger.info(prepared.report.summary())

@@ -71,7 +71,8 @@ def iter_decoded_frames(
 
 def _image_frames(path: str | os.PathLike[str], count: int) -> Iterator[DecodedFrame]:
     if count:
-        pixels = np.ascontiguousarray(read_image(path))
+        # `info` comes from probe_media, which held the image to the job's pixel limit.
+        pixels = np.ascontiguousarray(read_image(path, max_pixels=None))
         yield DecodedFrame(pixels, pixels.data, "bgr24")
 
 

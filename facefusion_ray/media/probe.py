@@ -22,6 +22,7 @@ import numpy as np
 from facefusion_ray.errors import MediaError
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess, meaningful_stderr_line
 from facefusion_ray.media.images import decode_image_file, ensure_readable_file
+from facefusion_ray.media.pixel_limit import DEFAULT_MAX_PIXELS, check_pixels, video_header_size
 
 MediaKind = Literal["video", "image"]
 
@@ -234,16 +235,24 @@ def _is_cover_art(stream_details: str) -> bool:
     return "(attached pic)" in stream_details or "thumbnail" in stream_details
 
 
-def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
-    """Probe a video or image file; MediaError for anything that is not readable media."""
+def probe_media(
+    path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> MediaInfo:
+    """Probe a video or image file; MediaError for anything that is not readable media, or
+    whose header claims more than `max_pixels` pixels per frame (None: no limit)."""
     header = read_container_header(path)
     if header.is_image:
-        return _probe_image(path, header)
+        return _probe_image(path, header, max_pixels)
+    size = video_header_size(header.video_details or "")
+    if size is not None and max_pixels is not None:
+        check_pixels(*size, max_pixels, os.fspath(path))
     return _probe_video(path, header)
 
 
-def _probe_image(path: str | os.PathLike[str], header: ContainerHeader) -> MediaInfo:
-    image = decode_image_file(path)
+def _probe_image(
+    path: str | os.PathLike[str], header: ContainerHeader, max_pixels: int | None
+) -> MediaInfo:
+    image = decode_image_file(path, max_pixels)
     if image is None:
         raise MediaError(f"unsupported or corrupt image: {path}")
     height, width = image.shape[:2]

@@ -14,6 +14,7 @@ from facefusion_ray.errors import MediaError
 from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.inference.session_factory import SessionFactory
 from facefusion_ray.media import MediaInfo, probe_media
+from facefusion_ray.media.pixel_limit import check_image_file
 from facefusion_ray.pipeline.cached_analysis import CachePlan
 from facefusion_ray.pipeline.content_keys import analysis_key, render_key
 from facefusion_ray.pipeline.identity_map import build_identity_map
@@ -59,9 +60,11 @@ def prepare_render(
     started = time.perf_counter()
     settings = request.settings
     target = stage_input(request.target, storage_options)
-    info = probe_media(target)
+    info = probe_media(target, settings.max_pixels)
     check_output_location(request.output, info)
     sources = [stage_input(source, storage_options) for source in request.sources]
+    for source in sources:  # from the header, before any source is decoded
+        check_image_file(source, settings.max_pixels)
     plan = models.plan_for(settings)
     sessions = models.sessions_for(settings)
     calls_before = {model: int(usage["calls"]) for model, usage in sessions.stats().items()}

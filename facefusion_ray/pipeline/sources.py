@@ -49,7 +49,7 @@ def prepare_source_identity(
     aligned: AlignedSource | None = None
     embeddings: list[np.ndarray] = []
     for path in paths:
-        image = read_image(path)
+        image = read_image(path, max_pixels=None)  # checked by prepare_render
         faces = detector.detect(image)
         face = largest_face(faces)
         if face is None:

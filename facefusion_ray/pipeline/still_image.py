@@ -25,7 +25,7 @@ def render_still_image(prepared: PreparedRender, storage_options: dict[str, str]
         prepared.reference,
         prepared.identity_map,
     )
-    frame = read_image(prepared.target)
+    frame = read_image(prepared.target, max_pixels=None)  # checked by prepare_render
     outcome = pipeline.process(frame)
     if is_remote(request.output):
         with tempfile.TemporaryDirectory(prefix="facefusion-ray-output-") as scratch:

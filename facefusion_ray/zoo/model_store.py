@@ -24,7 +24,6 @@ import dataclasses
 import hashlib
 import logging
 import os
-import re
 import tempfile
 import time
 from collections.abc import Collection, Iterator, Mapping
@@ -47,7 +46,6 @@ from facefusion_ray.storage import (
     object_size,
     open_filesystem,
     put_atomic,
-    read_bytes,
     redact,
     sha256_of_object,
 )
@@ -65,7 +63,6 @@ from facefusion_ray.zoo.preparation import (
     SIDECAR_SUFFIX,
     Recipe,
     get_recipe,
-    is_prepared_intact,
     sidecar_path,
     write_prepared_model,
     write_prepared_variant,
@@ -82,7 +79,6 @@ logger = logging.getLogger(__name__)
 
 STORE_ENV = "FACEFUSION_RAY_MODEL_STORE"
 SYMBOLIC_SPATIAL = "symbolic_spatial"  # manifest parameter: prepare with symbolic height/width
-_SHA256_TEXT = re.compile(r"[0-9a-f]{64}")
 
 
 def default_store_url() -> str:
@@ -288,11 +284,12 @@ class ModelStore:
         sha256 = self._pinned_sha256(spec) or self.pull(model_id).source_sha256
         prepared = self._prepared_file(spec, sha256, variant)
         target = self._node_prepared_path(model_id, prepared.name)
-        if is_prepared_intact(target):
+        # The node copy is checked against the lock file's pin, not the sidecar beside it.
+        if _has_sha256(target, self._prepared_pin(spec, prepared.name)):
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{target}.lock"):
-            if is_prepared_intact(target):
+            if _has_sha256(target, self._prepared_pin(spec, prepared.name)):
                 return target  # another process on this node copied it while we waited
             if target.exists():
                 logger.warning(
@@ -325,8 +322,8 @@ class ModelStore:
         )
 
     def verify(self, model_id: str) -> VerifyResult:
-        """Re-hash the model's objects in the store (source against its pin, prepared files
-        against their sidecars). Nothing is fetched, nothing is changed."""
+        """Re-hash the model's objects in the store against their pins in the lock file (the
+        source's, and each prepared file's). Nothing is fetched, nothing is changed."""
         spec = self.manifest.model(model_id)
         sha256 = self._pinned_sha256(spec)
         if sha256 is None:
@@ -336,9 +333,11 @@ class ModelStore:
                 model_id, (ObjectCheck("source", location, None, None, None, problem),)
             )
         checks = [self._check_object("source", self._source_key(spec, sha256), sha256)]
+        lock = read_lock(self._filesystem, self._root)
         for prepared in self._prepared_files(spec, sha256):
             key = self._prepared_key(model_id, prepared.name)
-            checks.append(self._check_object(prepared.label, key, self._read_sidecar(key)))
+            pin = self._prepared_pin(spec, prepared.name, lock)
+            checks.append(self._check_object(prepared.label, key, pin))
         return VerifyResult(model_id, tuple(checks))
 
     def pinned_sha256s(self, model_ids: Collection[str]) -> dict[str, str]:
@@ -481,21 +480,26 @@ class ModelStore:
         self, spec: ModelSpec, sha256: str, local_source: Path | None, repair: bool
     ) -> list[str]:
         built: list[str] = []
+        lock = read_lock(self._filesystem, self._root)
         for prepared in self._prepared_files(spec, sha256):
             key = self._prepared_key(spec.model_id, prepared.name)
-            if self._prepared_object_in_store(key, check_hashes=repair):
+            pin = self._prepared_pin(spec, prepared.name, lock)
+            if self._prepared_object_in_store(key, pin, check_hashes=repair):
                 continue
             if local_source is None:
                 try:
                     local_source = self._node_source(spec, sha256)
                 except _CorruptedStoreObject as corrupted:
                     raise corrupted.refusal(spec.model_id) from None
-            self._build_and_store(local_source, prepared, key)
+            self._pin_prepared(
+                spec, prepared.name, self._build_and_store(local_source, prepared, key)
+            )
             built.append(prepared.name)
         return built
 
-    def _prepared_object_in_store(self, key: str, check_hashes: bool) -> bool:
-        expected = self._read_sidecar(key)
+    def _prepared_object_in_store(self, key: str, expected: str | None, check_hashes: bool) -> bool:
+        """True when the object is there (and, checked, has the lock file's pin). An object
+        without a pin (built by an older release) is built again and pinned."""
         if expected is None or not exists(self._filesystem, key):
             return False
         if not check_hashes:
@@ -512,7 +516,8 @@ class ModelStore:
         )
         return False
 
-    def _build_and_store(self, local_source: Path, prepared: _PreparedFile, key: str) -> None:
+    def _build_and_store(self, local_source: Path, prepared: _PreparedFile, key: str) -> str:
+        """Build, store with its sidecar, and return the prepared file's SHA-256."""
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix=".build-", dir=self._staging()) as folder:
             destination = Path(folder) / prepared.name
@@ -534,27 +539,57 @@ class ModelStore:
             # The sidecar goes last: its presence says the object beside it is complete.
             put_atomic(self._filesystem, destination, key)
             put_atomic(self._filesystem, sidecar_path(destination), key + SIDECAR_SUFFIX)
+            digest = file_sha256(destination)
         logger.info(
             "built and stored %s in %.2f s",
             describe_location(self._filesystem, key),
             time.perf_counter() - started,
         )
+        return digest
+
+    def _pin_prepared(self, spec: ModelSpec, name: str, sha256: str) -> None:
+        entry = read_lock(self._filesystem, self._root).get(spec.model_id)
+        if entry is None:
+            raise ModelError(f"model {spec.model_id} has no entry in {LOCK_FILE_NAME}")
+        if entry.prepared_sha256(name) != sha256:
+            record_lock_entry(
+                self._filesystem, self._root, spec.model_id, entry.with_prepared(name, sha256)
+            )
+
+    def _prepared_pin(
+        self, spec: ModelSpec, name: str, lock: Mapping[str, LockEntry] | None = None
+    ) -> str | None:
+        entries = lock if lock is not None else read_lock(self._filesystem, self._root)
+        entry = entries.get(spec.model_id)
+        if entry is None or entry.file != spec.source.file:
+            return None
+        return entry.prepared_sha256(name)
+
+    def _required_pin(self, spec: ModelSpec, name: str) -> str:
+        pin = self._prepared_pin(spec, name)
+        if pin is None:
+            raise ModelError(
+                f"model {spec.model_id}: {name} is not pinned in {LOCK_FILE_NAME}; run "
+                "`facefusion-ray models pull --repair`"
+            )
+        return pin
 
     def _copy_prepared_to_node(
         self, spec: ModelSpec, sha256: str, prepared: _PreparedFile, target: Path, repair: bool
     ) -> None:
         key = self._prepared_key(spec.model_id, prepared.name)
-        if not self._prepared_object_in_store(key, check_hashes=False):
+        pin = self._prepared_pin(spec, prepared.name)
+        if not self._prepared_object_in_store(key, pin, check_hashes=False):
             self.pull(spec.model_id, repair=repair)
         try:
-            expected = self._required_sidecar(key)
+            expected = self._required_pin(spec, prepared.name)
             self._copy_verified(key, target, expected)
         except _CorruptedStoreObject as corrupted:
             if not repair:
                 raise corrupted.refusal(spec.model_id) from None
             logger.warning("%s; repairing it from the sources", corrupted)
             self.pull(spec.model_id, repair=True)
-            expected = self._required_sidecar(key)
+            expected = self._required_pin(spec, prepared.name)
             try:
                 self._copy_verified(key, target, expected)
             except _CorruptedStoreObject as still_corrupted:
@@ -646,27 +681,10 @@ class ModelStore:
         except ObjectNotFoundError:
             return ObjectCheck(label, location, expected, None, None, "missing")
         if expected is None:
-            return ObjectCheck(label, location, None, None, size, f"no {SIDECAR_SUFFIX} sidecar")
+            return ObjectCheck(label, location, None, None, size, f"not pinned in {LOCK_FILE_NAME}")
         actual = sha256_of_object(self._filesystem, key)
         problem = None if actual == expected else f"sha256 {actual}, expected {expected}"
         return ObjectCheck(label, location, expected, actual, size, problem)
-
-    def _read_sidecar(self, key: str) -> str | None:
-        try:
-            text = read_bytes(self._filesystem, key + SIDECAR_SUFFIX).decode("ascii", "replace")
-        except ObjectNotFoundError:
-            return None
-        words = text.split()
-        return words[0] if words and _SHA256_TEXT.fullmatch(words[0]) else None
-
-    def _required_sidecar(self, key: str) -> str:
-        expected = self._read_sidecar(key)
-        if expected is None:
-            location = describe_location(self._filesystem, key + SIDECAR_SUFFIX)
-            raise ModelError(
-                f"{location} is missing or damaged; run `facefusion-ray models pull --repair`"
-            )
-        return expected
 
     def _source_key(self, spec: ModelSpec, sha256: str) -> str:
         return join(self._root, "sources", spec.model_id, sha256, spec.source.file)
@@ -713,6 +731,10 @@ def prepared_model_path(spec: ModelSpec, variant: str | None = None) -> Path:
 
 def _variant_label(name: str) -> str:
     return f"variant {name}"
+
+
+def _has_sha256(path: Path, expected: str | None) -> bool:
+    return expected is not None and path.is_file() and file_sha256(path) == expected
 
 
 def _write_text_atomically(target: Path, text: str) -> None:
