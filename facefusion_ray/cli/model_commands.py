@@ -13,7 +13,8 @@ from facefusion_ray.cli.swap_options import add_storage_option_argument
 from facefusion_ray.errors import ModelError
 from facefusion_ray.storage import parse_storage_options
 from facefusion_ray.zoo.facefusion_import import FolderImport, import_facefusion_folder
-from facefusion_ray.zoo.model_store import ModelStatus, ModelStore
+from facefusion_ray.zoo.model_store import ModelStore
+from facefusion_ray.zoo.store_layout import ModelStatus
 from facefusion_ray.zoo.private_models import add_private_model
 
 EMBEDDED_MODELS = ("yunet", "sface")
