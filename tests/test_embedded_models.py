@@ -30,9 +30,9 @@ from facefusion_ray.zoo import (
     resolve_model_path,
     resolve_source_path,
 )
+from facefusion_ray.zoo.graph_rewrites import dequantize
 from facefusion_ray.zoo.manifest import default_manifest_path
 from facefusion_ray.zoo.preparation import (
-    dequantize,
     get_recipe,
     is_prepared_intact,
     write_prepared_model,
