@@ -1,0 +1,237 @@
+"""Stand-in models for the FaceFusion parity tests, written with each model's exact contract.
+
+Their outputs depend on the positions and values of their inputs, so that a wrong crop,
+template, normalisation, channel order, mask or paste-back in either program shows up as a
+pixel difference: the swapper reverses the colour channels of its crop and adds a ramp across
+the crop plus a shift from the source embedding; the recognizer pools a 4x4 grid of colours
+through one dense layer. The models that only gate or classify (the NSFW trio, fairface) give
+fixed answers: safe content, one gender/age/race. Every file is marked as a stand-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from benchmarks.standin_models import build_recognizer
+from tests.standin_models import save_standin_model
+
+PRODUCER = "facefusion-ray parity stand-in"
+EMBEDDING_SIZE = 512
+
+
+class _Graph:
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+
+    def constant(self, name: str, value: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(value, name))
+        return name
+
+    def node(self, op_type: str, inputs: list[str], output: str | None = None, **attrs) -> str:
+        name = output or f"{op_type.lower()}_{len(self.nodes)}"
+        self.nodes.append(helper.make_node(op_type, inputs, [name], **attrs))
+        return name
+
+
+def _image(name: str, size: int, channels: int = 3) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, channels, size, size])
+
+
+def _save(graph: _Graph, inputs, outputs, path: Path, imitates: str, what: str) -> Path:
+    proto = helper.make_graph(
+        graph.nodes, f"{imitates}_parity", inputs, outputs, graph.initializers
+    )
+    return save_standin_model(proto, path, imitates, what, producer=PRODUCER)
+
+
+def build_swapper(
+    path: Path,
+    imitates: str,
+    size: int,
+    source_length: int = EMBEDDING_SIZE,
+    emap: bool = False,
+    seed: int = 15,
+) -> Path:
+    """A swapper with `target` (1x3xSxS) and `source` (1xN) in, `output` (1x3xSxS):
+    0.6 * target with channels reversed + 0.25 * a diagonal ramp + 0.15 * sigmoid(source row),
+    so channel order, crop position and the source embedding all change the pixels. With
+    `emap`, an inswapper-style 512x512 emap is the graph's last initializer."""
+    rng = np.random.default_rng(seed)
+    graph = _Graph()
+    reverse = graph.constant("reverse", np.array([2, 1, 0], np.int64))
+    flipped = graph.node("Gather", ["target", reverse], axis=1)
+    ramp_values = np.add.outer(np.arange(size), np.arange(size)).astype(np.float32)
+    ramp = ramp_values / ramp_values.max() * np.array([1.0, 0.5, 0.25], np.float32)[:, None, None]
+    weight = (rng.standard_normal((source_length, 3)) * 4 / np.sqrt(source_length)).astype(
+        np.float32
+    )
+    shift = graph.node("Sigmoid", [graph.node("MatMul", ["source", graph.constant("w", weight)])])
+    axes = graph.constant("axes", np.array([2, 3], np.int64))
+    shift = graph.node("Unsqueeze", [shift, axes])
+    mixed = graph.node(
+        "Add",
+        [
+            graph.node("Mul", [flipped, graph.constant("a", np.array(0.6, np.float32))]),
+            graph.constant("ramp", (0.25 * ramp[None]).astype(np.float32)),
+        ],
+    )
+    shifted = graph.node("Mul", [shift, graph.constant("b", np.array(0.15, np.float32))])
+    graph.node("Add", [mixed, shifted], "output")
+    if emap:
+        emap_values = rng.standard_normal((EMBEDDING_SIZE, EMBEDDING_SIZE)) / np.sqrt(512)
+        graph.constant("emap", emap_values.astype(np.float32))
+    source = helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, source_length])
+    return _save(
+        graph,
+        [_image("target", size), source],
+        [_image("output", size)],
+        path,
+        imitates,
+        "channels reversed plus a ramp plus a source shift; NOT the real model",
+    )
+
+
+def build_arcface(path: Path) -> Path:
+    return build_recognizer(path, seed=11)
+
+
+def build_constant(
+    path: Path,
+    imitates: str,
+    input_shape: list[int],
+    outputs: list[tuple[str, list[int], float | int]],
+) -> Path:
+    """Outputs of fixed value (int64 where the value is an int) that still read the input,
+    for models whose answers only gate or label (NSFW: safe; fairface: one class)."""
+    graph = _Graph()
+    mean = graph.node("ReduceMean", ["input"], keepdims=0)
+    zero = graph.node("Mul", [mean, graph.constant("zero", np.array(0.0, np.float32))])
+    infos = []
+    for name, shape, value in outputs:
+        filled = np.full(shape, value, np.float32)
+        result = graph.node("Add", [zero, graph.constant(f"{name}_value", filled)])
+        if isinstance(value, int):
+            graph.node("Cast", [result], name, to=TensorProto.INT64)
+            infos.append(helper.make_tensor_value_info(name, TensorProto.INT64, shape))
+        else:
+            graph.node("Identity", [result], name)
+            infos.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, input_shape)]
+    return _save(graph, inputs, infos, path, imitates, "fixed answers; NOT the real model")
+
+
+def build_fan_68_5(path: Path) -> Path:
+    """68 points as fixed blends of the 5 (each row of the blend sums to 1), so the estimate
+    follows the face and keeps its angle."""
+    rng = np.random.default_rng(17)
+    blend = rng.dirichlet(np.ones(5), size=68).astype(np.float32)
+    graph = _Graph()
+    graph.node("MatMul", [graph.constant("blend", blend), "input"], "output")
+    return _save(
+        graph,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 5, 2])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 68, 2])],
+        path,
+        "fan_68_5",
+        "fixed blends of the five points; NOT the real model",
+    )
+
+
+def build_2dfan4(path: Path, heat: float) -> Path:
+    """2dfan4's contract (input 1x3x256x256; landmarks 1x68x3 on a 64 grid, heatmaps
+    1x68x64x64): points on a fixed face layout moved by the crop's mean colour, heatmaps of
+    peak `heat` (FaceFusion's score is mean peak / 0.9: 0.2 stays below the 0.5 threshold)."""
+    rng = np.random.default_rng(19)
+    layout = np.stack([rng.uniform(16, 48, 68), rng.uniform(14, 50, 68)], axis=1)
+    graph = _Graph()
+    means = graph.node("Flatten", [graph.node("GlobalAveragePool", ["input"])])
+    move = (rng.standard_normal((3, 68 * 2)) * 6).astype(np.float32)
+    offsets = graph.node(
+        "Reshape",
+        [
+            graph.node("MatMul", [means, graph.constant("move", move)]),
+            graph.constant("points_shape", np.array([1, 68, 2], np.int64)),
+        ],
+    )
+    points = graph.node("Add", [offsets, graph.constant("layout", layout[None].astype(np.float32))])
+    confidence = graph.node(
+        "Add",
+        [
+            graph.node(
+                "Slice",
+                [
+                    points,
+                    graph.constant("start", np.array([0], np.int64)),
+                    graph.constant("end", np.array([1], np.int64)),
+                    graph.constant("axis", np.array([2], np.int64)),
+                ],
+            ),
+            graph.constant("one", np.array(1.0, np.float32)),
+        ],
+    )
+    graph.node("Concat", [points, confidence], "landmarks", axis=2)
+    heatmap = np.full((1, 68, 64, 64), heat / 2, np.float32)
+    heatmap[:, :, 32, 32] = heat
+    zero = graph.node(
+        "Mul",
+        [
+            graph.node("ReduceMean", ["input"], keepdims=0),
+            graph.constant("zero", np.array(0.0, np.float32)),
+        ],
+    )
+    graph.node("Add", [zero, graph.constant("heat", heatmap)], "heatmaps")
+    return _save(
+        graph,
+        [_image("input", 256)],
+        [
+            helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, [1, 68, 3]),
+            helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, [1, 68, 64, 64]),
+        ],
+        path,
+        "2dfan4",
+        f"fixed layout moved by the crop's colour, heat {heat}; NOT the real model",
+    )
+
+
+def content_analyser_standins() -> dict[str, Callable[[Path], Path]]:
+    """FaceFusion's three NSFW models, answering 'safe', and fairface."""
+    return {
+        "nsfw_1": lambda path: build_constant(
+            path, "nsfw_1", [1, 3, 640, 640], [("output", [1, 8, 16], 0.0)]
+        ),
+        "nsfw_2": lambda path: build_constant(
+            path, "nsfw_2", [1, 3, 384, 384], [("output", [1, 2], 0.0)]
+        ),
+        "nsfw_3": lambda path: build_constant(
+            path, "nsfw_3", [1, 3, 448, 448], [("output", [1, 4], 0.0)]
+        ),
+        "fairface": lambda path: build_constant(
+            path,
+            "fairface",
+            [1, 3, 224, 224],
+            [("race_id", [1], 0), ("gender_id", [1], 0), ("age_id", [1], 3)],
+        ),
+    }
+
+
+def build_face_parser(path: Path, imitates: str = "bisenet_resnet_34") -> Path:
+    """A face parser's contract (1x3x512x512 in, 19 class maps out): a 1x1 convolution. FaceFusion's
+    pre_check demands it even when no region mask is asked for."""
+    rng = np.random.default_rng(23)
+    graph = _Graph()
+    kernel = graph.constant("kernel", rng.standard_normal((19, 3, 1, 1)).astype(np.float32))
+    graph.node("Conv", ["input", kernel], "output")
+    return _save(
+        graph,
+        [_image("input", 512)],
+        [_image("output", 512, 19)],
+        path,
+        imitates,
+        "a 1x1 convolution; NOT the real model",
+    )
