@@ -54,46 +54,69 @@ def build_swapper(
     path: Path,
     imitates: str,
     size: int,
-    source_length: int = EMBEDDING_SIZE,
     emap: bool = False,
+    mask_output: bool = False,
     seed: int = 15,
 ) -> Path:
-    """A swapper with `target` (1x3xSxS) and `source` (1xN) in, `output` (1x3xSxS):
+    """A swapper with `target` (1x3xSxS) and `source` (1x512) in, `output` (1x3xSxS):
     0.6 * target with channels reversed + 0.25 * a diagonal ramp + 0.15 * sigmoid(source row),
     so channel order, crop position and the source embedding all change the pixels. With
-    `emap`, an inswapper-style 512x512 emap is the graph's last initializer."""
+    `emap`, an inswapper-style 512x512 emap is the graph's last initializer; `mask_output`
+    adds hyperswap's second output (1x1xSxS), which FaceFusion does not read."""
     rng = np.random.default_rng(seed)
     graph = _Graph()
-    reverse = graph.constant("reverse", np.array([2, 1, 0], np.int64))
-    flipped = graph.node("Gather", ["target", reverse], axis=1)
-    ramp_values = np.add.outer(np.arange(size), np.arange(size)).astype(np.float32)
-    ramp = ramp_values / ramp_values.max() * np.array([1.0, 0.5, 0.25], np.float32)[:, None, None]
-    weight = (rng.standard_normal((source_length, 3)) * 4 / np.sqrt(source_length)).astype(
+    mixed = _flipped_with_ramp(graph, "target", size)
+    weight = (rng.standard_normal((EMBEDDING_SIZE, 3)) * 4 / np.sqrt(EMBEDDING_SIZE)).astype(
         np.float32
     )
     shift = graph.node("Sigmoid", [graph.node("MatMul", ["source", graph.constant("w", weight)])])
-    axes = graph.constant("axes", np.array([2, 3], np.int64))
-    shift = graph.node("Unsqueeze", [shift, axes])
-    mixed = graph.node(
+    shift = graph.node("Unsqueeze", [shift, graph.constant("axes", np.array([2, 3], np.int64))])
+    shifted = graph.node("Mul", [shift, graph.constant("b", np.array(0.15, np.float32))])
+    graph.node("Add", [mixed, shifted], "output")
+    outputs = [_image("output", size)]
+    if mask_output:
+        graph.node("ReduceMean", ["output"], "mask", axes=[1], keepdims=1)
+        outputs.append(_image("mask", size, 1))
+    if emap:
+        emap_values = rng.standard_normal((EMBEDDING_SIZE, EMBEDDING_SIZE)) / np.sqrt(512)
+        graph.constant("emap", emap_values.astype(np.float32))
+    source = helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, EMBEDDING_SIZE])
+    return _save(
+        graph,
+        [source, _image("target", size)] if mask_output else [_image("target", size), source],
+        outputs,
+        path,
+        imitates,
+        "channels reversed plus a ramp plus a source shift; NOT the real model",
+    )
+
+
+def build_enhancer(path: Path, imitates: str = "gfpgan_1.4", size: int = 512) -> Path:
+    """An enhancer, `input` (1x3xSxS, in [-1, 1]) to `output`: channels reversed plus a ramp."""
+    graph = _Graph()
+    graph.node("Identity", [_flipped_with_ramp(graph, "input", size)], "output")
+    return _save(
+        graph,
+        [_image("input", size)],
+        [_image("output", size)],
+        path,
+        imitates,
+        "channels reversed plus a ramp; NOT the real model",
+    )
+
+
+def _flipped_with_ramp(graph: _Graph, image: str, size: int) -> str:
+    """0.6 * the image with its channels reversed + 0.25 * a per-channel diagonal ramp."""
+    reverse = graph.constant("reverse", np.array([2, 1, 0], np.int64))
+    flipped = graph.node("Gather", [image, reverse], axis=1)
+    ramp_values = np.add.outer(np.arange(size), np.arange(size)).astype(np.float32)
+    ramp = ramp_values / ramp_values.max() * np.array([1.0, 0.5, 0.25], np.float32)[:, None, None]
+    return graph.node(
         "Add",
         [
             graph.node("Mul", [flipped, graph.constant("a", np.array(0.6, np.float32))]),
             graph.constant("ramp", (0.25 * ramp[None]).astype(np.float32)),
         ],
-    )
-    shifted = graph.node("Mul", [shift, graph.constant("b", np.array(0.15, np.float32))])
-    graph.node("Add", [mixed, shifted], "output")
-    if emap:
-        emap_values = rng.standard_normal((EMBEDDING_SIZE, EMBEDDING_SIZE)) / np.sqrt(512)
-        graph.constant("emap", emap_values.astype(np.float32))
-    source = helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, source_length])
-    return _save(
-        graph,
-        [_image("target", size), source],
-        [_image("output", size)],
-        path,
-        imitates,
-        "channels reversed plus a ramp plus a source shift; NOT the real model",
     )
 
 
