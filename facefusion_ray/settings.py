@@ -30,8 +30,9 @@ class SwapSettings:
     # faces are stored after that choice, so its score shapes the analysis too.
     face_landmarker_model: str | None = declared(None, ANALYSIS)
     face_landmarker_score: float = declared(0.5, ANALYSIS, bounds=(0, 1))
-    # Embeds target faces for the reference and identity-map selectors.
-    face_recognizer_model: str = declared("sface", ANALYSIS)
+    # Embeds target faces for the reference and identity-map selectors; "auto": ArcFace
+    # (arcface_w600k_r50, as FaceFusion) with a neural swapper, SFace with the classic one.
+    face_recognizer_model: str = declared("auto", ANALYSIS)
     # Occlusion mask (xseg_1) for the neural swappers: hands or hair in front stay visible.
     face_occluder_model: str | None = declared(None, PIXELS)
     face_swapper_model: str = declared(CLASSIC_SWAPPER, PIXELS)

@@ -166,15 +166,31 @@ def build_fan_68_5(path: Path) -> Path:
     )
 
 
+# Where a face's 68 points lie on 2dfan4's 64-cell grid (the face box spans about 49 cells
+# around the centre): jaw ends, eye rings, nose tip and mouth corners at plausible places, so
+# the five points derived from them make a sane alignment.
+_LAYOUT_68 = {
+    0: (10.0, 28.0),
+    16: (54.0, 28.0),
+    30: (32.0, 36.0),
+    48: (25.0, 45.0),
+    54: (39.0, 45.0),
+    **{index: (22.0 + 2 * (index - 36) % 6, 26.0 + (index - 36) // 3) for index in range(36, 42)},
+    **{index: (40.0 + 2 * (index - 42) % 6, 26.0 + (index - 42) // 3) for index in range(42, 48)},
+}
+
+
 def build_2dfan4(path: Path, heat: float) -> Path:
     """2dfan4's contract (input 1x3x256x256; landmarks 1x68x3 on a 64 grid, heatmaps
-    1x68x64x64): points on a fixed face layout moved by the crop's mean colour, heatmaps of
+    1x68x64x64): a face layout moved by up to ~2 cells by the crop's mean colour, heatmaps of
     peak `heat` (FaceFusion's score is mean peak / 0.9: 0.2 stays below the 0.5 threshold)."""
     rng = np.random.default_rng(19)
     layout = np.stack([rng.uniform(16, 48, 68), rng.uniform(14, 50, 68)], axis=1)
+    for index, point in _LAYOUT_68.items():
+        layout[index] = point
     graph = _Graph()
     means = graph.node("Flatten", [graph.node("GlobalAveragePool", ["input"])])
-    move = (rng.standard_normal((3, 68 * 2)) * 6).astype(np.float32)
+    move = (rng.standard_normal((3, 68 * 2)) * 2).astype(np.float32)
     offsets = graph.node(
         "Reshape",
         [
@@ -257,4 +273,30 @@ def build_face_parser(path: Path, imitates: str = "bisenet_resnet_34") -> Path:
         path,
         imitates,
         "a 1x1 convolution; NOT the real model",
+    )
+
+
+def build_occluder(path: Path, imitates: str = "xseg_1", size: int = 256) -> Path:
+    """xseg's contract (input 1xSxSx3 in [0, 1], NHWC; output 1xSxSx1): 'visible' rises from
+    the crop's top to its bottom and with the pixel's brightness, so the occlusion edge crosses
+    every face at a place set by both position and colour."""
+    graph = _Graph()
+    brightness = graph.node("ReduceMean", ["input"], axes=[3], keepdims=1)
+    rows = np.linspace(-1.0, 1.5, size, dtype=np.float32)[None, :, None, None]
+    rising = graph.node(
+        "Add",
+        [
+            graph.constant("rows", np.broadcast_to(rows, (1, size, size, 1)).copy()),
+            graph.node("Mul", [brightness, graph.constant("k", np.array(1.5, np.float32))]),
+        ],
+    )
+    graph.node("Sub", [rising, graph.constant("offset", np.array(0.5, np.float32))], "output")
+    info = helper.make_tensor_value_info
+    return _save(
+        graph,
+        [info("input", TensorProto.FLOAT, [1, size, size, 3])],
+        [info("output", TensorProto.FLOAT, [1, size, size, 1])],
+        path,
+        imitates,
+        "a vertical ramp plus brightness; NOT the real model",
     )

@@ -55,7 +55,7 @@ def model_files(landmarker_heat: float) -> dict[str, ModelBuilder]:
         "2dfan4": lambda path: standins.build_2dfan4(path, landmarker_heat),
         "fan_68_5": standins.build_fan_68_5,
         "bisenet_resnet_34": standins.build_face_parser,
-        "xseg_1": from_manifest("xseg_1"),
+        "xseg_1": standins.build_occluder,
         "hyperswap_1a_256": lambda path: standins.build_swapper(
             path, "hyperswap_1a_256", 256, mask_output=True
         ),
@@ -99,6 +99,50 @@ CONFIGURATIONS = (
             "face_mask_padding": (10, 20, 0, 5),
         },
         {"group": 1},
+    ),
+    Configuration(
+        "hyperswap_1a_256", ("--face-selector-mode", "many"), {}, {"small": 6}, "hyperswap_1a_256"
+    ),
+    Configuration(
+        "simswap_256_crossface", ("--face-selector-mode", "many"), {}, {"small": 6}, "simswap_256"
+    ),
+    Configuration(
+        "xseg_1_occlusion",
+        (
+            *("--face-selector-mode", "many", "--face-mask-types", "box", "occlusion"),
+            *("--face-occluder-model", "xseg_1"),
+        ),
+        {"face_occluder_model": "xseg_1"},
+        {"small": 6},
+    ),
+    Configuration(
+        "gfpgan_1.4_blend_60",
+        (
+            *("--face-selector-mode", "many", "--processors", "face_swapper", "face_enhancer"),
+            *("--face-enhancer-model", "gfpgan_1.4", "--face-enhancer-blend", "60"),
+        ),
+        {"face_enhancer_model": "gfpgan_1.4", "face_enhancer_blend": 60},
+        {"small": 5},  # two neighbours' enhanced crops touch
+    ),
+    Configuration(
+        "reference_position_1",
+        (
+            *("--face-selector-mode", "reference", "--reference-face-position", "1"),
+            *("--reference-face-distance", "0.15"),
+        ),
+        {
+            "face_selector": FaceSelection(
+                mode="reference", reference_face_position=1, reference_face_distance=0.15
+            )
+        },
+        {"small": 3},
+    ),
+    Configuration(
+        "2dfan4_landmarks",
+        ("--face-selector-mode", "many", "--face-landmarker-model", "2dfan4"),
+        {"face_landmarker_model": "2dfan4"},
+        {"small": 5},  # the stand-in's larger alignments make two neighbours' crops touch
+        landmarker_heat=0.8,
     ),
 )
 

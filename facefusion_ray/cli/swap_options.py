@@ -82,7 +82,8 @@ SWAP_OPTIONS: tuple[SwapOption, ...] = (
     SwapOption(
         "--face-recognizer-model",
         "face_recognizer_model",
-        "embeds target faces for the reference and identity-map selectors",
+        "embeds target faces for the reference and identity-map selectors: auto is "
+        "arcface_w600k_r50 (FaceFusion's) with a neural swapper, sface with the classic one",
     ),
     SwapOption(
         "--face-occluder-model",
