@@ -20,17 +20,21 @@ import cv2
 import numpy as np
 import pytest
 
+from facefusion_ray.analysis.detector_geometry import fit_to_detector
 from facefusion_ray.analysis.select import FaceSelection
+from facefusion_ray.analysis.yunet import YuNetDetector
 from facefusion_ray.engine.driver import run_swap
 from facefusion_ray.media import read_image
 from facefusion_ray.media.images import write_image_atomic
 from facefusion_ray.models.facefusion_import import import_facefusion_folder
 from facefusion_ray.models.manifest import load_manifest
+from facefusion_ray.models.sessions import ModelSession
 from facefusion_ray.models.store import ModelStore, resolve_model_path
 from facefusion_ray.settings import SwapSettings
 from tests import parity_standins as standins
 from tests.facefusion_oracle import FaceFusionOracle, ModelBuilder, reference_tarball
 from tests.parity_checks import compare
+from tests.parity_detectors import KnownFace, build_scrfd, build_yoloface
 from tests.standin_models import build_standin
 
 pytestmark = pytest.mark.skipif(
@@ -46,10 +50,18 @@ def from_manifest(model_id: str) -> ModelBuilder:
     return lambda path: build_standin(load_manifest().model(model_id), path)
 
 
-def model_files(landmarker_heat: float) -> dict[str, ModelBuilder]:
-    """Every file FaceFusion's pre_check demands for the configurations below."""
+def model_files(
+    landmarker_heat: float, known_faces: Callable[[int], list[KnownFace]]
+) -> dict[str, ModelBuilder]:
+    """Every file FaceFusion's pre_check demands for the configurations below; the stand-in
+    detectors find `known_faces(size)` at their size (640, retinaface at 320)."""
     return {
         "yunet_2023_mar": copy_of(resolve_model_path("yunet")),
+        "scrfd_2.5g": lambda path: build_scrfd(path, "scrfd_2.5g", 640, known_faces(640)),
+        "retinaface_10g": lambda path: build_scrfd(
+            path, "retinaface_10g", RETINAFACE_SIZE, known_faces(RETINAFACE_SIZE)
+        ),
+        "yoloface_8n": lambda path: build_yoloface(path, 640, known_faces(640)),
         "inswapper_128": lambda path: standins.build_swapper(path, "inswapper_128", 128, emap=True),
         "arcface_w600k_r50": standins.build_arcface,
         "2dfan4": lambda path: standins.build_2dfan4(path, landmarker_heat),
@@ -77,6 +89,17 @@ class Configuration:
     faces: Mapping[str, int]
     swapper: str = "inswapper_128"
     landmarker_heat: float = 0.2  # 2dfan4's score below FaceFusion's 0.5: the 5 points rule
+    detector: str = "yunet"  # FaceFusion's name (this project's: DETECTOR_IDS)
+
+
+# FaceFusion's --face-detector-model values and the manifest ids of the same files here.
+DETECTOR_IDS = {
+    "yunet": "yunet_2023_mar",
+    "scrfd": "scrfd_2.5g",
+    "retinaface": "retinaface_10g",
+    "yolo_face": "yoloface_8n",
+}
+RETINAFACE_SIZE = 320
 
 
 SWAP_MANY = Configuration(
@@ -144,6 +167,29 @@ CONFIGURATIONS = (
         {"small": 5},  # the stand-in's larger alignments make two neighbours' crops touch
         landmarker_heat=0.8,
     ),
+    # YuNet scores the small group's faces 0.78 to 0.86 as cls * obj (0.88 to 0.93 as OpenCV's
+    # sqrt): at 0.8 FaceFusion keeps four of six.
+    Configuration(
+        "detector_score_0.8",
+        ("--face-detector-score", "0.8"),
+        {"face_detector_score": 0.8},
+        {"small": 4},
+    ),
+    Configuration(
+        "yunet_angles_0_90_180",
+        ("--face-detector-angles", "0", "90", "180"),
+        {"face_detector_angles": (0, 90, 180)},
+        {"small": 6},
+    ),
+    Configuration("scrfd_2.5g", (), {}, {"group": 6}, detector="scrfd"),
+    Configuration(
+        "retinaface_10g_320",
+        ("--face-detector-size", "320x320"),
+        {"face_detector_size": (320, 320)},
+        {"group": 6},
+        detector="retinaface",
+    ),
+    Configuration("yoloface_8n", (), {}, {"group": 6}, detector="yolo_face"),
 )
 
 
@@ -191,13 +237,23 @@ def install(name: str, models: dict[str, ModelBuilder], folder: Path) -> Install
 
 
 @pytest.fixture(scope="module")
-def installations(parity_folder: Path) -> Callable[[float], Installation]:
+def installations(parity_folder: Path, targets: dict[str, Path]) -> Callable[[float], Installation]:
     """One installation per 2dfan4 heat, made on first use."""
     made: dict[float, Installation] = {}
+    group = read_image(targets["group"])
+
+    def known_faces(size: int) -> list[KnownFace]:
+        """The group's faces as YuNet finds them, in a size x size detector canvas."""
+        frame_per_canvas = fit_to_detector(group, (size, size)).frame_per_canvas
+        return [
+            KnownFace(face.bbox / np.tile(frame_per_canvas, 2), face.landmarks_5 / frame_per_canvas)
+            for face in YuNetDetector(ModelSession.for_model("yunet")).detect(group)
+        ]
 
     def installation(heat: float) -> Installation:
         if heat not in made:
-            made[heat] = install(f"parity-heat-{heat}", model_files(heat), parity_folder)
+            models = model_files(heat, known_faces)
+            made[heat] = install(f"parity-heat-{heat}", models, parity_folder)
         return made[heat]
 
     return installation
@@ -250,7 +306,7 @@ def run_facefusion(
         *("--source-pattern", str(source), "--target-pattern", str(rendered.inputs / "*.png")),
         *("--output-pattern", str(rendered.theirs / "{target_name}{target_extension}")),
         *("--processors", "face_swapper", "--face-swapper-model", configuration.swapper),
-        *("--face-detector-model", "yunet"),
+        *("--face-detector-model", configuration.detector, "--face-selector-mode", "many"),
         *configuration.flags,
     ]
     run = oracle.run("batch-run", arguments, work)
@@ -259,7 +315,7 @@ def run_facefusion(
 
 def our_settings(installation: Installation, configuration: Configuration) -> SwapSettings:
     return SwapSettings(
-        face_detector_model="yunet_2023_mar",
+        face_detector_model=DETECTOR_IDS[configuration.detector],
         face_swapper_model=configuration.swapper,
         model_store=installation.store,
         use_analysis_cache=False,
