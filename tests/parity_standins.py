@@ -300,3 +300,17 @@ def build_occluder(path: Path, imitates: str = "xseg_1", size: int = 256) -> Pat
         imitates,
         "a vertical ramp plus brightness; NOT the real model",
     )
+
+
+def build_fp16_swapper(path: Path, imitates: str = "inswapper_128_fp16") -> Path:
+    """inswapper_128's stand-in with FP16 weights (emap included) and FP32 inputs and outputs,
+    as FaceFusion publishes inswapper_128_fp16."""
+    from facefusion_ray.models.prepare import convert_to_float16
+
+    fp32 = build_swapper(path.with_name(path.stem + ".fp32.onnx"), imitates, 128, emap=True)
+    model = onnx.load(str(fp32))
+    fp32.unlink()
+    convert_to_float16(model)
+    return save_standin_model(
+        model.graph, path, imitates, "FP16 weights of the inswapper stand-in", producer=PRODUCER
+    )

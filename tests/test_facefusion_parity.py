@@ -63,6 +63,7 @@ def model_files(
         ),
         "yoloface_8n": lambda path: build_yoloface(path, 640, known_faces(640)),
         "inswapper_128": lambda path: standins.build_swapper(path, "inswapper_128", 128, emap=True),
+        "inswapper_128_fp16": standins.build_fp16_swapper,
         "arcface_w600k_r50": standins.build_arcface,
         "2dfan4": lambda path: standins.build_2dfan4(path, landmarker_heat),
         "fan_68_5": standins.build_fan_68_5,
@@ -123,6 +124,7 @@ CONFIGURATIONS = (
         },
         {"group": 1},
     ),
+    Configuration("inswapper_128_fp16", (), {}, {"small": 6}, "inswapper_128_fp16"),
     Configuration(
         "hyperswap_1a_256", ("--face-selector-mode", "many"), {}, {"small": 6}, "hyperswap_1a_256"
     ),
