@@ -24,13 +24,13 @@ from facefusion_ray.analysis.detector_geometry import fit_to_detector
 from facefusion_ray.analysis.select import FaceSelection
 from facefusion_ray.analysis.yunet import YuNetDetector
 from facefusion_ray.engine.driver import run_swap
+from facefusion_ray.inference.sessions import ModelSession
 from facefusion_ray.media import read_image
 from facefusion_ray.media.images import write_image_atomic
-from facefusion_ray.models.facefusion_import import import_facefusion_folder
-from facefusion_ray.models.manifest import load_manifest
-from facefusion_ray.models.sessions import ModelSession
-from facefusion_ray.models.store import ModelStore, resolve_model_path
 from facefusion_ray.settings import SwapSettings
+from facefusion_ray.zoo.facefusion_import import import_facefusion_folder
+from facefusion_ray.zoo.manifest import load_manifest
+from facefusion_ray.zoo.model_store import ModelStore, resolve_model_path
 from tests import parity_standins as standins
 from tests.facefusion_oracle import FaceFusionOracle, ModelBuilder, reference_tarball
 from tests.parity_checks import compare
@@ -187,7 +187,7 @@ CONFIGURATIONS = (
     Configuration(
         "retinaface_10g_320",
         ("--face-detector-size", "320x320"),
-        {"face_detector_size": (320, 320)},
+        {"face_detector_size": "320x320"},
         {"group": 6},
         detector="retinaface",
     ),
