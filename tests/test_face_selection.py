@@ -83,3 +83,13 @@ def test_reference_mode_picks_only_that_person_in_the_group_photo(
     chosen = select_faces(faces, selection, reference.normed_embedding)
     assert len(chosen) == 1
     assert np.array_equal(chosen[0].bbox, reference.bbox)
+
+
+def test_auto_recognizer_is_facefusions_arcface_for_neural_swappers() -> None:
+    from facefusion_ray.pipeline.frame_pipeline import recognizer_for
+    from facefusion_ray.settings import SwapSettings
+
+    assert recognizer_for(SwapSettings()) == "sface"
+    assert recognizer_for(SwapSettings(face_swapper_model="inswapper_128")) == "arcface_w600k_r50"
+    named = SwapSettings(face_swapper_model="inswapper_128", face_recognizer_model="sface")
+    assert recognizer_for(named) == "sface"
