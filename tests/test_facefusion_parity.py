@@ -249,7 +249,9 @@ def installations(parity_folder: Path, targets: dict[str, Path]) -> Callable[[fl
         frame_per_canvas = fit_to_detector(group, (size, size)).frame_per_canvas
         return [
             KnownFace(face.bbox / np.tile(frame_per_canvas, 2), face.landmarks_5 / frame_per_canvas)
-            for face in YuNetDetector(ModelSession.for_model("yunet")).detect(group)
+            for face in YuNetDetector(ModelSession(resolve_model_path("yunet"), "yunet")).detect(
+                group
+            )
         ]
 
     def installation(heat: float) -> Installation:
