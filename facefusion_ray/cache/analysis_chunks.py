@@ -99,8 +99,6 @@ class AnalysisCache:
         self.filesystem, self.root = open_filesystem(self.url, storage_options)
         self.is_local = is_local(self.filesystem)
         self.access_update_interval_seconds = access_update_interval_seconds
-        self._hit_frames = 0
-        self._missed_frames = 0
         self._recorded_access: dict[str, float] = {}  # chunk path -> last access written
 
     def describe(self) -> str:
@@ -108,10 +106,6 @@ class AnalysisCache:
 
     def folder(self, analysis_key: str, video_fingerprint: str) -> str:
         return join(self.root, f"v{SCHEMA_VERSION}", analysis_key, video_fingerprint)
-
-    def stats_counters(self) -> dict[str, int]:
-        """Frames served from the cache and frames asked for but not found, by this instance."""
-        return {"hits": self._hit_frames, "misses": self._missed_frames}
 
     def write(
         self,
@@ -168,7 +162,6 @@ class AnalysisCache:
         while position < end:
             covering = [entry for entry in candidates if entry.start <= position < entry.end]
             if not covering:
-                self._missed_frames += count
                 return None
             best = max(covering, key=lambda entry: entry.end)
             candidates.remove(best)
@@ -184,7 +177,6 @@ class AnalysisCache:
                     found.setdefault(record.frame_index, record)
             used.append(best)
             position = best.end
-        self._hit_frames += count
         self._record_access(folder, used, listed)
         return [found[index] for index in range(start, end)]
 

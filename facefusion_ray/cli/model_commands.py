@@ -13,8 +13,9 @@ from facefusion_ray.cli.swap_options import add_storage_option_argument
 from facefusion_ray.errors import ModelError
 from facefusion_ray.storage import parse_storage_options
 from facefusion_ray.zoo.facefusion_import import FolderImport, import_facefusion_folder
-from facefusion_ray.zoo.model_store import ModelStatus, ModelStore
+from facefusion_ray.zoo.model_store import ModelStore
 from facefusion_ray.zoo.private_models import add_private_model
+from facefusion_ray.zoo.store_layout import ModelStatus
 
 EMBEDDED_MODELS = ("yunet", "sface")
 EXIT_VERIFY_FAILED = 1

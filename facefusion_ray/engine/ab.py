@@ -28,8 +28,8 @@ from facefusion_ray.engine.job_report import FAILED, JobReport, RenderOutcome, w
 from facefusion_ray.errors import MediaError
 from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.media import probe_media
-from facefusion_ray.pipeline.frame_pipeline import load_recognizer, open_session_factory
-from facefusion_ray.pipeline.model_loading import load_detector
+from facefusion_ray.pipeline.job_models import JobModels
+from facefusion_ray.pipeline.model_loading import load_analyser, load_recognizer
 from facefusion_ray.pipeline.render_request import RenderRequest, check_output_is_not_an_input
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import is_remote, stage_input
@@ -138,9 +138,11 @@ def sample_renders(
 ) -> dict[str, SampledRender]:
     """Decode each output's sampled frames once: SFace similarity of the swapped faces to the
     source there, and thumbnails for the contact sheet."""
-    sessions = open_session_factory(ExecutionConfig(), settings)
-    detector = load_detector(settings, sessions)
-    recognizer = load_recognizer(sessions)
+    models = JobModels(ExecutionConfig())
+    sessions = models.sessions_for(settings)
+    detector = load_analyser(models.plan_for(settings), settings, sessions)
+    store = models.store_for(settings)
+    recognizer = load_recognizer(store.manifest.model(settings.face_recognizer_model), sessions)
 
     def sample(render: RenderOutcome, source: Path) -> SampledRender:
         landmarks = {

@@ -29,6 +29,7 @@ from facefusion_ray.engine.scheduler import ChunkDone, ChunkFailed, ChunkSchedul
 from facefusion_ray.engine.segment_store import default_work_store, describe
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.inference.execution import actor_resources
+from facefusion_ray.media.frame_sampling import sample_frame_indices
 from facefusion_ray.pipeline.output_assembly import assemble_output
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.storage.locations import is_remote, publish_output
@@ -227,8 +228,6 @@ def render_context(video: VideoRender, options: JobOptions) -> RenderContext:
     prepared = video.prepared
     samples: frozenset[int] = frozenset()
     if options.landmark_samples > 0:
-        from facefusion_ray.comparison.frames import sample_frame_indices
-
         samples = frozenset(
             sample_frame_indices(prepared.info.frame_count, options.landmark_samples)
         )
@@ -239,6 +238,7 @@ def render_context(video: VideoRender, options: JobOptions) -> RenderContext:
         target=prepared.request.target,
         info=prepared.info,
         settings=prepared.request.settings,
+        plan=prepared.plan,
         source=prepared.identity,
         work_store=video.segments.url,
         reference_embedding=prepared.reference,

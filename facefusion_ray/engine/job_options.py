@@ -21,5 +21,5 @@ class JobOptions:
     # Render even when the output of the same inputs is already published.
     force: bool = False
     # Frames per render whose swapped faces' landmarks are recorded (for A/B similarity), the
-    # same frames `comparison.sample_frame_indices` picks for a contact sheet.
+    # same frames `media.frame_sampling.sample_frame_indices` picks for a contact sheet.
     landmark_samples: int = 0

@@ -1,11 +1,8 @@
-"""Rendering a frame range into an encoded segment, and the Ray actor that does it."""
+"""The Ray actor that renders chunks into segments of the work store, and what it is given."""
 
 import os
-import resource
 import tempfile
-import time
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,101 +14,19 @@ from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.engine.segment_store import SegmentStore
 from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.inference.session_factory import ModelUsage
-from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_decoded_frames
+from facefusion_ray.media import MediaInfo
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
-from facefusion_ray.pipeline.cached_analysis import CachePlan, ChunkAnalysis
+from facefusion_ray.pipeline.cached_analysis import CachePlan
+from facefusion_ray.pipeline.chunk_loop import peak_memory_bytes, render_range
 from facefusion_ray.pipeline.chunks import Chunk
 from facefusion_ray.pipeline.frame_pipeline import FramePipeline
-from facefusion_ray.pipeline.model_loading import SessionsPerStore
+from facefusion_ray.pipeline.job_models import JobModels
+from facefusion_ray.pipeline.model_plan import ModelPlan
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.pipeline.swap_report import ChunkResult
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import stage_input
-
-
-def timed_frames(frames: Iterator[DecodedFrame], clock: StageClock) -> Iterator[DecodedFrame]:
-    """Charges the time spent waiting for each decoded frame to the `decode` stage."""
-    while True:
-        with clock.measure("decode"):
-            frame = next(frames, None)
-        if frame is None:
-            return
-        yield frame
-
-
-def render_range(
-    pipeline: FramePipeline,
-    clock: StageClock,
-    settings: SwapSettings,
-    target: str,
-    info: MediaInfo,
-    chunk: Chunk,
-    segment_path: Path,
-    cache: AnalysisCache | None = None,
-    cache_plan: CachePlan | None = None,
-    sample_frames: frozenset[int] = frozenset(),
-) -> ChunkResult:
-    """Decode `chunk` of `target`, swap every frame, encode it to `segment_path`."""
-    if info.fps is None:
-        raise ValueError("render_range needs a video with a frame rate")
-    started = time.perf_counter()
-    frames = frames_with_faces = frames_swapped = faces_swapped = 0
-    swapped_landmarks: dict[int, list[list[list[float]]]] = {}
-    stages_before = clock.snapshot()
-    encoder = SegmentEncoder(
-        segment_path,
-        info.width,
-        info.height,
-        info.fps,
-        quality=settings.output_video_quality,
-        preset=settings.output_video_preset,
-    )
-    analysis = ChunkAnalysis(cache, cache_plan, chunk, clock)
-    with encoder:
-        decoded = iter_decoded_frames(target, chunk.start, chunk.count, info)
-        for offset, decoded_frame in enumerate(timed_frames(decoded, clock)):
-            frame = decoded_frame.pixels
-            faces = analysis.faces(offset, decoded_frame, pipeline.analyse)
-            outcome = pipeline.apply(frame, faces)
-            if chunk.start + offset in sample_frames:
-                swapped_landmarks[chunk.start + offset] = [
-                    face.landmarks_5.tolist() for face in outcome.swapped
-                ]
-            with clock.measure("encode"):
-                encoder.write(frame)
-            frames += 1
-            frames_with_faces += int(outcome.faces_detected > 0)
-            faces_swapped += outcome.faces_swapped
-            frames_swapped += int(outcome.faces_swapped > 0)
-        with clock.measure("encode"):
-            encoder.close()
-    analysis.finish()
-    stages = {
-        stage: round(seconds - stages_before.get(stage, 0.0), 6)
-        for stage, seconds in clock.snapshot().items()
-    }
-    return ChunkResult(
-        chunk.index,
-        frames,
-        frames_with_faces,
-        faces_swapped,
-        time.perf_counter() - started,
-        stages,
-        cache_hits=analysis.hits,
-        cache_misses=analysis.misses,
-        frames_swapped=frames_swapped,
-        swapped_landmarks=swapped_landmarks,
-    )
-
-
-def peak_memory_bytes() -> int:
-    """Peak resident memory of this process.
-
-    ffmpeg children are not counted: getrusage reports a child's peak including the parent
-    pages it held between fork and exec, which says nothing about ffmpeg itself.
-    """
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 @dataclass(frozen=True)
@@ -124,6 +39,7 @@ class RenderContext:
     target: str  # local path or object-store URL
     info: MediaInfo
     settings: SwapSettings
+    plan: ModelPlan
     source: SourceIdentity
     work_store: str
     reference_embedding: np.ndarray | None = None
@@ -150,7 +66,7 @@ class RenderActor:
         # One actor per CPU: OpenCV's own thread pool would only fight the other actors.
         cv2.setNumThreads(threads)
         self._clock = StageClock()
-        self._sessions = SessionsPerStore(execution)
+        self._models = JobModels(execution)
         self._pipelines: OrderedDict[str, FramePipeline] = OrderedDict()
         self._caches: dict[str | None, AnalysisCache] = {}
 
@@ -160,7 +76,7 @@ class RenderActor:
 
     def render(self, context: RenderContext, chunk: Chunk) -> ChunkResult:
         pipeline = self._pipeline_for(context)
-        sessions = self._sessions.sessions_for(context.settings)
+        sessions = self._models.sessions_for(context.settings)
         usage_before = sessions.stats()
         options = dict(context.storage_options)
         target = stage_input(context.target, options)
@@ -198,11 +114,12 @@ class RenderActor:
         if pipeline is None:
             pipeline = FramePipeline(
                 context.settings,
+                context.plan,
                 context.source,
                 self._clock,
+                self._models.sessions_for(context.settings),
                 context.reference_embedding,
                 context.identity_map,
-                sessions=self._sessions.sessions_for(context.settings),
             )
             self._pipelines[context.render_key] = pipeline
             while len(self._pipelines) > _PIPELINES_KEPT:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED, UP_TO_DATE, RenderOutcome
-from facefusion_ray.engine.render_actor import peak_memory_bytes
 from facefusion_ray.engine.segment_store import SegmentStore
+from facefusion_ray.pipeline.chunk_loop import peak_memory_bytes
 from facefusion_ray.pipeline.chunks import Chunk, plan_chunks
 from facefusion_ray.pipeline.render_preparation import PreparedRender
 from facefusion_ray.pipeline.swap_report import SwapReport

@@ -28,7 +28,7 @@ from facefusion_ray.errors import MediaError
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.paths import cache_root
 from facefusion_ray.pipeline.chunks import Chunk
-from facefusion_ray.pipeline.render_key import chunk_name
+from facefusion_ray.pipeline.content_keys import chunk_name
 from facefusion_ray.pipeline.swap_report import ChunkResult
 from facefusion_ray.storage.errors import ObjectNotFoundError
 from facefusion_ray.storage.locations import publish_output

@@ -91,12 +91,6 @@ class MediaInfo:
             "pixel_format": self.pixel_format,
         }
 
-    @classmethod
-    def from_json_dict(cls, data: dict[str, Any]) -> MediaInfo:
-        fields = dict(data)
-        fields["fps"] = None if fields.get("fps") is None else Fraction(fields["fps"])
-        return cls(**fields)
-
 
 @dataclass(frozen=True)
 class ContainerHeader:
