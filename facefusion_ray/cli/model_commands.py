@@ -55,7 +55,12 @@ def add_models_commands(subparsers: argparse._SubParsersAction[argparse.Argument
         help="model ids (default: every model with files in the store)",
     )
     _add_store_options(verify)
+    _add_import_and_add_commands(actions)
 
+
+def _add_import_and_add_commands(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     importing = actions.add_parser(
         "import",
         help="copy the models of a FaceFusion model folder into the store, checked against "

@@ -8,8 +8,9 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from facefusion_ray.errors import MediaError
+from facefusion_ray.media.container_header import read_container_header
 from facefusion_ray.media.decode import iter_frames
-from facefusion_ray.media.probe import MediaInfo, probe_media, read_container_header
+from facefusion_ray.media.probe import MediaInfo, probe_media
 
 # Sampled frames closer than this are decoded in one run instead of a new seek. Rendered videos
 # are joined from segments of 64 frames by default, each starting with a keyframe, so a seek

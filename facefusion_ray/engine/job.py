@@ -19,18 +19,14 @@ from facefusion_ray.engine.job_report import JobReport, RenderOutcome
 from facefusion_ray.engine.ray_runtime import ensure_ray
 from facefusion_ray.engine.render_actor import RenderActor, RenderContext
 from facefusion_ray.engine.render_feed import RenderFeed
-from facefusion_ray.engine.render_plan import (
-    VideoRender,
-    fail,
-    finish_report,
-    published_counts,
-)
+from facefusion_ray.engine.render_plan import VideoRender, fail, published_counts
 from facefusion_ray.engine.scheduler import ChunkDone, ChunkFailed, ChunkScheduler, ChunkTask
 from facefusion_ray.engine.segment_store import default_work_store, describe
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.inference.execution import actor_resources
 from facefusion_ray.media.frame_sampling import sample_frame_indices
 from facefusion_ray.pipeline.output_assembly import assemble_output
+from facefusion_ray.pipeline.render_preparation import finish_report
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.storage.locations import is_remote, publish_output
 from facefusion_ray.storage.published import local_sha256, published_identity
