@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import ray
 from tqdm import tqdm
@@ -85,9 +86,9 @@ def render_videos(
                     except (FaceFusionRayError, OSError) as error:
                         output = video.prepared.request.output
                         fail(video.outcome, f"assembling {output}: {error}", error)
-        actor_memory = ray.get([actor.peak_memory.remote() for actor in scheduler.actors()])
+        actor_memory = actor_peak_memories(scheduler.actors())
         for video in videos.values():
-            for number, memory in enumerate(actor_memory):
+            for number, memory in actor_memory.items():
                 video.prepared.report.peak_memory_bytes[f"actor_{number}"] = memory
         job.workers_replaced = scheduler.actors_replaced
     finally:
@@ -182,6 +183,19 @@ class JobRun:
     def _assemble(self, video: VideoRender) -> None:
         video.assembly = self._assembler.submit(assemble, video, self._options)
         self._videos_done += 1
+
+
+def actor_peak_memories(actors: Sequence[Any]) -> dict[int, int]:
+    """Peak memory by actor number; an actor lost after its last chunk (its node removed, say)
+    is left out instead of failing a job whose outputs are all published."""
+    pending = [actor.peak_memory.remote() for actor in actors]
+    memories: dict[int, int] = {}
+    for number, reference in enumerate(pending):
+        try:
+            memories[number] = ray.get(reference)
+        except ray.exceptions.RayActorError:
+            logger.warning("render actor %d is gone; its peak memory is not reported", number)
+    return memories
 
 
 def queue_chunks(
