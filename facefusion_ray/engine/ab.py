@@ -30,6 +30,7 @@ from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.media import probe_media
 from facefusion_ray.pipeline.job_models import JobModels
 from facefusion_ray.pipeline.model_loading import load_analyser, load_recognizer
+from facefusion_ray.pipeline.model_plan import target_recognizer
 from facefusion_ray.pipeline.render_request import RenderRequest, check_output_is_not_an_input
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import is_remote, stage_input
@@ -142,7 +143,8 @@ def sample_renders(
     sessions = models.sessions_for(settings)
     detector = load_analyser(models.plan_for(settings), settings, sessions)
     store = models.store_for(settings)
-    recognizer = load_recognizer(store.manifest.model(settings.face_recognizer_model), sessions)
+    recognizer_id = target_recognizer(settings, store.manifest)
+    recognizer = load_recognizer(store.manifest.model(recognizer_id), sessions)
 
     def sample(render: RenderOutcome, source: Path) -> SampledRender:
         landmarks = {
