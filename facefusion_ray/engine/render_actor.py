@@ -6,7 +6,7 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -19,10 +19,12 @@ from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.inference.session_factory import ModelUsage
 from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_decoded_frames
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
+from facefusion_ray.media.images import read_image
 from facefusion_ray.pipeline.cached_analysis import CachePlan, ChunkAnalysis
 from facefusion_ray.pipeline.chunks import Chunk
-from facefusion_ray.pipeline.frame_pipeline import FramePipeline
-from facefusion_ray.pipeline.model_loading import SessionsPerStore
+from facefusion_ray.pipeline.frame_pipeline import FramePipeline, load_recognizer
+from facefusion_ray.pipeline.model_loading import SessionsPerStore, load_detector
+from facefusion_ray.pipeline.review_probe import ReviewFrames, ReviewProbe, source_embedding
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.pipeline.swap_report import ChunkResult
@@ -50,14 +52,13 @@ def render_range(
     segment_path: Path,
     cache: AnalysisCache | None = None,
     cache_plan: CachePlan | None = None,
-    sample_frames: frozenset[int] = frozenset(),
+    review: ReviewProbe | None = None,
 ) -> ChunkResult:
     """Decode `chunk` of `target`, swap every frame, encode it to `segment_path`."""
     if info.fps is None:
         raise ValueError("render_range needs a video with a frame rate")
     started = time.perf_counter()
     frames = frames_with_faces = frames_swapped = faces_swapped = 0
-    swapped_landmarks: dict[int, list[list[list[float]]]] = {}
     stages_before = clock.snapshot()
     encoder = SegmentEncoder(
         segment_path,
@@ -73,11 +74,15 @@ def render_range(
         for offset, decoded_frame in enumerate(timed_frames(decoded, clock)):
             frame = decoded_frame.pixels
             faces = analysis.faces(offset, decoded_frame, pipeline.analyse)
+            if review is not None:
+                with clock.measure("review"):
+                    review.before_swap(chunk.start + offset, frame, faces)
             outcome = pipeline.apply(frame, faces)
-            if chunk.start + offset in sample_frames:
-                swapped_landmarks[chunk.start + offset] = [
-                    face.landmarks_5.tolist() for face in outcome.swapped
-                ]
+            if review is not None:
+                with clock.measure("review"):
+                    review.after_swap(
+                        chunk.start + offset, frame, outcome.faces_detected, outcome.swapped
+                    )
             with clock.measure("encode"):
                 encoder.write(frame)
             frames += 1
@@ -101,7 +106,7 @@ def render_range(
         cache_hits=analysis.hits,
         cache_misses=analysis.misses,
         frames_swapped=frames_swapped,
-        swapped_landmarks=swapped_landmarks,
+        review=review.result if review is not None else None,
     )
 
 
@@ -130,8 +135,8 @@ class RenderContext:
     identity_map: IdentityMap | None = None
     cache_plan: CachePlan | None = None
     storage_options: tuple[tuple[str, str], ...] = ()
-    # Frames whose swapped faces' landmarks are reported (A/B similarity is measured there).
-    sample_frames: frozenset[int] = frozenset()
+    # What an A/B review measures of this render's frames (None: not reviewed).
+    review: ReviewFrames | None = None
 
 
 # Pipelines kept per actor: a batch interleaves renders, and building one is cheap next to a
@@ -153,6 +158,7 @@ class RenderActor:
         self._sessions = SessionsPerStore(execution)
         self._pipelines: OrderedDict[str, FramePipeline] = OrderedDict()
         self._caches: dict[str | None, AnalysisCache] = {}
+        self._review_embeddings: dict[str, ReviewFrames] = {}
 
     def ready(self) -> dict[str, object]:
         """Answered once the actor is placed and built: where it runs."""
@@ -182,7 +188,7 @@ class RenderActor:
                 local_segment,
                 cache,
                 context.cache_plan,
-                context.sample_frames,
+                self._review_probe(context),
             )
             with self._clock.measure("segment_io"):
                 segments.put_segment(chunk, local_segment, result)
@@ -192,6 +198,23 @@ class RenderActor:
 
     def peak_memory(self) -> int:
         return peak_memory_bytes()
+
+    def _review_probe(self, context: RenderContext) -> ReviewProbe | None:
+        """The A/B review of this chunk, with the source's SFace embedding found once per
+        render (identity is left out when no source image shows a face to SFace)."""
+        if context.review is None:
+            return None
+        sessions = self._sessions.sessions_for(context.settings)
+        recognizer = load_recognizer(sessions)
+        frames = self._review_embeddings.get(context.render_key)
+        if frames is None:
+            options = dict(context.storage_options)
+            images = [read_image(stage_input(path, options)) for path in context.source.image_paths]
+            detector = load_detector(context.settings, sessions)
+            embedding = source_embedding(images, detector, recognizer)
+            frames = replace(context.review, source_embedding=embedding)
+            self._review_embeddings[context.render_key] = frames
+        return ReviewProbe(frames, recognizer)
 
     def _pipeline_for(self, context: RenderContext) -> FramePipeline:
         pipeline = self._pipelines.get(context.render_key)
