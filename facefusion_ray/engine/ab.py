@@ -9,7 +9,7 @@ from pathlib import Path
 
 from facefusion_ray.atomic_files import write_bytes_atomically
 from facefusion_ray.comparison import ContactRow, build_contact_sheet, sample_frame_indices
-from facefusion_ray.comparison.face_sheet import FaceSheetRow, build_face_sheet
+from facefusion_ray.comparison.face_sheet import FaceSheetLayout, FaceSheetRow, build_face_sheet
 from facefusion_ray.comparison.html_report import AbEntry, AbPage, write_ab_report
 from facefusion_ray.comparison.review_figures import review_figures
 from facefusion_ray.engine.job import run_job
@@ -45,6 +45,7 @@ class AbResult:
     # source name -> frame -> identity similarity of the faces measured there
     similarity: dict[str, dict[int, list[float]]]
     face_sheet: Path | None = None
+    face_sheet_layout: FaceSheetLayout | None = None
     entries: tuple[AbEntry, ...] = ()
 
 
@@ -98,15 +99,17 @@ def run_ab(
         sheet_frames,
         sheet,
     )
-    face_sheet = _face_sheet(job.renders, local_sources, reviews, sheet_frames, output_dir)
+    face_sheet = output_dir / FACE_SHEET_NAME
+    layout = _face_sheet(job.renders, local_sources, reviews, sheet_frames, face_sheet)
     entries = tuple(entry_for(render, reviews.get(render.name)) for render in job.renders)
     similarity = {name: review.identity for name, review in reviews.items() if review.identity}
     report = output_dir / REPORT_NAME
     fps = float(info.fps) if info is not None and info.fps else 0.0
-    page = AbPage(target, fps, frame_count, entries, face_sheet, sheet, similarity)
+    shown_sheet = face_sheet if layout is not None else None
+    page = AbPage(target, fps, frame_count, entries, shown_sheet, sheet, similarity)
     write_ab_report(report, page)
     write_ab_json(job, entries, sheet_frames, output_dir / JOB_REPORT_NAME)
-    return AbResult(job, sheet, report, similarity, face_sheet, entries)
+    return AbResult(job, sheet, report, similarity, shown_sheet, layout, entries)
 
 
 def _contact_frames(
@@ -127,8 +130,8 @@ def _face_sheet(
     sources: Sequence[Path],
     reviews: dict[str, ChunkReview],
     frames: Sequence[int],
-    output_dir: Path,
-) -> Path | None:
+    path: Path,
+) -> FaceSheetLayout | None:
     """Faces up close; the target's own faces come from the first render that took them."""
     complete = [review for review in reviews.values() if all(f in review.shots for f in frames)]
     if not complete:
@@ -139,9 +142,7 @@ def _face_sheet(
         review = reviews.get(render.name)
         faces = _crops(review, frames, original=False) if review is not None else None
         rows.append(FaceSheetRow(render.name, source, faces))
-    path = output_dir / FACE_SHEET_NAME
-    build_face_sheet(target_faces, rows, frames, path)
-    return path
+    return build_face_sheet(target_faces, rows, frames, path)
 
 
 def _crops(review: ChunkReview, frames: Sequence[int], original: bool) -> dict[int, list]:

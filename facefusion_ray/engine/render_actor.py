@@ -167,6 +167,8 @@ class RenderActor:
     def render(self, context: RenderContext, chunk: Chunk) -> ChunkResult:
         pipeline = self._pipeline_for(context)
         sessions = self._sessions.sessions_for(context.settings)
+        # Before the snapshot: finding the source face for the review is not the render's work.
+        review = self._review_probe(context)
         usage_before = sessions.stats()
         options = dict(context.storage_options)
         target = stage_input(context.target, options)
@@ -188,7 +190,7 @@ class RenderActor:
                 local_segment,
                 cache,
                 context.cache_plan,
-                self._review_probe(context),
+                review,
             )
             with self._clock.measure("segment_io"):
                 segments.put_segment(chunk, local_segment, result)
