@@ -147,7 +147,7 @@ _MEASURES_NOTE = (
     "frames spread through the video, the faces of a frame taking turns; <b>worst</b> is the "
     "lowest, with its frame. <b>Flicker added</b>: how much more the swapped face region "
     "changes from one frame to the next than the target's own face did there (mean grey "
-    "levels of 255, in crops aligned to the face; lower is steadier). <b>Missed</b>: frames "
+    "levels of 255, in the previous frame's face box; lower is steadier). <b>Missed</b>: frames "
     "where a face was found but none swapped. Click a heading to sort, a frame to show it "
     "in the players.</p>"
 )

@@ -14,8 +14,9 @@ class ReviewFigures:
     identity_*: cosine similarity (SFace) of the swapped faces to the source face, over
     `identity_faces` faces in as many frames; worst is the lowest, at `identity_worst_frame`.
     flicker: mean grey-level change (0-255) of the swapped face region from one frame to the
-    next, in crops aligned to the face; flicker_added: the same less the change of the target's
-    own pixels there (the footage's motion and light), so what the swap adds; its worst frame.
+    next (in the previous frame's face box); flicker_added: the same less the change of the
+    target's own pixels there (the footage's motion and light), so what the swap adds; and the
+    frame where it adds most.
     frames_missed: frames where a face was found and none swapped, as `missed_ranges`
     (first, last) of consecutive frames.
     """

@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 
 from facefusion_ray.analysis.face import Face
-from facefusion_ray.analysis.templates import estimate_similarity
 
 # Face crops for the face sheet: square, at least 160 px a face (CROP_SIZE / CROP_MARGIN).
 CROP_SIZE = 256
@@ -25,10 +24,11 @@ CROP_MARGIN = 1.5
 # Whole-frame thumbnails for the contact sheet.
 THUMBNAIL_HEIGHT = 360
 JPEG_QUALITY = 92
-# Steadiness is measured on grey crops of this side, aligned like SFace's input, inside an
-# ellipse that holds the inner face (eyes, nose, mouth, cheeks) and leaves out the background.
+# Steadiness compares two neighbouring frames in the same window, the previous frame's face
+# box, scaled to grey crops of this side and measured inside an ellipse that holds the inner
+# face (eyes, nose, mouth, cheeks) rather than the background. A window that follows the box
+# and not the landmarks' rotation costs a slice and a small resize a face (no warp, no fit).
 STEADY_SIZE = 64
-STEADY_TEMPLATE = "arcface_112_v2"
 # A face is the same person as one of the previous frame when their centres are closer than
 # this share of the face size.
 TRACK_DISTANCE = 0.5
@@ -100,12 +100,12 @@ class ChunkReview:
 
 @dataclass
 class _Track:
-    """A swapped face of the previous frame: where it was, its steady crop transform and its
-    crops (target pixels and swapped pixels) under that transform."""
+    """A swapped face of the previous frame: where it was, its window (x1, y1, x2, y2) and
+    its crops there (target pixels and swapped pixels)."""
 
     centre: np.ndarray
     size: float
-    transform: np.ndarray
+    window: tuple[int, int, int, int]
     original: np.ndarray
     swapped: np.ndarray
 
@@ -114,7 +114,7 @@ class _Track:
 class _Before:
     """A face of the current frame before the swap."""
 
-    transform: np.ndarray
+    window: tuple[int, int, int, int]
     original: np.ndarray
     track: _Track | None = None
     original_in_track: np.ndarray | None = None
@@ -135,11 +135,11 @@ class ReviewProbe:
     def before_swap(self, index: int, frame: np.ndarray, faces: Sequence[Face]) -> None:
         self._before = {}
         for face in faces:
-            transform = steady_transform(face.landmarks_5)
-            before = _Before(transform, steady_crop(frame, transform))
+            window = steady_window(face.bbox, frame.shape)
+            before = _Before(window, steady_crop(frame, window))
             before.track = self._matching_track(face)
             if before.track is not None:
-                before.original_in_track = steady_crop(frame, before.track.transform)
+                before.original_in_track = steady_crop(frame, before.track.window)
             if index in self._sheet:
                 before.shot = encode_jpeg(face_crop(frame, face.bbox))
             self._before[id(face)] = before
@@ -180,14 +180,14 @@ class ReviewProbe:
             if before is None:
                 continue
             if before.track is not None and before.original_in_track is not None:
-                now = steady_crop(frame, before.track.transform)
+                now = steady_crop(frame, before.track.window)
                 swapped_changes.append(steady_change(now, before.track.swapped))
                 original_changes.append(
                     steady_change(before.original_in_track, before.track.original)
                 )
             centre, size = box_centre_and_size(face.bbox)
-            own = steady_crop(frame, before.transform)
-            tracks.append(_Track(centre, size, before.transform, before.original, own))
+            own = steady_crop(frame, before.window)
+            tracks.append(_Track(centre, size, before.window, before.original, own))
         if swapped_changes:
             self.result.flicker[index] = (
                 float(np.mean(swapped_changes)),
@@ -256,22 +256,28 @@ def box_centre_and_size(bbox: np.ndarray) -> tuple[np.ndarray, float]:
     return np.array([(x1 + x2) / 2, (y1 + y2) / 2]), max(x2 - x1, y2 - y1, 1.0)
 
 
-def steady_transform(landmarks_5: np.ndarray) -> np.ndarray:
-    return estimate_similarity(landmarks_5, STEADY_TEMPLATE, STEADY_SIZE)
+def steady_window(bbox: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The face box as whole pixels inside the frame (at least 2 px a side)."""
+    height, width = shape[:2]
+    x1 = min(max(0, int(bbox[0])), width - 2)
+    y1 = min(max(0, int(bbox[1])), height - 2)
+    x2 = max(min(width, int(np.ceil(bbox[2]))), x1 + 2)
+    y2 = max(min(height, int(np.ceil(bbox[3]))), y1 + 2)
+    return x1, y1, x2, y2
 
 
-def steady_crop(frame: np.ndarray, transform: np.ndarray) -> np.ndarray:
-    crop = cv2.warpAffine(
-        frame, transform, (STEADY_SIZE, STEADY_SIZE), flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )  # fmt: skip
+def steady_crop(frame: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+    x1, y1, x2, y2 = window
+    crop = cv2.resize(
+        frame[y1:y2, x1:x2], (STEADY_SIZE, STEADY_SIZE), interpolation=cv2.INTER_AREA
+    )
     return cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
 
 
 def _steady_mask() -> np.ndarray:
     mask = np.zeros((STEADY_SIZE, STEADY_SIZE), dtype=np.uint8)
-    centre = (STEADY_SIZE // 2, round(STEADY_SIZE * 0.58))
-    axes = (round(STEADY_SIZE * 0.34), round(STEADY_SIZE * 0.40))
+    centre = (STEADY_SIZE // 2, round(STEADY_SIZE * 0.53))
+    axes = (round(STEADY_SIZE * 0.38), round(STEADY_SIZE * 0.44))
     cv2.ellipse(mask, centre, axes, 0, 0, 360, 255, -1)
     return mask
 
