@@ -28,7 +28,8 @@ browser = pytest.mark.browser
 # Injected into the page: the frame each player shows, and waiting for seeks to land.
 PAGE_HELPERS = """
 window.abTest = {
-  videos: () => Array.from(document.querySelectorAll('video.ab-sync')),
+  all: () => Array.from(document.querySelectorAll('video.ab-sync')),
+  videos: () => abTest.all().filter((v) => !v.error),
   frames: () => abTest.videos().map((v) => abReview.frameOf(v.currentTime)),
   settle: async () => {
     await Promise.all(abTest.videos().map((v) => v.seeking
@@ -54,7 +55,8 @@ window.abTest = {
     for (let bit = 0; bit < 8; bit++) if (row[(bit * 20 + 10) * 4] > 128) index |= 1 << bit;
     return index;
   },
-  loaded: () => abTest.videos().every((v) => v.readyState >= 2 && !v.error),
+  loaded: () => abTest.all().every((v) => v.readyState >= 2 || v.error),
+  h264: () => document.createElement('video').canPlayType('video/mp4; codecs="avc1.640028"'),
 };
 true
 """
@@ -132,6 +134,8 @@ def test_the_face_sheet_shows_every_source_s_faces_at_160_px(four_source_ab, det
 def open_page(browser_: Chromium, page: Path) -> None:
     browser_.open(page.as_uri())
     browser_.evaluate(PAGE_HELPERS)
+    if browser_.evaluate("abTest.h264()") == "":
+        pytest.fail("this Chromium cannot play H.264 MP4 (build without proprietary codecs)")
     browser_.wait_for("abTest.loaded()", timeout=30)
 
 
@@ -144,7 +148,9 @@ def within_one_frame(frames: list[int], expected: int | None = None) -> bool:
 def test_the_page_plays_the_four_outputs_in_sync(four_source_ab, chromium, tmp_path) -> None:
     with headless_chromium(chromium, tmp_path / "chromium") as page:
         open_page(page, four_source_ab.report)
-        assert page.evaluate("abTest.videos().length") == 4 + 2  # grid and the flip pair
+        # Every output loaded: four in the grid and the flip pair.
+        assert page.evaluate("abTest.videos().length") == page.evaluate("abTest.all().length")
+        assert page.evaluate("abTest.videos().length") == 4 + 2
         for frame in (31, 7, 22):
             frames = page.evaluate(f"abTest.scrubTo({frame})")
             assert within_one_frame(frames, frame), (frame, frames)
@@ -179,6 +185,9 @@ def indexed_page(folder: Path) -> Path:
             video_args=("-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "12", "-g", "12"),
         )
         entries.append(AbEntry(name, clip, INDEXED_FRAMES, INDEXED_FRAMES, 1.0))
+    broken = folder / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    entries.append(AbEntry("broken", broken, INDEXED_FRAMES, INDEXED_FRAMES, 1.0))
     page = folder / "report.html"
     write_ab_report(page, AbPage("indexed", INDEXED_FPS, INDEXED_FRAMES, entries))
     return page
@@ -189,6 +198,12 @@ def test_players_show_the_scrubbed_frame_and_the_flip_keeps_it(chromium, tmp_pat
     page_path = indexed_page(tmp_path / "site")
     with headless_chromium(chromium, tmp_path / "chromium") as page:
         open_page(page, page_path)
+        # A file the browser cannot play says so; the others play on without it.
+        notes = page.evaluate(
+            "Array.from(document.querySelectorAll('.ab-unplayable')).map((note) => note.hidden)"
+        )
+        assert notes == [True, True, True, False]  # hidden, hidden, hidden, shown
+        assert page.evaluate("abTest.videos().length") == 3 + 2
         for frame in (17, 3, 44, 30):
             page.evaluate(f"abTest.scrubTo({frame})")
             shown = page.evaluate("abTest.videos().map(abTest.shownIndex)")
@@ -217,5 +232,5 @@ def test_players_show_the_scrubbed_frame_and_the_flip_keeps_it(chromium, tmp_pat
         )
         page.evaluate("document.querySelector('#ab-ranking thead th').click()")
         page.evaluate("document.querySelector('#ab-ranking thead th').click()")
-        assert page.evaluate(names) == ["third", "second", "first"]
+        assert page.evaluate(names) == ["third", "second", "first", "broken"]
     print(f"screenshots: {tmp_path}")

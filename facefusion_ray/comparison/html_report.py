@@ -26,7 +26,7 @@ body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; background
 h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
 table { border-collapse: collapse; background: #fff; }
 th, td { border: 1px solid #ddd; padding: 0.35rem 0.7rem; text-align: right; }
-th { background: #f0f0f0; } td.text { text-align: left; }
+th { background: #f0f0f0; } td.text { text-align: left; } td { white-space: nowrap; }
 table.ab-sortable th { cursor: pointer; user-select: none; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; }
 th[aria-sort="descending"]::after { content: " \\25BC"; }

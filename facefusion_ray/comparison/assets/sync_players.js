@@ -156,7 +156,8 @@
         const key = (row) => row.cells[column].dataset.sort ?? row.cells[column].textContent;
         rows.sort((left, right) => {
           const a = key(left), b = key(right);
-          const numbers = a !== "" && b !== "" && !isNaN(Number(a)) && !isNaN(Number(b));
+          if (a === "" || b === "") return (a === "") - (b === "");  // unmeasured rows last
+          const numbers = !isNaN(Number(a)) && !isNaN(Number(b));
           const order = numbers ? Number(a) - Number(b) : String(a).localeCompare(String(b));
           return ascending ? order : -order;
         });
