@@ -129,15 +129,12 @@ def test_sheet_moments_keep_each_swapped_face_up_close_beside_the_original() -> 
         assert np.abs(original.astype(int) - swapped.astype(int)).mean() > 10
 
 
-def test_identity_is_measured_one_face_a_frame_taking_turns(recognizer, sample_media) -> None:
-    photo = read_image(sample_media.group_photo)
-    from facefusion_ray.engine.frame_pipeline import open_session_factory
-    from facefusion_ray.engine.model_set import load_detector
-    from facefusion_ray.models.execution import ExecutionConfig
+def test_identity_is_measured_one_face_a_frame_taking_turns(
+    detector, recognizer, sample_media
+) -> None:
     from facefusion_ray.pipeline.review_probe import source_embedding
-    from facefusion_ray.settings import SwapSettings
 
-    detector = load_detector(SwapSettings(), open_session_factory(ExecutionConfig()))
+    photo = read_image(sample_media.group_photo)
     faces = detector.detect(photo)
     assert len(faces) >= 3
     ordered = sorted(faces, key=lambda face: float(face.bbox[0]))
