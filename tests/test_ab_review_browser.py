@@ -6,6 +6,7 @@ Screenshots are written under each test's tmp_path (printed with -s; never commi
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 from facefusion_ray.comparison.html_report import AbEntry, AbPage, write_ab_report
 from facefusion_ray.engine.ab import AbResult, run_ab
 from facefusion_ray.engine.driver import job_options_for
-from facefusion_ray.engine.job_report import RENDERED
+from facefusion_ray.engine.job_report import RENDERED, UP_TO_DATE
 from facefusion_ray.media import read_image
 from facefusion_ray.settings import SwapSettings
 from tests.chromium import MISSING_REASON, Chromium, chromium_executable, headless_chromium
@@ -70,18 +71,35 @@ def chromium() -> str:
     return executable
 
 
+@dataclass(frozen=True)
+class AbInputs:
+    target: str
+    sources: list[str]
+    folder: Path
+
+    def run(self) -> AbResult:
+        settings = SwapSettings(
+            chunk_frames=10, workers=2, analysis_cache=str(self.folder / "cache")
+        )
+        options = job_options_for(
+            settings, show_progress=False, work_store=str(self.folder / "work")
+        )
+        return run_ab(self.target, self.sources, self.folder / "ab", settings, options)
+
+
 @pytest.fixture(scope="module")
-def four_source_ab(sample_media, short_group_clip, tmp_path_factory, local_ray) -> AbResult:
+def four_sources(sample_media, short_group_clip, tmp_path_factory) -> AbInputs:
     from benchmarks.face_crops import crop_group_faces
 
     folder = tmp_path_factory.mktemp("ab_review")
     faces = crop_group_faces(sample_media.group_photo, folder / "faces")
     sources = [sample_media.source_tom_hanks, sample_media.source_astronaut, *faces[:2]]
-    settings = SwapSettings(chunk_frames=10, workers=2, analysis_cache=str(folder / "cache"))
-    options = job_options_for(settings, show_progress=False, work_store=str(folder / "work"))
-    return run_ab(
-        str(short_group_clip), [str(source) for source in sources], folder / "ab", settings, options
-    )
+    return AbInputs(str(short_group_clip), [str(source) for source in sources], folder)
+
+
+@pytest.fixture(scope="module")
+def four_source_ab(four_sources, local_ray) -> AbResult:
+    return four_sources.run()
 
 
 def test_four_sources_analyse_the_target_once_and_rank_in_the_json(four_source_ab) -> None:
@@ -234,3 +252,15 @@ def test_players_show_the_scrubbed_frame_and_the_flip_keeps_it(chromium, tmp_pat
         page.evaluate("document.querySelector('#ab-ranking thead th').click()")
         assert page.evaluate(names) == ["third", "second", "first", "broken"]
     print(f"screenshots: {tmp_path}")
+
+
+def test_a_rerun_of_up_to_date_outputs_still_writes_a_page(four_sources, four_source_ab) -> None:
+    """Nothing is rendered again, so nothing is measured: the page says so ("-") and still
+    plays the outputs; the contact sheet decodes them instead."""
+    again = four_sources.run()
+    assert [render.status for render in again.job.renders] == [UP_TO_DATE] * 4
+    assert all(entry.review is None for entry in again.entries)
+    assert again.face_sheet is None and again.sheet.exists()
+    assert again.report.read_text().count('class="ab-sync"') == 4 + 1
+    report = json.loads((again.report.parent / "ab_report.json").read_text())
+    assert all("identity_mean" not in entry for entry in report["comparison"]["sources"])
