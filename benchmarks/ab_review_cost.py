@@ -17,17 +17,15 @@ from pathlib import Path
 
 import cv2
 
-from facefusion_ray.comparison.frames import iter_selected_frames, sample_frame_indices
+from facefusion_ray.comparison.frames import iter_selected_frames
 from facefusion_ray.comparison.similarity import similarities_in_frames
 from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.media import SegmentEncoder, iter_decoded_frames, probe_media
+from facefusion_ray.media.frame_sampling import sample_frame_indices
 from facefusion_ray.media.images import read_image
-from facefusion_ray.pipeline.frame_pipeline import (
-    FramePipeline,
-    load_recognizer,
-    open_session_factory,
-)
-from facefusion_ray.pipeline.model_loading import load_detector
+from facefusion_ray.pipeline.frame_pipeline import FramePipeline
+from facefusion_ray.pipeline.job_models import JobModels
+from facefusion_ray.pipeline.model_loading import load_detector, load_recognizer
 from facefusion_ray.pipeline.review_probe import (
     ReviewFrames,
     ReviewPlan,
@@ -54,12 +52,13 @@ def main() -> None:
     cv2.setNumThreads(1)
     media = build_sample_media()
     settings = SwapSettings()
-    sessions = open_session_factory(ExecutionConfig(), settings)
-    detector, recognizer = load_detector(settings, sessions), load_recognizer(sessions)
-    pipeline = FramePipeline(
-        settings, prepare_source_identity([media.source_tom_hanks], detector), StageClock(),
-        sessions=sessions,
-    )  # fmt: skip
+    models = JobModels(ExecutionConfig())
+    plan, sessions = models.plan_for(settings), models.sessions_for(settings)
+    detector = load_detector(plan, settings, sessions)
+    spec = models.store_for(settings).manifest.model(settings.face_recognizer_model)
+    recognizer = load_recognizer(spec, sessions)
+    identity = prepare_source_identity([media.source_tom_hanks], detector)
+    pipeline = FramePipeline(settings, plan, identity, StageClock(), sessions)
     info = probe_media(media.target_video)
     decoded = iter_decoded_frames(str(media.target_video), 0, FRAMES, info)
     originals = [frame.pixels.copy() for frame in decoded]

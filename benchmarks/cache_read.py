@@ -21,7 +21,7 @@ from facefusion_ray.cache import AnalysisCache, FrameAnalysis
 from facefusion_ray.media import iter_decoded_frames
 from facefusion_ray.media.probe import probe_media
 from facefusion_ray.pipeline.frame_pipeline import FrameAnalyser
-from facefusion_ray.pipeline.model_loading import open_model_sessions
+from facefusion_ray.pipeline.job_models import JobModels
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.settings import SwapSettings
 from tests.seaweedfs import running_s3_server
@@ -43,8 +43,9 @@ def run_cache_read(workspace: Workspace, selector_mode: str) -> dict[str, object
     info = probe_media(target)
     frames = list(iter_decoded_frames(str(target), 0, settings.chunk_frames, info))
     # What a worker runs on a cache miss, with the engine's own (lazy, clocked) analysis.
+    models = JobModels(settings.execution)
     analyse = FrameAnalyser(
-        settings, open_model_sessions(settings, settings.execution), StageClock()
+        settings, models.plan_for(settings), models.sessions_for(settings), StageClock()
     ).analyse
     analyse(frames[0].pixels)  # sessions load and warm up outside the timing
     started = time.perf_counter()

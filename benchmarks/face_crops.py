@@ -4,7 +4,7 @@ from pathlib import Path
 
 from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.media.images import read_image, write_image_atomic
-from facefusion_ray.pipeline.frame_pipeline import open_session_factory
+from facefusion_ray.pipeline.job_models import JobModels
 from facefusion_ray.pipeline.model_loading import load_detector
 from facefusion_ray.settings import SwapSettings
 
@@ -15,7 +15,8 @@ MARGIN = 0.6
 
 def crop_group_faces(group_photo: Path, folder: Path) -> list[Path]:
     """group_face_1.png ... group_face_6.png, left to right, each found again by YuNet."""
-    detector = load_detector(SwapSettings(), open_session_factory(ExecutionConfig()))
+    settings, models = SwapSettings(), JobModels(ExecutionConfig())
+    detector = load_detector(models.plan_for(settings), settings, models.sessions_for(settings))
     image = read_image(group_photo)
     faces = sorted(detector.detect(image), key=lambda face: float(face.bbox[0]))
     if len(faces) != GROUP_FACES:

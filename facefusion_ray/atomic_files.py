@@ -32,3 +32,22 @@ def write_bytes_atomically(target: Path, payload: bytes) -> None:
     with temporary_file_beside(target) as temporary:
         temporary.write_bytes(payload)
         os.replace(temporary, target)
+
+
+# Files that hold faces (analysis embeddings, face-swapped segments): this account's only.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_FOLDER_MODE = 0o700
+
+
+def make_private_folders(folder: Path) -> None:
+    """Create `folder` and any missing parents as 0700 (existing parents are left as they are)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=PRIVATE_FOLDER_MODE)
+        except FileExistsError:
+            continue
+        path.chmod(PRIVATE_FOLDER_MODE)  # mkdir's mode is masked by the umask

@@ -58,12 +58,6 @@ def nested(factory: Callable[[], Any]) -> Any:
     return dataclasses.field(default_factory=factory, metadata={_NESTED: True})
 
 
-def scope_of(owner: type, name: str) -> Scope | None:
-    """The declared scope of field `name` of dataclass `owner` (None for a nested field)."""
-    field = {field.name: field for field in dataclasses.fields(owner)}[name]
-    return field.metadata.get(_SCOPE)
-
-
 def choices_of(owner: type, name: str) -> tuple[object, ...] | None:
     field = {field.name: field for field in dataclasses.fields(owner)}[name]
     return field.metadata.get(_CHOICES)

@@ -75,51 +75,24 @@ def sample_shots(group: np.ndarray, astronaut: np.ndarray) -> list[Shot]:
     ]
 
 
+def _sample_video_command(seconds: float, output: Path) -> list[str]:
+    """ffmpeg reading BGR frames from stdin, with a soft two-tone chord as the audio track (easy
+    to recognise in outputs), into H.264 + AAC."""
+    audio = f"aevalsrc=0.2*sin(2*PI*220*t)+0.1*sin(2*PI*330*t):s=48000:d={seconds}"
+    return [
+        ffmpeg_executable(),
+        *("-hide_banner", "-loglevel", "error", "-y"),
+        *("-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS)),
+        *("-i", "pipe:0", "-f", "lavfi", "-i", audio, "-map", "0:v", "-map", "1:a"),
+        *("-c:v", "libx264", "-crf", "18", "-preset", "veryfast", "-pix_fmt", "yuv420p"),
+        *("-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", str(output)),
+    ]
+
+
 def encode_sample_video(shots: list[Shot], output: Path) -> None:
     seconds = sum(shot.seconds for shot in shots)
     temporary = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
-    # A soft two-tone chord, so the audio track is easy to recognise in the output.
-    audio = f"aevalsrc=0.2*sin(2*PI*220*t)+0.1*sin(2*PI*330*t):s=48000:d={seconds}"
-    command = [
-        ffmpeg_executable(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "bgr24",
-        "-s",
-        f"{WIDTH}x{HEIGHT}",
-        "-r",
-        str(FPS),
-        "-i",
-        "pipe:0",
-        "-f",
-        "lavfi",
-        "-i",
-        audio,
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-c:v",
-        "libx264",
-        "-crf",
-        "18",
-        "-preset",
-        "veryfast",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "128k",
-        "-movflags",
-        "+faststart",
-        str(temporary),
-    ]
+    command = _sample_video_command(seconds, temporary)
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdin is not None
     try:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from facefusion_ray.analysis.select import FaceSelection
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.inference.execution import ExecutionConfig
+from facefusion_ray.media.encode import X264_PRESETS
+from facefusion_ray.media.pixel_limit import DEFAULT_MAX_PIXELS
 from facefusion_ray.option_scopes import Scope, check_declared_values, declared, nested
 
 CLASSIC_SWAPPER = "classic"
@@ -39,7 +41,7 @@ class SwapSettings:
     face_mask_blur: float = declared(0.3, PIXELS, bounds=(0, 1))
     face_mask_padding: tuple[int, int, int, int] = declared((0, 0, 0, 0), PIXELS)
     output_video_quality: int = declared(80, PIXELS, bounds=(0, 100))
-    output_video_preset: str = declared("veryfast", PIXELS)
+    output_video_preset: str = declared("veryfast", PIXELS, choices=X264_PRESETS)
     chunk_frames: int = declared(64, NEITHER, bounds=(1, None))
     workers: int = declared(2, NEITHER, bounds=(1, None))
     execution: ExecutionConfig = nested(ExecutionConfig)
@@ -55,6 +57,9 @@ class SwapSettings:
     # machine's default cache folder); off only when asked.
     analysis_cache: str | None = declared(None, NEITHER)
     use_analysis_cache: bool = declared(True, NEITHER)
+    # Images and video frames larger than this (width x height) are refused from their header,
+    # before anything is decoded; it refuses inputs, never changes the pixels of one it accepts.
+    max_pixels: int = declared(DEFAULT_MAX_PIXELS, NEITHER, bounds=(1, None))
 
     def __post_init__(self) -> None:
         check_declared_values(self)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from facefusion_ray.atomic_files import write_bytes_atomically
 from facefusion_ray.engine.ray_runtime import RAY_ADDRESS_VARIABLE, cluster_to_join
+from facefusion_ray.log_redaction import install_redaction
 from facefusion_ray.storage.locations import is_remote, publish_output
 
 RAY_ADDRESS_ENV = RAY_ADDRESS_VARIABLE
@@ -24,6 +25,7 @@ def configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install_redaction()
 
 
 def default_address() -> str | None:

@@ -33,7 +33,8 @@ def local_ray() -> Iterator[None]:
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+        # "local": never join another Ray running on this machine.
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield
     ray.shutdown()
 
@@ -41,11 +42,12 @@ def local_ray() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def detector():
     from facefusion_ray.inference.execution import ExecutionConfig
-    from facefusion_ray.pipeline.frame_pipeline import open_session_factory
+    from facefusion_ray.pipeline.job_models import JobModels
     from facefusion_ray.pipeline.model_loading import load_detector
     from facefusion_ray.settings import SwapSettings
 
-    return load_detector(SwapSettings(), open_session_factory(ExecutionConfig()))
+    settings, models = SwapSettings(), JobModels(ExecutionConfig())
+    return load_detector(models.plan_for(settings), settings, models.sessions_for(settings))
 
 
 @pytest.fixture(scope="session")

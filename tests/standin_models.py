@@ -192,7 +192,7 @@ def _anchor_output(
 ) -> None:
     """SCRFD-style rows: one per anchor of a stride's grid, so their count follows the input."""
     assert features.image is not None and features.image_spec is not None
-    anchors = spec.int_parameter("anchors_per_location")
+    anchors = spec.parameters["anchors_per_location"]
     width = int(output.shape[1])
     source_channels = _channels(features.image_spec)
     pooled = graph.node(

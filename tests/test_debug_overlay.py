@@ -6,8 +6,10 @@ from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.select import FaceSelection
 from facefusion_ray.assets import fetch_asset
 from facefusion_ray.assets.samples import T1_GROUP_PHOTO, TOM_HANKS_PHOTO
+from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.media.images import read_image
 from facefusion_ray.pipeline.frame_pipeline import FramePipeline
+from facefusion_ray.pipeline.job_models import JobModels
 from facefusion_ray.pipeline.sources import prepare_source_identity
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.processors.debug_overlay import (
@@ -40,10 +42,19 @@ def test_overlay_is_off_by_default_and_marks_the_swap_when_on(detector) -> None:
     identity = prepare_source_identity([fetch_asset(TOM_HANKS_PHOTO)], detector)
     selection = FaceSelection(mode="one")
     plain, debug = group.copy(), group.copy()
-    FramePipeline(SwapSettings(face_selector=selection), identity, StageClock()).process(plain)
-    FramePipeline(
-        SwapSettings(face_selector=selection, debug_overlay=True), identity, StageClock()
-    ).process(debug)
+    for settings, frame in (
+        (SwapSettings(face_selector=selection), plain),
+        (SwapSettings(face_selector=selection, debug_overlay=True), debug),
+    ):
+        models = JobModels(ExecutionConfig())
+        pipeline = FramePipeline(
+            settings,
+            models.plan_for(settings),
+            identity,
+            StageClock(),
+            models.sessions_for(settings),
+        )
+        pipeline.process(frame)
     green = np.all(debug == SELECTED_COLOUR, axis=2).sum()
     red = np.all(debug == IGNORED_COLOUR, axis=2).sum()
     assert green > 100 and red > 100  # one swapped face, five ignored ones

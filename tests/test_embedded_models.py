@@ -30,9 +30,9 @@ from facefusion_ray.zoo import (
     resolve_model_path,
     resolve_source_path,
 )
+from facefusion_ray.zoo.graph_rewrites import dequantize
 from facefusion_ray.zoo.manifest import default_manifest_path
 from facefusion_ray.zoo.preparation import (
-    dequantize,
     get_recipe,
     is_prepared_intact,
     write_prepared_model,
@@ -48,12 +48,12 @@ def t1_frame() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def yunet_session() -> ModelSession:
-    return ModelSession.for_model("yunet")
+    return ModelSession(resolve_model_path("yunet"), "yunet")
 
 
 @pytest.fixture(scope="module")
 def sface_session() -> ModelSession:
-    return ModelSession.for_model("sface")
+    return ModelSession(resolve_model_path("sface"), "sface")
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_folding_keeps_the_int8_models_outputs(model_id: str, tmp_path: Path) ->
         resolve_source_path(model_id), reference_path, get_recipe("repair_quantized_graph", 1)
     )
     reference = ModelSession(reference_path, f"{model_id} int8")
-    folded = ModelSession.for_model(model_id)
+    folded = ModelSession(resolve_model_path(model_id), model_id)
     shape = [int(dim) for dim in reference.input_shape()]
     pixels = np.random.default_rng(3).uniform(0, 255, shape).astype(np.float32)
 
@@ -154,7 +154,7 @@ def test_dequantize_matches_onnxruntime(
 @pytest.mark.parametrize("model_id", ["yunet", "sface"])
 def test_session_tensors_match_manifest(model_id: str) -> None:
     spec = get_model_spec(model_id)
-    session = ModelSession.for_model(model_id)
+    session = ModelSession(resolve_model_path(model_id), model_id)
 
     assert session.input_names == tuple(t.name for t in spec.inputs)
     assert session.output_names == tuple(t.name for t in spec.outputs)
@@ -173,10 +173,10 @@ def test_manifest_defaults_match_code() -> None:
     assert yunet.kind == "detector" and sface.kind == "recognizer"
     assert yunet.float_parameter("score_threshold") == DEFAULT_SCORE_THRESHOLD
     assert yunet.float_parameter("nms_threshold") == DEFAULT_NMS_THRESHOLD
-    assert yunet.int_parameter("landmarks") == 5
+    assert yunet.parameters["landmarks"] == 5
     assert sface.template in WARP_TEMPLATES
     assert sface.size == (112, 112)
-    assert sface.int_parameter("embedding_size") == 128
+    assert sface.parameters["embedding_size"] == 128
 
 
 @pytest.mark.parametrize(
@@ -341,7 +341,7 @@ def test_faces_redetected_in_moved_photo_are_recognised(
 
 
 def test_session_counts_calls(t1_frame: np.ndarray) -> None:
-    session = ModelSession.for_model("yunet")
+    session = ModelSession(resolve_model_path("yunet"), "yunet")
     detector = YuNetDetector(session)
 
     detector.detect(t1_frame)
@@ -385,7 +385,7 @@ def test_similarity_fit_recovers_a_known_transform() -> None:
 
 def test_yunet_with_free_input_size_matches_opencv_at_that_size(t1_frame: np.ndarray) -> None:
     """Symbolic height/width: a 16:9 frame runs at 640x384 and still agrees with OpenCV."""
-    detector = YuNetDetector(ModelSession.for_model("yunet"))
+    detector = YuNetDetector(ModelSession(resolve_model_path("yunet"), "yunet"))
     assert detector.accepts_any_size
     frame = cv2.resize(t1_frame, (640, 360))
     reference = cv2.FaceDetectorYN.create(

@@ -101,7 +101,7 @@ def face_centre(face: Face, radius: int = 3) -> tuple[slice, slice]:
 
 
 def test_default_blend_is_the_manifests(spec: ModelSpec) -> None:
-    assert spec.int_parameter("blend") == DEFAULT_BLEND == 80
+    assert spec.parameters["blend"] == DEFAULT_BLEND == 80
 
 
 @pytest.mark.parametrize("blend", [DEFAULT_BLEND, 100])

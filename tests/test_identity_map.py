@@ -7,7 +7,6 @@ from facefusion_ray.analysis.identities import cluster_people, nearest_person
 from facefusion_ray.analysis.select import FaceSelection, sort_faces
 from facefusion_ray.engine.driver import run_swap
 from facefusion_ray.media.images import read_image
-from facefusion_ray.pipeline.identity_map import sampled_frame_numbers
 from facefusion_ray.settings import SwapSettings
 from tests.media_checks import decoded_frames, psnr
 
@@ -27,12 +26,6 @@ def test_people_are_clustered_and_ordered_by_sightings_then_position() -> None:
     assert nearest_person(alice, np.stack([p.centroid for p in people]), 0.3) == 0
     assert nearest_person(bob, np.stack([p.centroid for p in people]), 0.3) == 1
     assert nearest_person(unit([0, 0, 1]), np.stack([p.centroid for p in people]), 0.3) is None
-
-
-def test_sampled_frames_span_the_video() -> None:
-    assert sampled_frame_numbers(5) == [0, 1, 2, 3, 4]
-    numbers = sampled_frame_numbers(300)
-    assert numbers[0] == 0 and numbers[-1] == 299 and len(numbers) == 24
 
 
 @pytest.mark.usefixtures("local_ray")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,8 +21,10 @@ from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.cli.main import main
 from facefusion_ray.engine.driver import run_swap
 from facefusion_ray.errors import ModelError
+from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.paths import CACHE_ENV, cache_root
-from facefusion_ray.pipeline.model_loading import check_models_exist, job_manifest
+from facefusion_ray.pipeline.job_models import JobModels
+from facefusion_ray.pipeline.model_plan import Role, model_choices
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage import open_filesystem
 from facefusion_ray.zoo.facefusion_import import import_facefusion_folder
@@ -322,10 +325,18 @@ def test_added_model_has_its_like_models_contract_and_preparation(
     assert status.verified and status.variants == {"fp16": True}
     # Jobs that name the store resolve the id; jobs on another store do not.
     settings = SwapSettings(face_swapper_model="studio_simswap", model_store=url)
-    check_models_exist(settings)
-    assert job_manifest(settings).model("studio_simswap") == spec
+    manifest = JobModels(ExecutionConfig()).store_for(settings).manifest
+    assert manifest.model("studio_simswap") == spec
+    # Its roles come from the manifest fields it copied from simswap_256.
+    assert model_choices(settings, manifest) == {
+        Role.DETECTOR: "yunet",
+        Role.SWAPPER: "studio_simswap",
+        Role.SOURCE_RECOGNIZER: "arcface_w600k_r50",
+        Role.EMBEDDING_CONVERTER: "crossface_simswap",
+    }
+    elsewhere = replace(settings, model_store=str(tmp_path / "other"))
     with pytest.raises(ModelError, match="unknown model 'studio_simswap'"):
-        job_manifest(SwapSettings(model_store=str(tmp_path / "other"))).model("studio_simswap")
+        JobModels(ExecutionConfig()).plan_for(elsewhere)
 
     recognizer = build_standin(manifest.model("arcface_w600k_r50"), tmp_path / "arcface.onnx")
     with pytest.raises(ModelError, match="does not have the tensors of simswap_256: missing"):

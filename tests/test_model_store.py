@@ -41,8 +41,9 @@ from facefusion_ray.storage import (
 from facefusion_ray.zoo import get_model_spec
 from facefusion_ray.zoo.lockfile import LOCK_FILE_NAME
 from facefusion_ray.zoo.manifest import Manifest, ModelSource, Preparation, UpstreamHash
-from facefusion_ray.zoo.model_store import ModelStore, prepared_file_name
+from facefusion_ray.zoo.model_store import ModelStore
 from facefusion_ray.zoo.preparation import is_prepared_intact
+from facefusion_ray.zoo.store_layout import prepared_file_name
 
 if TYPE_CHECKING:
     from tests.s3_server import S3Server
@@ -183,7 +184,7 @@ def test_present_model_needs_no_upstream_access(
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("an upstream location was contacted")
 
-    monkeypatch.setattr("facefusion_ray.zoo.model_store.fetch_asset", no_network)
+    monkeypatch.setattr("facefusion_ray.zoo.store_sources.fetch_asset", no_network)
     second_node = store_under_test.open(tmp_path / "second-node")
 
     assert second_node.pull("yunet").fetched_from is None

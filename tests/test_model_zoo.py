@@ -123,7 +123,7 @@ def test_standin_with_a_batch(model_id: str, tmp_path: Path) -> None:
 def test_scrfd_style_detectors(model_id: str, standins: dict[str, Path]) -> None:
     spec = MANIFEST.model(model_id)
     assert spec.parameters["strides"] == (8, 16, 32)
-    assert spec.int_parameter("anchors_per_location") == 2
+    assert spec.parameters["anchors_per_location"] == 2
     assert spec.float_parameter("score_threshold") == 0.5
     assert spec.float_parameter("nms_threshold") == 0.4
     assert spec.parameters["sizes"] == (160, 320, 480, 512, 640)
@@ -144,7 +144,7 @@ def test_yoloface() -> None:
     rows, anchors = spec.outputs[0].shape[1:]
     assert spec.size == (640, 640) and spec.inputs[0].shape == (1, 3, 640, 640)
     assert anchors == sum((640 // stride) ** 2 for stride in int_list(spec, "strides"))
-    assert rows == 4 + 1 + spec.int_parameter("landmarks") * spec.int_parameter("keypoint_values")
+    assert rows == 4 + 1 + spec.parameters["landmarks"] * spec.parameters["keypoint_values"]
     assert spec.inputs[0].pixel_scale == 1 / 255 and spec.inputs[0].channel_order == "BGR"
 
 
@@ -152,7 +152,7 @@ def test_landmarkers_and_recognizer() -> None:
     fan = MANIFEST.model("2dfan4")
     assert fan.size == (256, 256) and fan.inputs[0].pixel_scale == 1 / 255
     assert [t.shape for t in fan.outputs] == [(1, 68, 3), (1, 68, 64, 64)]
-    assert fan.int_parameter("crop_box_size") == 195 and fan.int_parameter("heatmap_size") == 64
+    assert fan.parameters["crop_box_size"] == 195 and fan.parameters["heatmap_size"] == 64
     fan_68_5 = MANIFEST.model("fan_68_5")
     assert fan_68_5.template == "ffhq_512" and fan_68_5.inputs[0].shape == (1, 5, 2)
     arcface = MANIFEST.model("arcface_w600k_r50")

@@ -144,3 +144,37 @@ def test_landmarker_occluder_and_angles_run_where_configured(
     assert report.model_calls["fan_68_5"] == detected
     assert report.model_calls["2dfan4"] == detected
     assert report.model_calls["xseg_1"] == detected
+
+
+def test_a_new_landmarker_score_does_not_reuse_the_old_analysis(
+    standin_zoo, sample_media, short_group_clip, tmp_path
+) -> None:
+    """Cached faces are stored after the landmarker score decided between 68 and 5 points:
+    a render at another score must analyse again, one at the same score must not."""
+    manifest_path, store = standin_zoo
+
+    def render_at(score: float, name: str) -> dict[str, int]:
+        settings = SwapSettings(
+            face_swapper_model="inswapper_128",
+            face_landmarker_model="2dfan4",
+            face_landmarker_score=score,
+            manifest_path=manifest_path,
+            model_store=store,
+            chunk_frames=20,
+            analysis_cache=str(tmp_path / "analysis"),
+        )
+        report = run_swap(
+            [sample_media.source_tom_hanks],
+            short_group_clip,
+            tmp_path / name,
+            settings,
+            show_progress=False,
+        )
+        return {**report.cache, "2dfan4": report.model_calls.get("2dfan4", 0)}
+
+    first = render_at(0.5, "half.mp4")
+    assert first["hits"] == 0 and first["2dfan4"] > 0
+    stricter = render_at(0.9, "stricter.mp4")
+    assert stricter["hits"] == 0 and stricter["misses"] == 40 and stricter["2dfan4"] > 0
+    again = render_at(0.5, "half_again.mp4")
+    assert again["hits"] == 40 and again["2dfan4"] == 0

@@ -26,10 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from facefusion_ray.atomic_files import PRIVATE_FILE_MODE, make_private_folders
+from facefusion_ray.cache.integrity import check_sealed, seal
 from facefusion_ray.cache.schema import (
     SCHEMA_VERSION,
     FrameAnalysis,
     InvalidAnalysisData,
+    check_schema,
     parquet_to_table,
     records_to_table,
     table_to_parquet,
@@ -54,8 +57,6 @@ ACCESS_INDEX_NAME = "access.json"
 DEFAULT_ACCESS_UPDATE_INTERVAL_SECONDS = 60.0
 _CHUNK_NAME = re.compile(r"^(\d{10})-(\d{10})\.parquet$")
 _VERSION_FOLDER = re.compile(r"^v(\d+)$")
-_PRIVATE_FILE_MODE = 0o600
-_PRIVATE_FOLDER_MODE = 0o700
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,6 @@ class AnalysisCache:
         self.filesystem, self.root = open_filesystem(self.url, storage_options)
         self.is_local = is_local(self.filesystem)
         self.access_update_interval_seconds = access_update_interval_seconds
-        self._hit_frames = 0
-        self._missed_frames = 0
         self._recorded_access: dict[str, float] = {}  # chunk path -> last access written
 
     def describe(self) -> str:
@@ -108,15 +107,16 @@ class AnalysisCache:
     def folder(self, analysis_key: str, video_fingerprint: str) -> str:
         return join(self.root, f"v{SCHEMA_VERSION}", analysis_key, video_fingerprint)
 
-    def stats_counters(self) -> dict[str, int]:
-        """Frames served from the cache and frames asked for but not found, by this instance."""
-        return {"hits": self._hit_frames, "misses": self._missed_frames}
-
     def write(
-        self, video_fingerprint: str, analysis_key: str, records: Sequence[FrameAnalysis]
+        self,
+        video_fingerprint: str,
+        analysis_key: str,
+        records: Sequence[FrameAnalysis],
+        frame_size: tuple[int, int] | None = None,
     ) -> str:
         """Store contiguous frames as one chunk and return its path. Atomic: readers and
-        concurrent writers of the same range see one whole file, never a torn one."""
+        concurrent writers of the same range see one whole file, never a torn one.
+        `frame_size` (width, height) bounds the coordinates a reader accepts back."""
         if not records:
             raise ValueError("no frames to write")
         start = records[0].frame_index
@@ -124,7 +124,8 @@ class AnalysisCache:
             raise ValueError("cached frames must be contiguous and in order")
         _check_path_part(video_fingerprint, "video fingerprint")
         _check_path_part(analysis_key, "analysis key")
-        payload = table_to_parquet(records_to_table(video_fingerprint, analysis_key, records))
+        table = seal(records_to_table(video_fingerprint, analysis_key, records), frame_size)
+        payload = table_to_parquet(table)
         folder = self.folder(analysis_key, video_fingerprint)
         path = join(folder, chunk_file_name(start, start + len(records)))
         self._put(payload, path)
@@ -161,7 +162,6 @@ class AnalysisCache:
         while position < end:
             covering = [entry for entry in candidates if entry.start <= position < entry.end]
             if not covering:
-                self._missed_frames += count
                 return None
             best = max(covering, key=lambda entry: entry.end)
             candidates.remove(best)
@@ -177,7 +177,6 @@ class AnalysisCache:
                     found.setdefault(record.frame_index, record)
             used.append(best)
             position = best.end
-        self._hit_frames += count
         self._record_access(folder, used, listed)
         return [found[index] for index in range(start, end)]
 
@@ -186,6 +185,8 @@ class AnalysisCache:
     ) -> list[FrameAnalysis]:
         """The chunk's frames after every check; raises InvalidAnalysisData for a bad chunk."""
         table = parquet_to_table(read_bytes(self.filesystem, entry.path))
+        check_schema(table.schema)
+        check_sealed(table)
         if table.num_rows != entry.end - entry.start:
             raise InvalidAnalysisData(
                 f"{table.num_rows} rows where the name promises {entry.end - entry.start}"
@@ -334,11 +335,11 @@ class AnalysisCache:
         if not self.is_local:
             put_bytes_atomic(self.filesystem, payload, path)
             return
-        _make_private_folders(Path(path).parent)
+        make_private_folders(Path(path).parent)
         put_bytes_atomic(self.filesystem, payload, path)
         # put_bytes_atomic leaves files readable for the shared model store; embeddings are
         # biometric, and the 0700 folders keep the file private until this chmod.
-        os.chmod(path, _PRIVATE_FILE_MODE)
+        os.chmod(path, PRIVATE_FILE_MODE)
 
 
 def _check_path_part(value: str, what: str) -> None:
@@ -353,19 +354,6 @@ def _modified_seconds(info: Mapping[str, Any]) -> float:
     if isinstance(modified, int | float):
         return float(modified)
     return 0.0
-
-
-def _make_private_folders(folder: Path) -> None:
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for path in reversed(missing):
-        try:
-            path.mkdir(mode=_PRIVATE_FOLDER_MODE)
-        except FileExistsError:
-            continue
-        path.chmod(_PRIVATE_FOLDER_MODE)
 
 
 def _remove_empty_folder(folder: Path) -> None:

@@ -1,63 +1,19 @@
-"""What identifies cached analysis: the analysis settings (key) and the video's content."""
+"""A video's identity for the analysis cache: the SHA-256 of its content, remembered per file."""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
 
 from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.atomic_files import write_bytes_atomically
-from facefusion_ray.cache.schema import SCHEMA_VERSION
-from facefusion_ray.errors import SettingsError
 from facefusion_ray.paths import cache_root
 
 ANALYSIS_KEY_HEX_DIGITS = 20
 _FINGERPRINT_INDEX_NAME = "video_fingerprints.json"
 _FINGERPRINT_INDEX_LIMIT = 4096
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """Everything that changes per-frame analysis results, and nothing else (no swapper, masks
-    or output options), so that those can change and still hit the cache."""
-
-    detector_id: str
-    detector_sha256: str
-    detector_size: tuple[int, int]
-    score_threshold: float
-    nms_threshold: float
-    angles: tuple[int, ...] = (0,)
-    landmarker_id: str | None = None
-    landmarker_sha256: str | None = None
-    recognizer_id: str | None = None
-    recognizer_sha256: str | None = None
-    schema_version: int = SCHEMA_VERSION
-
-    def __post_init__(self) -> None:
-        for role in ("landmarker", "recognizer"):
-            model_id = getattr(self, f"{role}_id")
-            sha256 = getattr(self, f"{role}_sha256")
-            if (model_id is None) != (sha256 is None):
-                raise SettingsError(f"the {role} needs both an id and a sha256, or neither")
-        if not self.detector_id or not self.detector_sha256:
-            raise SettingsError("the detector needs an id and a sha256")
-
-    def canonical_json(self) -> str:
-        fields = dataclasses.asdict(self)
-        fields["detector_size"] = [int(side) for side in self.detector_size]
-        fields["angles"] = [int(angle) for angle in self.angles]
-        fields["score_threshold"] = float(self.score_threshold)
-        fields["nms_threshold"] = float(self.nms_threshold)
-        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
-
-    def analysis_key(self) -> str:
-        digest = hashlib.sha256(self.canonical_json().encode()).hexdigest()
-        return digest[:ANALYSIS_KEY_HEX_DIGITS]
 
 
 def video_fingerprint(path: Path | str) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from facefusion_ray.cache.analysis_chunks import AnalysisCache, CacheEntry
 from facefusion_ray.cache.schema import SCHEMA_VERSION, InvalidAnalysisData
-from facefusion_ray.storage import ObjectNotFoundError
+from facefusion_ray.storage import ObjectNotFoundError, describe_location, redact
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,14 +26,20 @@ class VerifyReport:
 
 
 def cache_stats(cache: AnalysisCache) -> dict[str, Any]:
-    """Entries (chunks), bytes, distinct videos and keys, oldest and newest last use (UTC)."""
+    """Entries (chunks), bytes, distinct videos and keys, oldest and newest last use (UTC).
+    Every chunk of the current schema is read with every check: `frames` counts the frames of
+    valid chunks only, `bad_entries` and `bad_frames` the damaged ones (logged, not removed)."""
     entries = cache.entries()
     last_uses = [entry.last_access for entry in entries]
+    bad = [entry for entry in entries if _damage(cache, entry) is not None]
+    bad_frames = sum(entry.end - entry.start for entry in bad)
     return {
         "cache": cache.describe(),
         "entries": len(entries),
         "bytes": sum(entry.size_bytes for entry in entries),
-        "frames": sum(entry.end - entry.start for entry in entries),
+        "frames": sum(entry.end - entry.start for entry in entries) - bad_frames,
+        "bad_entries": len(bad),
+        "bad_frames": bad_frames,
         "videos": len({entry.video_fingerprint for entry in entries}),
         "analysis_keys": len({entry.analysis_key for entry in entries}),
         "oldest": _iso(min(last_uses)) if last_uses else None,
@@ -77,6 +86,22 @@ def purge_video(cache: AnalysisCache, video_fingerprint: str) -> list[CacheEntry
     removed = cache.entries(video_fingerprint)
     cache.remove_entries(removed)
     return removed
+
+
+def _damage(cache: AnalysisCache, entry: CacheEntry) -> str | None:
+    """Why a chunk of the current schema cannot be used (logged with its location), or None.
+    Chunks of other schema versions are not read (no lookup ever reads them)."""
+    if entry.schema_version != SCHEMA_VERSION:
+        return None
+    try:
+        cache.read_entry(entry)
+    except ObjectNotFoundError:
+        return None
+    except InvalidAnalysisData as error:
+        location = describe_location(cache.filesystem, entry.path)
+        logger.warning(redact(f"analysis cache: bad chunk {location}: {error}"))
+        return str(error)
+    return None
 
 
 def _iso(seconds: float) -> str:

@@ -28,7 +28,9 @@ from facefusion_ray.analysis.face import Face
 
 # 2: frame fingerprints hash the decoder's own bytes (4:2:0 planes) instead of BGR, and
 # embeddings are fixed-size lists (absent when the analysis embeds no face).
-SCHEMA_VERSION = 2
+# 3: a content SHA-256 and the frame size in the schema metadata, Parquet page CRCs
+# (facefusion_ray.cache.integrity).
+SCHEMA_VERSION = 3
 COMPRESSION = "zstd"
 LANDMARK_5_VALUES = 10
 LANDMARK_68_VALUES = 136
@@ -210,6 +212,7 @@ def table_to_parquet(table: pa.Table) -> bytes:
         sink,
         compression=COMPRESSION,
         use_dictionary=["video_fingerprint", "analysis_key"],
+        write_page_checksum=True,
     )
     return sink.getvalue()
 
@@ -217,7 +220,7 @@ def table_to_parquet(table: pa.Table) -> bytes:
 def parquet_to_table(payload: bytes) -> pa.Table:
     """Parses Parquet only; raises InvalidAnalysisData for anything that is not valid Parquet."""
     try:
-        return pq.read_table(pa.BufferReader(payload))
+        return pq.read_table(pa.BufferReader(payload), page_checksum_verification=True)
     except (pa.ArrowException, OSError, ValueError) as error:
         raise InvalidAnalysisData(f"unreadable Parquet ({type(error).__name__})") from None
 

@@ -26,15 +26,13 @@ from __future__ import annotations
 import difflib
 import glob
 import os
-import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-import yaml
-
+from facefusion_ray.cli.nightly_spec import NightlySettings, parse_nightly
+from facefusion_ray.cli.spec_yaml import read_document
 from facefusion_ray.cli.swap_options import (
     SWAP_OPTIONS,
     option_named,
@@ -43,10 +41,11 @@ from facefusion_ray.cli.swap_options import (
 )
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.errors import SettingsError
+from facefusion_ray.file_names import safe_file_name, stays_in_pattern_folder
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.filesystem import redact
-from facefusion_ray.storage.locations import expand_glob, is_remote
+from facefusion_ray.storage.locations import expand_glob, is_remote, same_location
 
 SPEC_KEYS = (
     "targets",
@@ -58,7 +57,6 @@ SPEC_KEYS = (
     "storage_options",
     "nightly",
 )
-NIGHTLY_KEYS = ("report_dir", "cache_max_bytes", "keep_reports")
 REQUIRED_KEYS = ("targets", "sources", "output")
 OUTPUT_FIELDS = ("target_stem", "source_stem", "target_name", "source_name", "index")
 # Swap options that belong to the whole job, not to each render.
@@ -70,21 +68,6 @@ _JOB_OPTIONS = {
 }
 # Option values that are locations, resolved against the spec's folder like targets are.
 _LOCATION_OPTIONS = frozenset({"analysis_cache", "model_store"})
-_BYTE_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]i?)?B?\s*$", re.IGNORECASE)
-_BYTE_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
-_BINARY_BYTE_UNITS = {"ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
-
-
-@dataclass(frozen=True)
-class NightlySettings:
-    """How a scheduled run of the spec reports and tidies up (the spec's `nightly:` section)."""
-
-    # Folder (or s3:// prefix) of the dated run reports.
-    report_dir: str
-    # Prune the analysis cache to at most this many bytes after the run; None: no pruning.
-    cache_max_bytes: int | None = None
-    # Keep the newest this many dated reports in report_dir; None: keep all.
-    keep_reports: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +82,7 @@ class BatchSpec:
 
 def load_batch_spec(path: Path) -> BatchSpec:
     """Read, check and expand a batch spec; SettingsError names what is wrong and where."""
-    document = _read_document(path)
+    document = read_document(path)
     where = f"batch spec {path}"
     unknown = sorted(set(document) - set(SPEC_KEYS))
     if unknown:
@@ -125,7 +108,12 @@ def load_batch_spec(path: Path) -> BatchSpec:
         workers=workers,
         report=_report(document.get("report"), folder, where),
         storage_options=storage_options,
-        nightly=_nightly(document.get("nightly"), renders, folder, where),
+        nightly=parse_nightly(
+            document.get("nightly"),
+            _parent_location(renders[0].output) if renders else str(folder),
+            lambda location: _resolve_location(location, folder),
+            where,
+        ),
     )
 
 
@@ -164,59 +152,6 @@ def _suggestion(name: str) -> str:
     known = [option.name for option in SWAP_OPTIONS if option.name not in _JOB_OPTIONS]
     close = difflib.get_close_matches(name, known, n=1)
     return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(sorted(known))})"
-
-
-class UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load, but a key written twice in one mapping is an error, not last-one-wins: a
-    second `output:` or `options:` would otherwise silently replace the first."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"found the key {key!r} twice",
-                    key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _read_document(path: Path) -> dict[str, Any]:
-    where = f"batch spec {path}"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SettingsError(f"{where}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise SettingsError(f"{where}: cannot read: {reason}") from None
-    try:
-        document = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: no Python objects
-    except yaml.MarkedYAMLError as error:
-        raise SettingsError(f"{where}: YAML syntax error{_yaml_error_position(error)}") from None
-    except yaml.YAMLError as error:
-        raise SettingsError(f"{where}: YAML syntax error: {error}") from None
-    if not isinstance(document, dict):
-        raise SettingsError(f"{where}: expected a mapping of keys such as targets, sources, output")
-    return document
-
-
-def _yaml_error_position(error: yaml.MarkedYAMLError) -> str:
-    """` at line 5, column 1: found unexpected end of stream (while scanning a quoted scalar
-    from line 3, column 9)`: where the problem showed and where what it broke began."""
-    text = ""
-    if error.problem_mark is not None:
-        mark = error.problem_mark
-        text += f" at line {mark.line + 1}, column {mark.column + 1}"
-    text += f": {error.problem}"
-    if error.context and error.context_mark is not None:
-        mark = error.context_mark
-        text += f" ({error.context} from line {mark.line + 1}, column {mark.column + 1})"
-    return text
 
 
 def _string_items(value: object, key: str, where: str) -> list[str]:
@@ -315,11 +250,13 @@ def _renders(
     for target in targets:
         for sources in source_sets:
             target_name, source_name = _file_name(target), _file_name(sources[0])
-            fields = {
-                "target_stem": _stem(target_name),
-                "source_stem": _stem(source_name),
-                "target_name": target_name,
-                "source_name": source_name,
+            # Names come from folders and buckets others fill: each field is reduced to one
+            # safe file name, so no output leaves the folder its pattern names.
+            fields: dict[str, str | int] = {
+                "target_stem": safe_file_name(_stem(target_name)),
+                "source_stem": safe_file_name(_stem(source_name)),
+                "target_name": safe_file_name(target_name),
+                "source_name": safe_file_name(source_name),
                 "index": len(renders),
             }
             try:
@@ -328,6 +265,7 @@ def _renders(
                 raise SettingsError(
                     f"{where}: output pattern {output_pattern!r}: {error}"
                 ) from None
+            _check_contained(output_pattern, output, where)
             renders.append(
                 RenderRequest(
                     target=target,
@@ -340,10 +278,17 @@ def _renders(
     return renders
 
 
+def _check_contained(pattern: str, output: str, where: str) -> None:
+    if not stays_in_pattern_folder(pattern, output):
+        raise SettingsError(
+            redact(f"{where}: output pattern {pattern!r} gives {output!r}, outside its folder")
+        )
+
+
 def _check_outputs(renders: Sequence[RenderRequest], where: str) -> None:
     writers: dict[str, RenderRequest] = {}
     for render in renders:
-        if render.output in (render.target, *render.sources):
+        if any(same_location(render.output, i) for i in (render.target, *render.sources)):
             raise SettingsError(
                 redact(f"{where}: render {render.name!r} would overwrite its input {render.output}")
             )
@@ -406,60 +351,10 @@ def _storage_options(value: object, where: str) -> dict[str, str]:
     return flat
 
 
-def _nightly(
-    value: object, renders: Sequence[RenderRequest], folder: Path, where: str
-) -> NightlySettings:
-    if value is None:
-        value = {}
-    if not isinstance(value, Mapping):
-        raise SettingsError(f"{where}: 'nightly' must be a mapping ({', '.join(NIGHTLY_KEYS)})")
-    unknown = sorted(set(value) - set(NIGHTLY_KEYS))
-    if unknown:
-        raise SettingsError(
-            f"{where}: unknown key 'nightly.{unknown[0]}' (known keys: {', '.join(NIGHTLY_KEYS)})"
-        )
-    report_dir = value.get("report_dir")
-    if report_dir is None:
-        report_dir = _parent_location(renders[0].output) if renders else str(folder)
-    elif isinstance(report_dir, str) and report_dir:
-        report_dir = _resolve_location(report_dir, folder).rstrip("/")
-    else:
-        raise SettingsError(f"{where}: 'nightly.report_dir' must be a folder path or URL")
-    keep_reports = value.get("keep_reports")
-    if keep_reports is not None and (
-        isinstance(keep_reports, bool) or not isinstance(keep_reports, int) or keep_reports < 1
-    ):
-        raise SettingsError(
-            f"{where}: 'nightly.keep_reports' must be a whole number of at least 1, "
-            f"not {keep_reports!r}"
-        )
-    return NightlySettings(
-        report_dir=report_dir,
-        cache_max_bytes=_byte_size(value.get("cache_max_bytes"), "nightly.cache_max_bytes", where),
-        keep_reports=keep_reports,
-    )
-
-
 def _parent_location(location: str) -> str:
     if is_remote(location):
         return location.rsplit("/", 1)[0]
     return str(Path(location).parent)
-
-
-def _byte_size(value: object, key: str, where: str) -> int | None:
-    """A whole number of bytes, or a size such as `500MB`, `20GB` or `50GiB`."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    matched = _BYTE_SIZE.match(value) if isinstance(value, str) else None
-    if matched is None:
-        raise SettingsError(
-            f"{where}: '{key}' must be a number of bytes or a size such as 500MB or 50GiB, "
-            f"not {value!r}"
-        )
-    number, unit = int(matched.group(1)), (matched.group(2) or "").lower()
-    return number * (_BINARY_BYTE_UNITS.get(unit) or _BYTE_UNITS[unit])
 
 
 def job_options_for_spec(

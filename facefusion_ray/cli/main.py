@@ -17,6 +17,7 @@ from facefusion_ray.cli.swap_options import (
     storage_options_from,
 )
 from facefusion_ray.errors import FaceFusionRayError
+from facefusion_ray.log_redaction import install_redaction
 
 logger = logging.getLogger("facefusion_ray")
 
@@ -142,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install_redaction()
     try:
         return COMMANDS[args.command](args)
     except FaceFusionRayError as error:

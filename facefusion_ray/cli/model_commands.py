@@ -13,8 +13,9 @@ from facefusion_ray.cli.swap_options import add_storage_option_argument
 from facefusion_ray.errors import ModelError
 from facefusion_ray.storage import parse_storage_options
 from facefusion_ray.zoo.facefusion_import import FolderImport, import_facefusion_folder
-from facefusion_ray.zoo.model_store import ModelStatus, ModelStore
+from facefusion_ray.zoo.model_store import ModelStore
 from facefusion_ray.zoo.private_models import add_private_model
+from facefusion_ray.zoo.store_layout import ModelStatus
 
 EMBEDDED_MODELS = ("yunet", "sface")
 EXIT_VERIFY_FAILED = 1
@@ -54,7 +55,12 @@ def add_models_commands(subparsers: argparse._SubParsersAction[argparse.Argument
         help="model ids (default: every model with files in the store)",
     )
     _add_store_options(verify)
+    _add_import_and_add_commands(actions)
 
+
+def _add_import_and_add_commands(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     importing = actions.add_parser(
         "import",
         help="copy the models of a FaceFusion model folder into the store, checked against "

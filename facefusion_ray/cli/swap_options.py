@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facefusion_ray.errors import SettingsError
+from facefusion_ray.media.pixel_limit import MAX_PIXELS_OPTION
 from facefusion_ray.option_scopes import choices_of
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage import parse_storage_options
@@ -117,6 +118,13 @@ SWAP_OPTIONS: tuple[SwapOption, ...] = (
         "0-100, mapped to libx264 CRF like FaceFusion",
     ),
     SwapOption("--output-video-preset", "output_video_preset", "libx264 preset"),
+    SwapOption(
+        MAX_PIXELS_OPTION,
+        "max_pixels",
+        "refuse images and video frames of more than N pixels (width x height), read from "
+        "their header before decoding; the default is 8192x8192",
+        metavar="N",
+    ),
     SwapOption(
         "--face-selector-mode",
         "face_selector.mode",

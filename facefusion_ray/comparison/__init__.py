@@ -2,7 +2,7 @@
 faces, a contact sheet of sampled frames and an HTML report."""
 
 from facefusion_ray.comparison.contact_sheet import ContactRow, build_contact_sheet
-from facefusion_ray.comparison.frames import iter_selected_frames, sample_frame_indices
+from facefusion_ray.comparison.frames import iter_selected_frames
 from facefusion_ray.comparison.html_report import AbEntry, write_ab_report
 from facefusion_ray.comparison.similarity import (
     SimilarityStats,
@@ -10,6 +10,7 @@ from facefusion_ray.comparison.similarity import (
     similarity_stats,
     source_embedding_for,
 )
+from facefusion_ray.media.frame_sampling import sample_frame_indices
 
 __all__ = [
     "AbEntry",

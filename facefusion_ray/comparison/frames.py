@@ -8,27 +8,14 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from facefusion_ray.errors import MediaError
+from facefusion_ray.media.container_header import read_container_header
 from facefusion_ray.media.decode import iter_frames
-from facefusion_ray.media.probe import MediaInfo, probe_media, read_container_header
+from facefusion_ray.media.probe import MediaInfo, probe_media
 
 # Sampled frames closer than this are decoded in one run instead of a new seek. Rendered videos
 # are joined from segments of 64 frames by default, each starting with a keyframe, so a seek
 # saves little unless it skips about a segment; a new ffmpeg process costs a few frames' time.
 MERGE_GAP_FRAMES = 64
-
-
-def sample_frame_indices(frame_count: int, count: int = 6) -> list[int]:
-    """`count` distinct frame indices spread evenly over the video, at the centres of equal
-    spans (so neither the first nor the last frame, often a fade, unless the video is short).
-
-    Every frame when the video has no more than `count`; [] for an empty video.
-    """
-    if frame_count < 0 or count < 0:
-        raise ValueError(f"frame_count and count must not be negative: {frame_count}, {count}")
-    if count >= frame_count:
-        return list(range(frame_count))
-    # Centres of `count` equal spans; they are at least one frame apart, so never collide.
-    return [(2 * slot + 1) * frame_count // (2 * count) for slot in range(count)]
 
 
 def frame_runs(indices: Iterable[int], merge_gap: int = MERGE_GAP_FRAMES) -> list[range]:

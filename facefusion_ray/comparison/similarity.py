@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facefusion_ray.analysis.protocols import FaceEmbedder, FaceFinder
 from facefusion_ray.analysis.select import largest_face
 from facefusion_ray.comparison.frames import iter_selected_frames
 from facefusion_ray.errors import NoFaceError
 from facefusion_ray.media.images import read_image
-from facefusion_ray.pipeline.sources import FaceDetector, FaceEmbedder
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class SimilarityStats:
 
 
 def source_embedding_for(
-    image_path: str | os.PathLike[str], detector: FaceDetector, recognizer: FaceEmbedder
+    image_path: str | os.PathLike[str], detector: FaceFinder, recognizer: FaceEmbedder
 ) -> np.ndarray:
     """Unit-length embedding of the largest face in a source image; NoFaceError if it has none."""
     image = read_image(image_path)

@@ -8,16 +8,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from facefusion_ray.atomic_files import write_bytes_atomically
-from facefusion_ray.comparison import ContactRow, build_contact_sheet, sample_frame_indices
+from facefusion_ray.comparison import ContactRow, build_contact_sheet
 from facefusion_ray.comparison.face_sheet import FaceSheetLayout, FaceSheetRow, build_face_sheet
 from facefusion_ray.comparison.html_report import AbEntry, AbPage, write_ab_report
 from facefusion_ray.comparison.review_figures import review_figures
 from facefusion_ray.engine.job import run_job
 from facefusion_ray.engine.job_options import JobOptions
-from facefusion_ray.engine.job_report import FAILED, JobReport, RenderOutcome
+from facefusion_ray.engine.job_report import FAILED, JobReport, RenderOutcome, write_job_report
 from facefusion_ray.errors import MediaError
 from facefusion_ray.media import probe_media
-from facefusion_ray.pipeline.render_request import RenderRequest
+from facefusion_ray.media.frame_sampling import sample_frame_indices
+from facefusion_ray.pipeline.render_request import RenderRequest, check_output_is_not_an_input
 from facefusion_ray.pipeline.review_probe import (
     ChunkReview,
     ReviewPlan,
@@ -82,7 +83,11 @@ def run_ab(
         RenderRequest(target, (source,), str(output), settings, name=safe_stem(source))
         for source, output in zip(sources, outputs, strict=True)
     ]
+    for request in requests:
+        check_output_is_not_an_input(request)
     job = run_job(requests, replace(options, review=REVIEW_PLAN))
+    # The job's report at once (the comparison's figures are added at the end).
+    write_job_report(job, output_dir / JOB_REPORT_NAME)
     storage_options = dict(options.storage_options)
     local_sources = [stage_input(source, storage_options) for source in sources]
     rendered = [render for render in job.renders if render.status != FAILED]

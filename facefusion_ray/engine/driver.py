@@ -9,8 +9,8 @@ from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED
 from facefusion_ray.engine.render_plan import NO_FACE_NOTE, finish_report
 from facefusion_ray.errors import FaceFusionRayError, SettingsError
-from facefusion_ray.pipeline.render_preparation import driver_sessions, prepare_render
-from facefusion_ray.pipeline.render_request import RenderRequest
+from facefusion_ray.pipeline.render_preparation import driver_models, prepare_render
+from facefusion_ray.pipeline.render_request import RenderRequest, check_output_is_not_an_input
 from facefusion_ray.pipeline.sequential import render_video_sequential
 from facefusion_ray.pipeline.still_image import render_still_image
 from facefusion_ray.pipeline.swap_report import SwapReport, write_report
@@ -59,6 +59,7 @@ def run_swap(
     request = RenderRequest(
         str(target), tuple(str(source) for source in sources), str(output), settings
     )
+    check_output_is_not_an_input(request)
     if sequential:
         report = run_sequential(request, dict(storage_options))
         logger.info(report.summary())
@@ -83,20 +84,10 @@ def run_sequential(request: RenderRequest, storage_options: dict[str, str]) -> S
     """The single-process, frame-by-frame baseline (no Ray, no resume)."""
     if is_remote(request.output):
         raise SettingsError("the sequential path writes local outputs only")
-    prepared = prepare_render(request, driver_sessions(), storage_options)
+    prepared = prepare_render(request, driver_models(), storage_options)
     if prepared.info.kind == "image":
         render_still_image(prepared, storage_options)
     else:
-        render_video_sequential(
-            prepared.target,
-            prepared.info,
-            Path(request.output),
-            request.settings,
-            prepared.identity,
-            prepared.report,
-            prepared.reference,
-            prepared.cache_plan,
-            prepared.identity_map,
-        )
+        render_video_sequential(prepared, Path(request.output))
     finish_report(prepared)
     return prepared.report

@@ -28,10 +28,12 @@ from facefusion_ray.engine.scheduler import ChunkDone, ChunkFailed, ChunkSchedul
 from facefusion_ray.engine.segment_store import default_work_store, describe
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.inference.execution import actor_resources
+from facefusion_ray.media.frame_sampling import sample_frame_indices
 from facefusion_ray.pipeline.output_assembly import assemble_output
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.review_probe import ReviewFrames
 from facefusion_ray.storage.locations import is_remote, publish_output
+from facefusion_ray.storage.published import local_sha256, published_identity
 
 logger = logging.getLogger(__name__)
 
@@ -214,8 +216,6 @@ def render_context(video: VideoRender, options: JobOptions) -> RenderContext:
     prepared = video.prepared
     review = None
     if options.review is not None:
-        from facefusion_ray.comparison.frames import sample_frame_indices
-
         count = prepared.info.frame_count
         review = ReviewFrames(
             tuple(sample_frame_indices(count, options.review.sheet_frames)),
@@ -228,6 +228,7 @@ def render_context(video: VideoRender, options: JobOptions) -> RenderContext:
         target=prepared.request.target,
         info=prepared.info,
         settings=prepared.request.settings,
+        plan=prepared.plan,
         source=prepared.identity,
         work_store=video.segments.url,
         reference_embedding=prepared.reference,
@@ -248,12 +249,13 @@ def assemble(video: VideoRender, options: JobOptions) -> None:
             with tempfile.TemporaryDirectory(prefix="facefusion-ray-output-") as scratch:
                 local = Path(scratch) / Path(output).name
                 assemble_output(segments, prepared.target, prepared.info, local, prepared.report)
-                size = local.stat().st_size
+                sha256 = local_sha256(local)
                 publish_output(local, output, storage_options)
         else:
             assemble_output(segments, prepared.target, prepared.info, Path(output), prepared.report)
-            size = Path(output).stat().st_size
-    video.segments.record_published(output, size, published_counts(prepared.report))
+            sha256 = local_sha256(Path(output))
+    identity = published_identity(output, sha256, storage_options)
+    video.segments.record_published(output, identity, published_counts(prepared.report))
     video.segments.discard_segments()
     finish_report(prepared)
     logger.info(prepared.report.summary())

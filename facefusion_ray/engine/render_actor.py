@@ -1,11 +1,8 @@
-"""Rendering a frame range into an encoded segment, and the Ray actor that does it."""
+"""The Ray actor that renders chunks into segments of the work store, and what it is given."""
 
 import os
-import resource
 import tempfile
-import time
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,106 +14,22 @@ from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.engine.segment_store import SegmentStore
 from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.inference.session_factory import ModelUsage
-from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_decoded_frames
+from facefusion_ray.media import MediaInfo
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.media.images import read_image
-from facefusion_ray.pipeline.cached_analysis import CachePlan, ChunkAnalysis
+from facefusion_ray.pipeline.cached_analysis import CachePlan
+from facefusion_ray.pipeline.chunk_loop import peak_memory_bytes, render_range
 from facefusion_ray.pipeline.chunks import Chunk
-from facefusion_ray.pipeline.frame_pipeline import FramePipeline, load_recognizer
-from facefusion_ray.pipeline.model_loading import SessionsPerStore, load_detector
+from facefusion_ray.pipeline.frame_pipeline import FramePipeline
+from facefusion_ray.pipeline.job_models import JobModels
+from facefusion_ray.pipeline.model_loading import load_analyser, load_recognizer
+from facefusion_ray.pipeline.model_plan import ModelPlan
 from facefusion_ray.pipeline.review_probe import ReviewFrames, ReviewProbe, source_embedding
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.pipeline.swap_report import ChunkResult
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import stage_input
-
-
-def timed_frames(frames: Iterator[DecodedFrame], clock: StageClock) -> Iterator[DecodedFrame]:
-    """Charges the time spent waiting for each decoded frame to the `decode` stage."""
-    while True:
-        with clock.measure("decode"):
-            frame = next(frames, None)
-        if frame is None:
-            return
-        yield frame
-
-
-def render_range(
-    pipeline: FramePipeline,
-    clock: StageClock,
-    settings: SwapSettings,
-    target: str,
-    info: MediaInfo,
-    chunk: Chunk,
-    segment_path: Path,
-    cache: AnalysisCache | None = None,
-    cache_plan: CachePlan | None = None,
-    review: ReviewProbe | None = None,
-) -> ChunkResult:
-    """Decode `chunk` of `target`, swap every frame, encode it to `segment_path`."""
-    if info.fps is None:
-        raise ValueError("render_range needs a video with a frame rate")
-    started = time.perf_counter()
-    frames = frames_with_faces = frames_swapped = faces_swapped = 0
-    stages_before = clock.snapshot()
-    encoder = SegmentEncoder(
-        segment_path,
-        info.width,
-        info.height,
-        info.fps,
-        quality=settings.output_video_quality,
-        preset=settings.output_video_preset,
-    )
-    analysis = ChunkAnalysis(cache, cache_plan, chunk, clock)
-    with encoder:
-        decoded = iter_decoded_frames(target, chunk.start, chunk.count, info)
-        for offset, decoded_frame in enumerate(timed_frames(decoded, clock)):
-            frame = decoded_frame.pixels
-            faces = analysis.faces(offset, decoded_frame, pipeline.analyse)
-            if review is not None:
-                with clock.measure("review"):
-                    review.before_swap(chunk.start + offset, frame, faces)
-            outcome = pipeline.apply(frame, faces)
-            if review is not None:
-                with clock.measure("review"):
-                    review.after_swap(
-                        chunk.start + offset, frame, outcome.faces_detected, outcome.swapped
-                    )
-            with clock.measure("encode"):
-                encoder.write(frame)
-            frames += 1
-            frames_with_faces += int(outcome.faces_detected > 0)
-            faces_swapped += outcome.faces_swapped
-            frames_swapped += int(outcome.faces_swapped > 0)
-        with clock.measure("encode"):
-            encoder.close()
-    analysis.finish()
-    stages = {
-        stage: round(seconds - stages_before.get(stage, 0.0), 6)
-        for stage, seconds in clock.snapshot().items()
-    }
-    return ChunkResult(
-        chunk.index,
-        frames,
-        frames_with_faces,
-        faces_swapped,
-        time.perf_counter() - started,
-        stages,
-        cache_hits=analysis.hits,
-        cache_misses=analysis.misses,
-        frames_swapped=frames_swapped,
-        review=review.result if review is not None else None,
-    )
-
-
-def peak_memory_bytes() -> int:
-    """Peak resident memory of this process.
-
-    ffmpeg children are not counted: getrusage reports a child's peak including the parent
-    pages it held between fork and exec, which says nothing about ffmpeg itself.
-    """
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 @dataclass(frozen=True)
@@ -129,6 +42,7 @@ class RenderContext:
     target: str  # local path or object-store URL
     info: MediaInfo
     settings: SwapSettings
+    plan: ModelPlan
     source: SourceIdentity
     work_store: str
     reference_embedding: np.ndarray | None = None
@@ -155,10 +69,10 @@ class RenderActor:
         # One actor per CPU: OpenCV's own thread pool would only fight the other actors.
         cv2.setNumThreads(threads)
         self._clock = StageClock()
-        self._sessions = SessionsPerStore(execution)
+        self._models = JobModels(execution)
         self._pipelines: OrderedDict[str, FramePipeline] = OrderedDict()
         self._caches: dict[str | None, AnalysisCache] = {}
-        self._review_embeddings: dict[str, ReviewFrames] = {}
+        self._review_frames: dict[str, ReviewFrames] = {}
 
     def ready(self) -> dict[str, object]:
         """Answered once the actor is placed and built: where it runs."""
@@ -166,7 +80,7 @@ class RenderActor:
 
     def render(self, context: RenderContext, chunk: Chunk) -> ChunkResult:
         pipeline = self._pipeline_for(context)
-        sessions = self._sessions.sessions_for(context.settings)
+        sessions = self._models.sessions_for(context.settings)
         # Before the snapshot: finding the source face for the review is not the render's work.
         review = self._review_probe(context)
         usage_before = sessions.stats()
@@ -202,20 +116,23 @@ class RenderActor:
         return peak_memory_bytes()
 
     def _review_probe(self, context: RenderContext) -> ReviewProbe | None:
-        """The A/B review of this chunk, with the source's SFace embedding found once per
-        render (identity is left out when no source image shows a face to SFace)."""
+        """The A/B review of this chunk, with the source's embedding (by the settings'
+        recognizer) found once per render; identity is left out when no source image shows
+        a face."""
         if context.review is None:
             return None
-        sessions = self._sessions.sessions_for(context.settings)
-        recognizer = load_recognizer(sessions)
-        frames = self._review_embeddings.get(context.render_key)
+        settings = context.settings
+        sessions = self._models.sessions_for(settings)
+        spec = self._models.store_for(settings).manifest.model(settings.face_recognizer_model)
+        recognizer = load_recognizer(spec, sessions)
+        frames = self._review_frames.get(context.render_key)
         if frames is None:
             options = dict(context.storage_options)
             images = [read_image(stage_input(path, options)) for path in context.source.image_paths]
-            detector = load_detector(context.settings, sessions)
-            embedding = source_embedding(images, detector, recognizer)
+            analyser = load_analyser(context.plan, settings, sessions)
+            embedding = source_embedding(images, analyser, recognizer)
             frames = replace(context.review, source_embedding=embedding)
-            self._review_embeddings[context.render_key] = frames
+            self._review_frames[context.render_key] = frames
         return ReviewProbe(frames, recognizer)
 
     def _pipeline_for(self, context: RenderContext) -> FramePipeline:
@@ -223,11 +140,12 @@ class RenderActor:
         if pipeline is None:
             pipeline = FramePipeline(
                 context.settings,
+                context.plan,
                 context.source,
                 self._clock,
+                self._models.sessions_for(context.settings),
                 context.reference_embedding,
                 context.identity_map,
-                sessions=self._sessions.sessions_for(context.settings),
             )
             self._pipelines[context.render_key] = pipeline
             while len(self._pipelines) > _PIPELINES_KEPT:

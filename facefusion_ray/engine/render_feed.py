@@ -10,7 +10,7 @@ from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import RenderOutcome
 from facefusion_ray.engine.render_plan import VideoRender, fail, finish_report, plan_video
 from facefusion_ray.errors import FaceFusionRayError
-from facefusion_ray.pipeline.render_preparation import driver_sessions, prepare_render
+from facefusion_ray.pipeline.render_preparation import driver_models, prepare_render
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.still_image import render_still_image
 
@@ -58,12 +58,12 @@ class RenderFeed:
 
     def _prepare_all(self) -> None:
         storage_options = dict(self._options.storage_options)
-        sessions = driver_sessions()
+        models = driver_models()
         videos = 0
         try:
             for request, outcome in zip(self._requests, self._outcomes, strict=True):
                 try:
-                    prepared = prepare_render(request, sessions, storage_options)
+                    prepared = prepare_render(request, models, storage_options)
                     outcome.report = prepared.report
                     if prepared.info.kind == "image":
                         render_still_image(prepared, storage_options)

@@ -5,15 +5,14 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from facefusion_ray import storage
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED, UP_TO_DATE, RenderOutcome
-from facefusion_ray.engine.render_actor import peak_memory_bytes
 from facefusion_ray.engine.segment_store import SegmentStore
+from facefusion_ray.pipeline.chunk_loop import peak_memory_bytes
 from facefusion_ray.pipeline.chunks import Chunk, plan_chunks
 from facefusion_ray.pipeline.render_preparation import PreparedRender
 from facefusion_ray.pipeline.swap_report import SwapReport
-from facefusion_ray.storage.locations import output_exists
+from facefusion_ray.storage.published import still_published
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +96,7 @@ def published_record(
     record = segments.published_output()
     if record is None or record.get("output") != output:
         return None
-    storage_options = dict(options.storage_options)
-    if not output_exists(output, storage_options):
-        return None
-    filesystem, path = storage.open_filesystem(output, storage_options)
-    if storage.object_size(filesystem, path) != record.get("bytes"):
+    if not still_published(output, record, dict(options.storage_options)):
         return None
     return record
 

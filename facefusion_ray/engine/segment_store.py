@@ -19,15 +19,16 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from facefusion_ray import storage
 from facefusion_ray.assets.fetch import file_sha256
+from facefusion_ray.atomic_files import PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE, make_private_folders
 from facefusion_ray.errors import MediaError
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.paths import cache_root
 from facefusion_ray.pipeline.chunks import Chunk
-from facefusion_ray.pipeline.render_key import chunk_name
+from facefusion_ray.pipeline.content_keys import chunk_name
 from facefusion_ray.pipeline.swap_report import ChunkResult
 from facefusion_ray.storage.errors import ObjectNotFoundError
 from facefusion_ray.storage.locations import publish_output
@@ -107,9 +108,23 @@ class SegmentStore:
             result.faces_swapped,
         )
         # Moved, not copied, when the work store is on the actor's disk.
+        self._make_private_folder(self._folder)
         publish_output(local_file, self._segment_location(chunk), self._storage_options)
+        self._make_private(self._segment_path(chunk))
         payload = json.dumps(record.__dict__).encode()
         storage.put_bytes_atomic(self._filesystem, payload, self._record_path(chunk))
+        self._make_private(self._record_path(chunk))
+
+    def _make_private_folder(self, folder: str) -> None:
+        """Segments are face-swapped video: on a local disk, 0700 folders and 0600 files like
+        the analysis cache (the folder keeps a file private until its chmod)."""
+        if storage.is_local(self._filesystem):
+            make_private_folders(Path(folder))
+            os.chmod(folder, PRIVATE_FOLDER_MODE)
+
+    def _make_private(self, path: str) -> None:
+        if storage.is_local(self._filesystem):
+            os.chmod(path, PRIVATE_FILE_MODE)
 
     def finished(self, chunks: Sequence[Chunk]) -> dict[int, SegmentRecord]:
         """The chunks (by index) whose segment is stored whole and matches its record."""
@@ -166,6 +181,8 @@ class SegmentStore:
                 else:
                     path = Path(scratch) / (chunk_name(chunk) + SEGMENT_SUFFIX)
                     storage.download(self._filesystem, self._segment_path(chunk), path)
+                if not path.is_file():
+                    raise MediaError(f"segment of frames {describe(chunk)} is missing")
                 if file_sha256(path) != record.sha256:
                     raise MediaError(f"segment of frames {describe(chunk)} changed after writing")
                 paths.append(path)
@@ -179,12 +196,17 @@ class SegmentStore:
             return None
         return loaded if isinstance(loaded, dict) else None
 
-    def record_published(self, output: str, size: int, counts: Mapping[str, int]) -> None:
-        """`counts` (frames, faces...) let a later run report the output it does not redo."""
-        payload = json.dumps({"output": output, "bytes": size, "counts": dict(counts)}).encode()
-        if storage.is_local(self._filesystem):
-            Path(self._done_path()).parent.mkdir(parents=True, exist_ok=True)
+    def record_published(
+        self, output: str, identity: Mapping[str, object], counts: Mapping[str, int]
+    ) -> None:
+        """`identity` (bytes, sha256, an object store's etag) tells a later run whether the
+        output is still what was published; `counts` (frames, faces...) let it report the
+        output it does not redo."""
+        record = {"output": output, **identity, "counts": dict(counts)}
+        payload = json.dumps(record).encode()
+        self._make_private_folder(str(PurePosixPath(self._done_path()).parent))
         storage.put_bytes_atomic(self._filesystem, payload, self._done_path())
+        self._make_private(self._done_path())
 
     def discard_segments(self) -> None:
         """Drop the render's segments once its output is published."""

@@ -67,10 +67,6 @@ class SessionFactory:
     def run_bound(self, model_id: str, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         return self.get(model_id).run_bound(feeds)
 
-    def loaded_models(self) -> list[str]:
-        with self._lock:
-            return list(self._sessions)
-
     def stats(self) -> dict[str, ModelUsage]:
         """Per loaded model: calls, seconds, the provider it runs on, file precision, fallback."""
         with self._lock:
@@ -88,16 +84,6 @@ class SessionFactory:
                 fallback=session.fallback_reason,
             )
         return usage
-
-    def fallbacks(self) -> list[str]:
-        """One line per model that does not run where it was asked to, and why."""
-        with self._lock:
-            sessions = dict(self._sessions)
-        return [
-            f"{model_id}: {session.fallback_reason}"
-            for model_id, session in sessions.items()
-            if session.fallback_reason is not None
-        ]
 
     def _open(self, model_id: str) -> ModelSession:
         variant = self._fp16_variant_of(model_id) if wants_fp16(self.config) else None

@@ -145,26 +145,9 @@ class ModelSession:
             open_session=open_session,
         )
 
-    @classmethod
-    def for_model(
-        cls,
-        model_id: str,
-        providers: Sequence[ProviderSpec] = DEFAULT_PROVIDERS,
-        intra_op_threads: int = 1,
-    ) -> ModelSession:
-        """Resolve (fetch, verify, prepare) the manifest's model and open a session on it."""
-        # Imported here so sessions (and the manifest-agnostic factory) do not load the store.
-        from facefusion_ray.zoo.model_store import resolve_model_path
-
-        return cls(resolve_model_path(model_id), model_id, providers, intra_op_threads)
-
     @property
     def providers(self) -> list[str]:
         return list(self._runner.get_providers())
-
-    @property
-    def on_gpu(self) -> bool:
-        return _runs_on_gpu(self._runner)
 
     def input_shape(self, name: str | None = None) -> tuple[int | str | None, ...]:
         inputs = {i.name: i for i in self._runner.get_inputs()}

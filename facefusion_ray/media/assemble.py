@@ -9,10 +9,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from facefusion_ray.errors import MediaError
+from facefusion_ray.media.container_header import ffmpeg_input_url, read_container_header
 from facefusion_ray.media.encode import segment_frame_count
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
 from facefusion_ray.media.images import partial_path
-from facefusion_ray.media.probe import ffmpeg_input_url, read_container_header
 
 OUTPUT_MUXERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 

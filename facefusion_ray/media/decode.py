@@ -13,17 +13,15 @@ from typing import IO
 import numpy as np
 
 from facefusion_ray.errors import MediaError
+from facefusion_ray.media.container_header import (
+    ContainerHeader,
+    cached_container_header,
+    ffmpeg_input_url,
+)
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
 from facefusion_ray.media.images import read_image
 from facefusion_ray.media.pixel_transfer import PipeFormat, decoding_pipe_format
-from facefusion_ray.media.probe import (
-    MAIN_VIDEO_STREAM,
-    ContainerHeader,
-    MediaInfo,
-    cached_container_header,
-    ffmpeg_input_url,
-    read_frame_timestamps,
-)
+from facefusion_ray.media.probe import MAIN_VIDEO_STREAM, MediaInfo, read_frame_timestamps
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,8 @@ def iter_decoded_frames(
 
 def _image_frames(path: str | os.PathLike[str], count: int) -> Iterator[DecodedFrame]:
     if count:
-        pixels = np.ascontiguousarray(read_image(path))
+        # `info` comes from probe_media, which held the image to the job's pixel limit.
+        pixels = np.ascontiguousarray(read_image(path, max_pixels=None))
         yield DecodedFrame(pixels, pixels.data, "bgr24")
 
 

@@ -36,6 +36,21 @@ def quality_to_crf(quality: int) -> int:
     return round(51 - quality * 0.51)
 
 
+# libx264's presets, fastest first; anything else fails only when the encoder starts.
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+
+
 class SegmentEncoder:
     """Encode frames into one MP4 segment; the file appears at `path` only on a clean close.
 

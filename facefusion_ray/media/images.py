@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from facefusion_ray.errors import MediaError
+from facefusion_ray.media.pixel_limit import DEFAULT_MAX_PIXELS, check_image_file
 
 
 def ensure_readable_file(path: str | os.PathLike[str]) -> Path:
@@ -41,23 +42,40 @@ def partial_path(target: Path) -> Path:
     return target.with_name(f".{target.stem}.partial-{token}{target.suffix}")
 
 
-def decode_image_file(path: str | os.PathLike[str]) -> np.ndarray | None:
-    """The image as BGR uint8, or None when OpenCV cannot decode the (readable) file."""
+def decode_image_file(
+    path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray | None:
+    """The image as BGR uint8, or None when OpenCV cannot decode the (readable) file. An image
+    whose header claims more than `max_pixels` (None: no limit) is refused before decoding."""
     file_path = ensure_readable_file(path)
+    check_image_file(file_path, max_pixels)
     try:
         data = np.frombuffer(file_path.read_bytes(), dtype=np.uint8)
     except OSError as error:
         raise MediaError(f"cannot read {file_path}: {error.strerror or error}") from error
     # imdecode instead of imread: imread cannot open non-ASCII paths on every platform.
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+    try:
+        return cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as error:
+        raise MediaError(f"cannot decode image {file_path}: {_opencv_reason(error)}") from None
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+def read_image(
+    path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Read an image file as a BGR uint8 array of shape (height, width, 3)."""
-    image = decode_image_file(path)
+    image = decode_image_file(path, max_pixels)
     if image is None:
         raise MediaError(f"not an image: {path}")
     return image
+
+
+def _opencv_reason(error: cv2.error) -> str:
+    """OpenCV's message without its source location and 'error:' prefixes, on one line."""
+    text = " ".join(str(error).split())
+    if "CV_IO_MAX_IMAGE_PIXELS" in text:
+        return "its header claims more pixels than OpenCV decodes"
+    return text.rsplit("error:", 1)[-1].strip() or "OpenCV cannot decode it"
 
 
 def write_image_atomic(

@@ -20,31 +20,25 @@ from typing import Any, Literal
 import numpy as np
 
 from facefusion_ray.errors import MediaError
+from facefusion_ray.media.container_header import (
+    ContainerHeader,
+    ffmpeg_input_url,
+    read_container_header,
+)
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess, meaningful_stderr_line
 from facefusion_ray.media.images import decode_image_file, ensure_readable_file
+from facefusion_ray.media.pixel_limit import DEFAULT_MAX_PIXELS, check_pixels, video_header_size
 
 MediaKind = Literal["video", "image"]
 
 # The main video stream, as `-map` sees it: upper-case V skips cover art and thumbnails.
 MAIN_VIDEO_STREAM = "0:V:0"
 
-# Demuxers whose input seeking (`-ss` before `-i`) lands before the wanted frame, so accurate
-# seeking can then drop exactly the frames before it. MPEG-TS/PS seeking can overshoot to a
-# later keyframe, so those (and anything unknown) are decoded from the start instead.
-_ACCURATE_SEEK_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi", "nut"})
-
 _AV_PKT_FLAG_DISCARD = 0x4
 _NO_TIMESTAMP = -(2**63)
 _RATE_TOLERANCE_FLOOR = 1e-4
 # Decoding aims half a frame before a frame's grid time, so a quarter frame of jitter is safe.
 _CONSTANT_RATE_SLACK = 0.25
-
-_INPUT_LINE = re.compile(r"^Input #0, (?P<formats>.+?), from '")
-_DURATION_LINE = re.compile(r"^\s*Duration: .*?start: (?P<start>-?\d+(?:\.\d+)?)")
-_STREAM_LINE = re.compile(r"^\s*Stream #0:\d+\S*: (?P<type>\w+): (?P<details>.*)$")
-_STREAM_START = re.compile(r", start (?P<start>-?\d+(?:\.\d+)?)")
-_NOMINAL_RATE = re.compile(r", (?P<rate>\d+(?:\.\d+)?) (?:fps|tbr)\b")
-_ROTATION = re.compile(r"display ?matrix: rotation of (?P<degrees>-?\d+(?:\.\d+)?) degrees", re.I)
 
 
 @dataclass(frozen=True)
@@ -90,44 +84,6 @@ class MediaInfo:
             "pixel_format": self.pixel_format,
         }
 
-    @classmethod
-    def from_json_dict(cls, data: dict[str, Any]) -> MediaInfo:
-        fields = dict(data)
-        fields["fps"] = None if fields.get("fps") is None else Fraction(fields["fps"])
-        return cls(**fields)
-
-
-@dataclass(frozen=True)
-class ContainerHeader:
-    """What ffmpeg's stream summary for `-i FILE` says about a file."""
-
-    formats: tuple[str, ...]
-    start_time: float
-    video_start_time: float | None
-    video_details: str | None
-    has_audio: bool
-    rotation: int
-
-    @property
-    def is_image(self) -> bool:
-        return any(name == "image2" or name.endswith("_pipe") for name in self.formats)
-
-    @property
-    def seeks_accurately(self) -> bool:
-        return any(name in _ACCURATE_SEEK_FORMATS for name in self.formats)
-
-    @property
-    def video_start_offset(self) -> float:
-        """Seconds from the file's start time (which `-ss` is relative to) to the first frame."""
-        if self.video_start_time is None:
-            return 0.0
-        return self.video_start_time - self.start_time
-
-    @property
-    def nominal_frame_rate(self) -> Fraction | None:
-        match = _NOMINAL_RATE.search(self.video_details or "")
-        return None if match is None else Fraction(match["rate"])
-
 
 @dataclass
 class _PacketTiming:
@@ -164,92 +120,24 @@ class FrameTimestamps:
         return float((ticks - float(self.ticks[0])) * self.time_base)
 
 
-def ffmpeg_input_url(path: str | os.PathLike[str]) -> str:
-    """Path as an ffmpeg URL, so names with ':' or a leading '-' are never misread."""
-    return "file:" + os.path.abspath(path)
-
-
-def read_container_header(path: str | os.PathLike[str]) -> ContainerHeader:
-    """Parse ffmpeg's stream summary; MediaError if ffmpeg cannot open the file as media."""
-    file_path = ensure_readable_file(path)
-    # Without an output ffmpeg always exits non-zero, so only the printed summary counts.
-    process = FfmpegProcess(["-i", ffmpeg_input_url(file_path)])
-    try:
-        process.wait()
-        stderr = process.stderr_text()
-    finally:
-        process.close()
-    header = _parse_header(stderr.splitlines())
-    if header is None:
-        reason = meaningful_stderr_line(stderr)
-        raise MediaError(f"not a video or image: {file_path} ({reason})")
-    if header.video_details is None:
-        raise MediaError(f"not a video or image (no video stream): {file_path}")
-    return header
-
-
-def cached_container_header(path: str | os.PathLike[str]) -> ContainerHeader:
-    """`read_container_header`, read once per file version: every chunk of a video needs it."""
-    file_path = ensure_readable_file(path)
-    status = os.stat(file_path)
-    return _header_of_version(str(file_path), status.st_size, status.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=8)
-def _header_of_version(path: str, size: int, modified_ns: int) -> ContainerHeader:
-    return read_container_header(path)
-
-
-def _parse_header(lines: list[str]) -> ContainerHeader | None:
-    formats: tuple[str, ...] | None = None
-    start_time = 0.0
-    video_start_time: float | None = None
-    video_details: str | None = None
-    has_audio = False
-    rotation = 0
-    in_main_video_stream = False
-    for line in lines:
-        if formats is None:
-            if (input_match := _INPUT_LINE.match(line)) is not None:
-                formats = tuple(input_match["formats"].split(","))
-            continue
-        if (duration_match := _DURATION_LINE.match(line)) is not None:
-            start_time = float(duration_match["start"])
-        elif (stream_match := _STREAM_LINE.match(line)) is not None:
-            stream_type, details = stream_match["type"], stream_match["details"]
-            has_audio = has_audio or stream_type == "Audio"
-            in_main_video_stream = (
-                stream_type == "Video" and video_details is None and not _is_cover_art(details)
-            )
-            if in_main_video_stream:
-                video_details = details
-                start_match = _STREAM_START.search(details)
-                video_start_time = float(start_match["start"]) if start_match else None
-        elif in_main_video_stream and (rotation_match := _ROTATION.search(line)) is not None:
-            # The display matrix angle is counter-clockwise; report the clockwise turn a player
-            # applies, like the legacy `rotate` tag phones write (portrait video -> 90).
-            rotation = round(-float(rotation_match["degrees"])) % 360
-    if formats is None:
-        return None
-    return ContainerHeader(
-        formats, start_time, video_start_time, video_details, has_audio, rotation
-    )
-
-
-def _is_cover_art(stream_details: str) -> bool:
-    return "(attached pic)" in stream_details or "thumbnail" in stream_details
-
-
-def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
-    """Probe a video or image file; MediaError for anything that is not readable media."""
+def probe_media(
+    path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> MediaInfo:
+    """Probe a video or image file; MediaError for anything that is not readable media, or
+    whose header claims more than `max_pixels` pixels per frame (None: no limit)."""
     header = read_container_header(path)
     if header.is_image:
-        return _probe_image(path, header)
+        return _probe_image(path, header, max_pixels)
+    size = video_header_size(header.video_details or "")
+    if size is not None and max_pixels is not None:
+        check_pixels(*size, max_pixels, os.fspath(path))
     return _probe_video(path, header)
 
 
-def _probe_image(path: str | os.PathLike[str], header: ContainerHeader) -> MediaInfo:
-    image = decode_image_file(path)
+def _probe_image(
+    path: str | os.PathLike[str], header: ContainerHeader, max_pixels: int | None
+) -> MediaInfo:
+    image = decode_image_file(path, max_pixels)
     if image is None:
         raise MediaError(f"unsupported or corrupt image: {path}")
     height, width = image.shape[:2]

@@ -46,6 +46,7 @@ class ChunkAnalysis:
                     plan.video_fingerprint, plan.analysis_key, chunk.start, chunk.count
                 )
         self._records: list[FrameAnalysis] = []
+        self._frame_size: tuple[int, int] | None = None  # (width, height) of decoded frames
         self.hits = 0
         self.misses = 0
         # Cached frames whose fingerprint is not the decoded frame's (another decoder, a
@@ -59,6 +60,7 @@ class ChunkAnalysis:
             return analyse(frame.pixels)
         with self._clock.measure("fingerprint"):
             fingerprint = frame.fingerprint()
+        self._frame_size = (frame.pixels.shape[1], frame.pixels.shape[0])
         cached = self._cached[offset] if self._cached is not None else None
         if cached is not None and cached.frame_fingerprint == fingerprint:
             self.hits += 1
@@ -90,4 +92,6 @@ class ChunkAnalysis:
                 self._cache.lookup(
                     plan.video_fingerprint, plan.analysis_key, chunk.start, len(decoded), decoded
                 )
-            self._cache.write(plan.video_fingerprint, plan.analysis_key, self._records)
+            self._cache.write(
+                plan.video_fingerprint, plan.analysis_key, self._records, self._frame_size
+            )

@@ -6,24 +6,20 @@ import numpy as np
 
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.identities import nearest_person
+from facefusion_ray.analysis.protocols import FaceEmbedder
 from facefusion_ray.analysis.select import select_faces
-from facefusion_ray.analysis.sface import SFaceRecognizer
-from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.inference.session_factory import ModelUsage, SessionFactory
 from facefusion_ray.pipeline.model_loading import (
     FaceAnalyser,
+    build_enhancer,
+    build_swapper,
     load_analyser,
-    model_spec,
-    open_model_sessions,
+    load_recognizer,
 )
+from facefusion_ray.pipeline.model_plan import ModelPlan, Role
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
 from facefusion_ray.pipeline.stage_clock import StageClock
-from facefusion_ray.processors.classic_swap import ClassicSwapper
 from facefusion_ray.processors.debug_overlay import draw_debug_overlay
-from facefusion_ray.processors.enhancer import FaceEnhancer
-from facefusion_ray.processors.neural_swap import NeuralSwapper
-from facefusion_ray.processors.occlusion import OcclusionMasker
-from facefusion_ray.processors.paste_back import Region
 from facefusion_ray.settings import SwapSettings
 
 
@@ -34,82 +30,12 @@ class FrameOutcome:
     swapped: tuple[Face, ...] = ()
 
 
-def open_session_factory(
-    execution: ExecutionConfig, settings: SwapSettings | None = None
-) -> SessionFactory:
-    """Sessions of the job's models (default store and manifest when no settings are given)."""
-    return open_model_sessions(settings or SwapSettings(), execution)
-
-
-# The recognizer that embeds target faces for the reference selector.
-RECOGNIZER = "sface"
-
-
-def load_recognizer(sessions: SessionFactory) -> SFaceRecognizer:
-    return SFaceRecognizer(sessions.get(RECOGNIZER))
-
-
-def with_embeddings(
-    frame: np.ndarray, faces: list[Face], recognizer: SFaceRecognizer
-) -> list[Face]:
+def with_embeddings(frame: np.ndarray, faces: list[Face], recognizer: FaceEmbedder) -> list[Face]:
     embedded = []
     for face in faces:
         raw, normed = recognizer.embed(frame, face.landmarks_5)
         embedded.append(replace(face, embedding=raw, normed_embedding=normed))
     return embedded
-
-
-class ClassicBatchSwapper:
-    """The classic swapper behind the batch interface the neural swappers have."""
-
-    def __init__(self, swapper: ClassicSwapper) -> None:
-        self._swapper = swapper
-
-    def swap_batch(self, frame: np.ndarray, faces: list[Face]) -> list[Region]:
-        return [self._swapper.swap(frame, face) for face in faces]
-
-
-def build_swapper(
-    settings: SwapSettings, sessions: SessionFactory, source: SourceIdentity
-) -> ClassicBatchSwapper | NeuralSwapper:
-    if settings.uses_classic_swapper:
-        if source.aligned is None:
-            raise ValueError("the classic swapper needs an aligned source face")
-        return ClassicBatchSwapper(
-            ClassicSwapper(source.aligned, feather=settings.face_mask_feather)
-        )
-    if source.embedding is None:
-        raise ValueError("a neural swapper needs the source identity's embedding")
-    spec = model_spec(settings, settings.face_swapper_model, "swapper")
-    converter = None
-    if spec.parameters.get("model_type") == "simswap":
-        converter = sessions.get("crossface_simswap")
-    occluder = None
-    if settings.face_occluder_model is not None:
-        occluder_spec = model_spec(settings, settings.face_occluder_model, "occluder")
-        occluder = OcclusionMasker(sessions.get(occluder_spec.model_id), occluder_spec)
-    return NeuralSwapper(
-        sessions.get(spec.model_id),
-        spec,
-        source.embedding,
-        embedding_converter=converter,
-        occluder=occluder,
-        mask_blur=settings.face_mask_blur,
-        mask_padding=settings.face_mask_padding,
-    )
-
-
-def build_enhancer(settings: SwapSettings, sessions: SessionFactory) -> FaceEnhancer | None:
-    """The enhancer runs on the swapped faces only, after the swap (FaceFusion's order)."""
-    if settings.face_enhancer_model is None:
-        return None
-    spec = model_spec(settings, settings.face_enhancer_model, "enhancer")
-    return FaceEnhancer(
-        sessions.get(spec.model_id),
-        spec,
-        blend=settings.face_enhancer_blend,
-        mask_blur=settings.face_mask_blur,
-    )
 
 
 class FrameAnalyser:
@@ -119,21 +45,25 @@ class FrameAnalyser:
     them.
     """
 
-    def __init__(self, settings: SwapSettings, sessions: SessionFactory, clock: StageClock) -> None:
+    def __init__(
+        self, settings: SwapSettings, plan: ModelPlan, sessions: SessionFactory, clock: StageClock
+    ) -> None:
         self._settings = settings
+        self._plan = plan
         self._sessions = sessions
         self._clock = clock
         self._detector: FaceAnalyser | None = None
-        self._recognizer: SFaceRecognizer | None = None
+        self._recognizer: FaceEmbedder | None = None
 
     def analyse(self, frame: np.ndarray) -> list[Face]:
         if self._detector is None:
-            self._detector = load_analyser(self._settings, self._sessions)
+            self._detector = load_analyser(self._plan, self._settings, self._sessions)
         with self._clock.measure("detect"):
             faces = self._detector.detect(frame)
-        if self._settings.face_selector.needs_embeddings and faces:
+        recognizer = self._plan.get(Role.TARGET_RECOGNIZER)
+        if recognizer is not None and faces:
             if self._recognizer is None:
-                self._recognizer = load_recognizer(self._sessions)
+                self._recognizer = load_recognizer(recognizer.spec, self._sessions)
             with self._clock.measure("embed"):
                 faces = with_embeddings(frame, faces, self._recognizer)
         return faces
@@ -150,25 +80,23 @@ class FramePipeline:
     def __init__(
         self,
         settings: SwapSettings,
+        plan: ModelPlan,
         source: SourceIdentity,
         clock: StageClock,
+        sessions: SessionFactory,
         reference_embedding: np.ndarray | None = None,
         identity_map: IdentityMap | None = None,
-        sessions: SessionFactory | None = None,
     ) -> None:
-        self._settings = settings
         # Pipelines of several renders in one actor share its sessions (one copy of each model).
-        self._sessions = (
-            sessions if sessions is not None else open_model_sessions(settings, settings.execution)
-        )
-        self._analysis = FrameAnalyser(settings, self._sessions, clock)
+        self._sessions = sessions
+        self._analysis = FrameAnalyser(settings, plan, sessions, clock)
         self._selection = settings.face_selector
         self._reference_embedding = reference_embedding
-        self._swapper = build_swapper(settings, self._sessions, source)
-        self._enhancer = build_enhancer(settings, self._sessions)
+        self._swapper = build_swapper(plan, settings, sessions, source)
+        self._enhancer = build_enhancer(plan, settings, sessions)
         self._identity_map = identity_map
         self._person_swappers = (
-            [build_swapper(settings, self._sessions, person) for person in identity_map.sources]
+            [build_swapper(plan, settings, sessions, person) for person in identity_map.sources]
             if identity_map is not None
             else []
         )

@@ -10,8 +10,9 @@ from facefusion_ray.analysis.identities import cluster_people
 from facefusion_ray.errors import NoFaceError
 from facefusion_ray.inference.session_factory import SessionFactory
 from facefusion_ray.media import MediaInfo, iter_frames
-from facefusion_ray.pipeline.frame_pipeline import load_recognizer
-from facefusion_ray.pipeline.model_loading import load_analyser
+from facefusion_ray.media.frame_sampling import sample_frame_indices
+from facefusion_ray.pipeline.model_loading import load_analyser, load_recognizer
+from facefusion_ray.pipeline.model_plan import ModelPlan, Role
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
 from facefusion_ray.settings import SwapSettings
 
@@ -22,20 +23,14 @@ logger = logging.getLogger(__name__)
 SAMPLED_FRAMES = 24
 
 
-def sampled_frame_numbers(frame_count: int, samples: int = SAMPLED_FRAMES) -> list[int]:
-    if frame_count <= samples:
-        return list(range(frame_count))
-    return sorted({round(i * (frame_count - 1) / (samples - 1)) for i in range(samples)})
-
-
 def find_target_people(
-    target: Path, info: MediaInfo, settings: SwapSettings, sessions: SessionFactory
+    target: Path, info: MediaInfo, settings: SwapSettings, plan: ModelPlan, sessions: SessionFactory
 ) -> list[np.ndarray]:
     """Centroids of the people seen in sampled frames, most seen first."""
-    detector = load_analyser(settings, sessions)
-    recognizer = load_recognizer(sessions)
+    detector = load_analyser(plan, settings, sessions)
+    recognizer = load_recognizer(plan.require(Role.TARGET_RECOGNIZER).spec, sessions)
     sightings: list[tuple[np.ndarray, float]] = []
-    for number in sampled_frame_numbers(info.frame_count):
+    for number in sample_frame_indices(info.frame_count, SAMPLED_FRAMES):
         frame = next(iter(iter_frames(target, number, 1, info)))
         for face in sorted(detector.detect(frame), key=lambda face: float(face.bbox[0])):
             sightings.append((recognizer.embed(frame, face.landmarks_5)[1], float(face.bbox[0])))
@@ -53,10 +48,11 @@ def build_identity_map(
     target: Path,
     info: MediaInfo,
     settings: SwapSettings,
+    plan: ModelPlan,
     sessions: SessionFactory,
     sources: Sequence[SourceIdentity],
 ) -> IdentityMap:
-    people = find_target_people(target, info, settings, sessions)
+    people = find_target_people(target, info, settings, plan, sessions)
     if not people:
         raise NoFaceError(f"no people found in {target} to map the sources onto")
     mapped = min(len(people), len(sources))

@@ -1,77 +1,120 @@
-"""The models of one job: which manifest and store the actors read, and how each is built."""
+"""A render's analysers and processors, built from its model plan and its sessions.
 
-from pathlib import Path
+Detector decoders, recognizer embedders and swapper types are found in registries keyed by a
+field of the model's manifest entry (`decoder`, `embedder`, `model_type`), never by its id: a
+model registered `--like` another gets the same one. A new family of models is one module,
+one line in a registry here and one manifest entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 
+from facefusion_ray.analysis.arcface import ArcFaceRecognizer
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.landmark_68 import Fan68Landmarker
+from facefusion_ray.analysis.protocols import FaceDetector, FaceEmbedder
 from facefusion_ray.analysis.scrfd import ScrfdDetector
+from facefusion_ray.analysis.sface import SFaceRecognizer
 from facefusion_ray.analysis.yoloface import YoloFaceDetector
 from facefusion_ray.analysis.yunet import YuNetDetector
 from facefusion_ray.errors import SettingsError
-from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.inference.session_factory import SessionFactory
+from facefusion_ray.inference.sessions import ModelSession
+from facefusion_ray.pipeline.model_plan import ModelPlan, Role
+from facefusion_ray.pipeline.sources import SourceIdentity
+from facefusion_ray.processors.classic_swap import ClassicSwapper
+from facefusion_ray.processors.enhancer import FaceEnhancer
+from facefusion_ray.processors.neural_swap import NeuralSwapper
+from facefusion_ray.processors.occlusion import OcclusionMasker
+from facefusion_ray.processors.paste_back import Region
+from facefusion_ray.processors.swapper import FaceSwapper
 from facefusion_ray.settings import SwapSettings
-from facefusion_ray.zoo.manifest import Manifest, ModelSpec, load_manifest
-from facefusion_ray.zoo.model_store import ModelStore
+from facefusion_ray.zoo.manifest import ModelSpec
 
-Detector = YuNetDetector | ScrfdDetector | YoloFaceDetector
-# FaceFusion estimates 68 points from 5 with this model to know a face's angle for 2DFAN4.
-FAN_68_FROM_5 = "fan_68_5"
-SCRFD_DECODED = ("scrfd", "retinaface")
+DetectorFactory = Callable[[ModelSession, ModelSpec, SwapSettings], FaceDetector]
+EmbedderFactory = Callable[[ModelSession], FaceEmbedder]
+SwapperFactory = Callable[[ModelPlan, SwapSettings, SessionFactory, SourceIdentity], FaceSwapper]
 
 
-def job_manifest(settings: SwapSettings) -> Manifest:
-    """The job's manifest with the private models registered in the job's store."""
-    path = None if settings.manifest_path is None else Path(settings.manifest_path)
-    return ModelStore(settings.model_store, manifest=load_manifest(path)).manifest
+def _yunet(session: ModelSession, spec: ModelSpec, settings: SwapSettings) -> FaceDetector:
+    return YuNetDetector(session, score_threshold=settings.face_detector_score)
 
 
-def open_model_sessions(settings: SwapSettings, execution: ExecutionConfig) -> SessionFactory:
-    """Sessions open lazily from the job's store, on the device `execution` asks for."""
-    manifest = job_manifest(settings)
-    store = ModelStore(settings.model_store, manifest=manifest)
-
-    def fp16_variant_of(model_id: str) -> str | None:
-        return "fp16" if "fp16" in manifest.model(model_id).variants else None
-
-    return SessionFactory(execution, store.local_path, fp16_variant_of)
+def _scrfd(session: ModelSession, spec: ModelSpec, settings: SwapSettings) -> FaceDetector:
+    return ScrfdDetector(session, size=spec.size, score_threshold=settings.face_detector_score)
 
 
-class SessionsPerStore:
-    """One lazy session factory per (model store, manifest) on one device: the renders a
-    process serves share each model's session."""
-
-    def __init__(self, execution: ExecutionConfig) -> None:
-        self._execution = execution
-        self._factories: dict[tuple[str | None, str | None], SessionFactory] = {}
-
-    def sessions_for(self, settings: SwapSettings) -> SessionFactory:
-        key = (settings.model_store, settings.manifest_path)
-        if key not in self._factories:
-            self._factories[key] = open_model_sessions(settings, self._execution)
-        return self._factories[key]
+def _yoloface(session: ModelSession, spec: ModelSpec, settings: SwapSettings) -> FaceDetector:
+    return YoloFaceDetector(session, size=spec.size, score_threshold=settings.face_detector_score)
 
 
-def model_spec(settings: SwapSettings, model_id: str, kind: str) -> ModelSpec:
-    spec = job_manifest(settings).model(model_id)
-    if spec.kind != kind:
-        raise SettingsError(f"model {model_id} is a {spec.kind}, not a {kind}")
-    return spec
+def _neural_swapper(
+    plan: ModelPlan, settings: SwapSettings, sessions: SessionFactory, source: SourceIdentity
+) -> FaceSwapper:
+    if source.embedding is None:
+        raise ValueError("a neural swapper needs the source identity's embedding")
+    swapper = plan.require(Role.SWAPPER)
+    converter = plan.get(Role.EMBEDDING_CONVERTER)
+    occluder = plan.get(Role.OCCLUDER)
+    return NeuralSwapper(
+        sessions.get(swapper.model_id),
+        swapper.spec,
+        source.embedding,
+        embedding_converter=None if converter is None else sessions.get(converter.model_id),
+        occluder=None
+        if occluder is None
+        else OcclusionMasker(sessions.get(occluder.model_id), occluder.spec),
+        mask_blur=settings.face_mask_blur,
+        mask_padding=settings.face_mask_padding,
+    )
+
+
+# Manifest field -> its registry. Each registry maps that field's value to a builder.
+DETECTOR_DECODERS: dict[str, DetectorFactory] = {
+    "yunet": _yunet,
+    "scrfd": _scrfd,
+    "yoloface": _yoloface,
+}
+RECOGNIZER_EMBEDDERS: dict[str, EmbedderFactory] = {
+    "sface": SFaceRecognizer,
+    "arcface": ArcFaceRecognizer,
+}
+SWAPPER_TYPES: dict[str, SwapperFactory] = {
+    "inswapper": _neural_swapper,
+    "hyperswap": _neural_swapper,
+    "simswap": _neural_swapper,
+}
+
+_T = TypeVar("_T")
+
+
+def registered(registry: Mapping[str, _T], spec: ModelSpec, field: str) -> _T:
+    """The registry's entry named by the `field` parameter of `spec`'s manifest entry."""
+    name = spec.parameters.get(field)
+    entry = registry.get(str(name)) if name is not None else None
+    if entry is None:
+        raise SettingsError(
+            f"model {spec.model_id}: its manifest entry's {field} is {name!r}, "
+            f"not one of {', '.join(sorted(registry))}"
+        )
+    return entry
 
 
 class FaceAnalyser:
-    """Detection at the job's angles, then (when configured) 68-point landmark refinement."""
+    """Detection at the render's angles, then (when planned) 68-point landmark refinement."""
 
     def __init__(
         self,
-        detector: Detector,
-        angles: tuple[int, ...],
+        detector: FaceDetector,
+        angles: Sequence[int],
         landmarker: Fan68Landmarker | None,
     ) -> None:
         self._detector = detector
-        self._angles = angles
+        self._angles = tuple(angles)
         self._landmarker = landmarker
 
     def detect(self, frame_bgr: np.ndarray) -> list[Face]:
@@ -81,45 +124,69 @@ class FaceAnalyser:
         return faces
 
 
-def load_analyser(settings: SwapSettings, sessions: SessionFactory) -> FaceAnalyser:
+def load_detector(
+    plan: ModelPlan, settings: SwapSettings, sessions: SessionFactory
+) -> FaceDetector:
+    detector = plan.require(Role.DETECTOR)
+    build = registered(DETECTOR_DECODERS, detector.spec, "decoder")
+    return build(sessions.get(detector.model_id), detector.spec, settings)
+
+
+def load_analyser(
+    plan: ModelPlan, settings: SwapSettings, sessions: SessionFactory
+) -> FaceAnalyser:
     landmarker = None
-    if settings.face_landmarker_model is not None:
-        model_spec(settings, settings.face_landmarker_model, "landmarker")
-        estimator = (
-            sessions.get(FAN_68_FROM_5) if FAN_68_FROM_5 in job_manifest(settings).models else None
-        )
+    planned_landmarker = plan.get(Role.LANDMARKER)
+    if planned_landmarker is not None:
+        estimator = plan.get(Role.LANDMARK_ESTIMATOR)
         landmarker = Fan68Landmarker(
-            sessions.get(settings.face_landmarker_model),
-            estimator,
+            sessions.get(planned_landmarker.model_id),
+            None if estimator is None else sessions.get(estimator.model_id),
             score_threshold=settings.face_landmarker_score,
         )
     return FaceAnalyser(
-        load_detector(settings, sessions), settings.face_detector_angles, landmarker
+        load_detector(plan, settings, sessions), settings.face_detector_angles, landmarker
     )
 
 
-def load_detector(settings: SwapSettings, sessions: SessionFactory) -> Detector:
-    model_id = settings.face_detector_model
-    spec = model_spec(settings, model_id, "detector")
-    session = sessions.get(model_id)
-    score = settings.face_detector_score
-    if model_id == "yunet":
-        return YuNetDetector(session, score_threshold=score)
-    if model_id.startswith(SCRFD_DECODED):
-        return ScrfdDetector(session, size=spec.size, score_threshold=score)
-    if model_id.startswith("yoloface"):
-        return YoloFaceDetector(session, size=spec.size, score_threshold=score)
-    raise SettingsError(f"no decoder for face detector model {model_id}")
+def load_recognizer(spec: ModelSpec, sessions: SessionFactory) -> FaceEmbedder:
+    return registered(RECOGNIZER_EMBEDDERS, spec, "embedder")(sessions.get(spec.model_id))
 
 
-def check_models_exist(settings: SwapSettings) -> None:
-    """Fail in the driver, before any actor starts, when a named model is not in the manifest."""
-    model_spec(settings, settings.face_detector_model, "detector")
-    if not settings.uses_classic_swapper:
-        model_spec(settings, settings.face_swapper_model, "swapper")
-    if settings.face_enhancer_model is not None:
-        model_spec(settings, settings.face_enhancer_model, "enhancer")
-    if settings.face_landmarker_model is not None:
-        model_spec(settings, settings.face_landmarker_model, "landmarker")
-    if settings.face_occluder_model is not None:
-        model_spec(settings, settings.face_occluder_model, "occluder")
+class ClassicBatchSwapper:
+    """The classic swapper behind the batch interface the neural swappers have."""
+
+    def __init__(self, swapper: ClassicSwapper) -> None:
+        self._swapper = swapper
+
+    def swap_batch(self, frame: np.ndarray, faces: list[Face]) -> list[Region]:
+        return [self._swapper.swap(frame, face) for face in faces]
+
+
+def build_swapper(
+    plan: ModelPlan, settings: SwapSettings, sessions: SessionFactory, source: SourceIdentity
+) -> FaceSwapper:
+    swapper = plan.get(Role.SWAPPER)
+    if swapper is None:
+        if source.aligned is None:
+            raise ValueError("the classic swapper needs an aligned source face")
+        return ClassicBatchSwapper(
+            ClassicSwapper(source.aligned, feather=settings.face_mask_feather)
+        )
+    build = registered(SWAPPER_TYPES, swapper.spec, "model_type")
+    return build(plan, settings, sessions, source)
+
+
+def build_enhancer(
+    plan: ModelPlan, settings: SwapSettings, sessions: SessionFactory
+) -> FaceEnhancer | None:
+    """The enhancer runs on the swapped faces only, after the swap (FaceFusion's order)."""
+    enhancer = plan.get(Role.ENHANCER)
+    if enhancer is None:
+        return None
+    return FaceEnhancer(
+        sessions.get(enhancer.model_id),
+        enhancer.spec,
+        blend=settings.face_enhancer_blend,
+        mask_blur=settings.face_mask_blur,
+    )

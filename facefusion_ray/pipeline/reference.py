@@ -9,15 +9,19 @@ from facefusion_ray.analysis.select import face_at_position, sort_faces
 from facefusion_ray.errors import NoFaceError
 from facefusion_ray.inference.session_factory import SessionFactory
 from facefusion_ray.media import MediaInfo, iter_frames
-from facefusion_ray.pipeline.frame_pipeline import load_recognizer
-from facefusion_ray.pipeline.model_loading import load_analyser
+from facefusion_ray.pipeline.model_loading import load_analyser, load_recognizer
+from facefusion_ray.pipeline.model_plan import ModelPlan, Role
 from facefusion_ray.settings import SwapSettings
 
 logger = logging.getLogger(__name__)
 
 
 def reference_embedding_for(
-    target: Path, info: MediaInfo, settings: SwapSettings, sessions: SessionFactory
+    target: Path,
+    info: MediaInfo,
+    settings: SwapSettings,
+    plan: ModelPlan,
+    sessions: SessionFactory,
 ) -> np.ndarray | None:
     """Normed embedding of the face at the reference position of the reference frame.
 
@@ -28,7 +32,7 @@ def reference_embedding_for(
         return None
     frame_number = min(settings.reference_frame_number, info.frame_count - 1)
     frame = next(iter(iter_frames(target, frame_number, 1, info)))
-    faces = sort_faces(load_analyser(settings, sessions).detect(frame), selection.order)
+    faces = sort_faces(load_analyser(plan, settings, sessions).detect(frame), selection.order)
     face = face_at_position(faces, selection.reference_face_position)
     if face is None:
         raise NoFaceError(f"no reference face in frame {frame_number} of {target}")
@@ -40,4 +44,5 @@ def reference_embedding_for(
         selection.order,
         np.round(face.bbox).astype(int).tolist(),
     )
-    return load_recognizer(sessions).embed(frame, face.landmarks_5)[1]
+    recognizer = load_recognizer(plan.require(Role.TARGET_RECOGNIZER).spec, sessions)
+    return recognizer.embed(frame, face.landmarks_5)[1]

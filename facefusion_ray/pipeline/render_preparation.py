@@ -8,37 +8,32 @@ from pathlib import Path
 
 import numpy as np
 
-from facefusion_ray.analysis.arcface import ArcFaceRecognizer
 from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.cache import video_fingerprint
 from facefusion_ray.errors import MediaError
 from facefusion_ray.inference.execution import ExecutionConfig
+from facefusion_ray.inference.session_factory import SessionFactory
 from facefusion_ray.media import MediaInfo, probe_media
-from facefusion_ray.pipeline.analysis_key import analysis_settings
+from facefusion_ray.media.pixel_limit import check_image_file
 from facefusion_ray.pipeline.cached_analysis import CachePlan
+from facefusion_ray.pipeline.content_keys import analysis_key, render_key
 from facefusion_ray.pipeline.identity_map import build_identity_map
-from facefusion_ray.pipeline.model_loading import (
-    SessionsPerStore,
-    check_models_exist,
-    load_analyser,
-)
+from facefusion_ray.pipeline.job_models import JobModels
+from facefusion_ray.pipeline.model_loading import load_analyser, load_recognizer
+from facefusion_ray.pipeline.model_plan import ModelPlan, Role
 from facefusion_ray.pipeline.reference import reference_embedding_for
-from facefusion_ray.pipeline.render_key import render_key
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity, prepare_source_identity
 from facefusion_ray.pipeline.swap_report import SwapReport
-from facefusion_ray.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from facefusion_ray.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES, SwapSettings
 from facefusion_ray.storage.locations import is_remote, stage_input
 
 logger = logging.getLogger(__name__)
 
-# FaceFusion derives every neural swapper's source identity from this recognizer.
-SOURCE_RECOGNIZER = "arcface_w600k_r50"
 
-
-def driver_sessions() -> SessionsPerStore:
-    """CPU sessions the driver uses for source images and reference faces."""
-    return SessionsPerStore(ExecutionConfig())
+def driver_models() -> JobModels:
+    """The models the driver uses, on CPU, for source images and reference faces."""
+    return JobModels(ExecutionConfig())
 
 
 @dataclass
@@ -46,6 +41,7 @@ class PreparedRender:
     request: RenderRequest
     target: Path  # a local file: the target itself, or its staged copy
     info: MediaInfo
+    plan: ModelPlan
     identity: SourceIdentity
     report: SwapReport
     reference: np.ndarray | None = None
@@ -57,33 +53,23 @@ class PreparedRender:
 
 def prepare_render(
     request: RenderRequest,
-    models: SessionsPerStore,
+    models: JobModels,
     storage_options: dict[str, str] | None = None,
 ) -> PreparedRender:
     """Checks the inputs and analyses the sources; raises a project error for bad input."""
     started = time.perf_counter()
     settings = request.settings
     target = stage_input(request.target, storage_options)
-    info = probe_media(target)
+    info = probe_media(target, settings.max_pixels)
     check_output_location(request.output, info)
     sources = [stage_input(source, storage_options) for source in request.sources]
-    check_models_exist(settings)
+    for source in sources:  # from the header, before any source is decoded
+        check_image_file(source, settings.max_pixels)
+    plan = models.plan_for(settings)
     sessions = models.sessions_for(settings)
     calls_before = {model: int(usage["calls"]) for model, usage in sessions.stats().items()}
-    embedder = (
-        None
-        if settings.uses_classic_swapper
-        else ArcFaceRecognizer(sessions.get(SOURCE_RECOGNIZER))
-    )
-    detector = load_analyser(settings, sessions)
-    identity_map: IdentityMap | None = None
-    if settings.face_selector.mode == "identity-map":
-        per_source = [prepare_source_identity([path], detector, embedder) for path in sources]
-        identity = per_source[0]
-        identity_map = build_identity_map(target, info, settings, sessions, per_source)
-    else:
-        identity = prepare_source_identity(sources, detector, embedder)
-    reference = reference_embedding_for(target, info, settings, sessions)
+    identity, identity_map = _source_identities(target, info, settings, plan, sessions, sources)
+    reference = reference_embedding_for(target, info, settings, plan, sessions)
     report = SwapReport(
         target=request.target,
         sources=list(request.sources),
@@ -96,26 +82,51 @@ def prepare_render(
         if int(usage["calls"]) > calls_before.get(model, 0)
     }
     prepared = PreparedRender(
-        request, target, info, identity, report, reference, identity_map, started=started
+        request, target, info, plan, identity, report, reference, identity_map, started=started
     )
     if info.kind == "video":
-        analysis_key = analysis_settings(settings).analysis_key()
-        fingerprint = video_fingerprint(target)
-        if settings.use_analysis_cache:
-            prepared.cache_plan = CachePlan(
-                settings.analysis_cache,
-                analysis_key,
-                fingerprint,
-                tuple((storage_options or {}).items()),
-            )
-        prepared.render_key = render_key(
-            request.output,
-            fingerprint,
-            [file_sha256(path) for path in sources],
-            settings,
-            analysis_key,
-        )
+        _plan_video_keys(prepared, sources, storage_options)
     return prepared
+
+
+def _source_identities(
+    target: Path,
+    info: MediaInfo,
+    settings: SwapSettings,
+    plan: ModelPlan,
+    sessions: SessionFactory,
+    sources: list[Path],
+) -> tuple[SourceIdentity, IdentityMap | None]:
+    """The identity to swap in, and with identity-map, the identity of each person."""
+    recognizer = plan.get(Role.SOURCE_RECOGNIZER)
+    embedder = None if recognizer is None else load_recognizer(recognizer.spec, sessions)
+    detector = load_analyser(plan, settings, sessions)
+    if settings.face_selector.mode != "identity-map":
+        return prepare_source_identity(sources, detector, embedder), None
+    per_source = [prepare_source_identity([path], detector, embedder) for path in sources]
+    identity_map = build_identity_map(target, info, settings, plan, sessions, per_source)
+    return per_source[0], identity_map
+
+
+def _plan_video_keys(
+    prepared: PreparedRender, sources: list[Path], storage_options: dict[str, str] | None
+) -> None:
+    settings = prepared.request.settings
+    fingerprint = video_fingerprint(prepared.target)
+    if settings.use_analysis_cache:
+        prepared.cache_plan = CachePlan(
+            settings.analysis_cache,
+            analysis_key(settings, prepared.plan),
+            fingerprint,
+            tuple((storage_options or {}).items()),
+        )
+    prepared.render_key = render_key(
+        prepared.request.output,
+        fingerprint,
+        [file_sha256(path) for path in sources],
+        settings,
+        prepared.plan,
+    )
 
 
 def check_output_location(output: str, info: MediaInfo) -> None:

@@ -2,7 +2,10 @@
 
 from dataclasses import dataclass
 
+from facefusion_ray.errors import SettingsError
 from facefusion_ray.settings import SwapSettings
+from facefusion_ray.storage.filesystem import redact
+from facefusion_ray.storage.locations import same_location
 
 
 @dataclass(frozen=True)
@@ -19,3 +22,13 @@ class RenderRequest:
     @property
     def label(self) -> str:
         return self.name or self.output
+
+
+def check_output_is_not_an_input(request: RenderRequest) -> None:
+    """Raises SettingsError when the output names the target or a source, also through links:
+    rendering would replace the footage it reads."""
+    for location in (request.target, *request.sources):
+        if same_location(request.output, location):
+            raise SettingsError(
+                redact(f"output {request.output} is the input {location}: it would be overwritten")
+            )

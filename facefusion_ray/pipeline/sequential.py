@@ -2,37 +2,32 @@
 
 from pathlib import Path
 
-import numpy as np
-
-from facefusion_ray.engine.render_actor import render_range
-from facefusion_ray.media import MediaInfo
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
-from facefusion_ray.pipeline.cached_analysis import CachePlan
+from facefusion_ray.pipeline.chunk_loop import render_range
 from facefusion_ray.pipeline.chunks import Chunk
 from facefusion_ray.pipeline.frame_pipeline import FramePipeline
+from facefusion_ray.pipeline.job_models import JobModels
 from facefusion_ray.pipeline.output_assembly import assemble_output, segment_folder
-from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
+from facefusion_ray.pipeline.render_preparation import PreparedRender
 from facefusion_ray.pipeline.stage_clock import StageClock
-from facefusion_ray.pipeline.swap_report import SwapReport
-from facefusion_ray.settings import SwapSettings
 
 
-def render_video_sequential(
-    target: Path,
-    info: MediaInfo,
-    output: Path,
-    settings: SwapSettings,
-    source: SourceIdentity,
-    report: SwapReport,
-    reference_embedding: np.ndarray | None = None,
-    cache_plan: CachePlan | None = None,
-    identity_map: IdentityMap | None = None,
-) -> None:
+def render_video_sequential(prepared: PreparedRender, output: Path) -> None:
     """Decode, analyse, swap and encode every frame in turn, like FaceFusion's own loop."""
+    info, settings, report = prepared.info, prepared.request.settings, prepared.report
     if info.fps is None:
         raise ValueError("render_video_sequential needs a video with a frame rate")
     clock = StageClock()
-    pipeline = FramePipeline(settings, source, clock, reference_embedding, identity_map)
+    pipeline = FramePipeline(
+        settings,
+        prepared.plan,
+        prepared.identity,
+        clock,
+        JobModels(settings.execution).sessions_for(settings),
+        prepared.reference,
+        prepared.identity_map,
+    )
+    cache_plan = prepared.cache_plan
     with segment_folder(output) as folder:
         segment = folder / f"whole{SEGMENT_SUFFIX}"
         whole_video = Chunk(0, 0, info.frame_count)
@@ -41,7 +36,7 @@ def render_video_sequential(
                 pipeline,
                 clock,
                 settings,
-                str(target),
+                str(prepared.target),
                 info,
                 whole_video,
                 segment,
@@ -52,4 +47,4 @@ def render_video_sequential(
         report.chunks = 1
         report.workers = 1
         report.add_model_stats(pipeline.model_calls())
-        assemble_output([segment], target, info, output, report)
+        assemble_output([segment], prepared.target, info, output, report)

@@ -4,27 +4,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from facefusion_ray.analysis.face import Face
+from facefusion_ray.analysis.protocols import FaceEmbedder, FaceFinder
 from facefusion_ray.analysis.select import largest_face
 from facefusion_ray.errors import NoFaceError
 from facefusion_ray.media.images import read_image
 from facefusion_ray.processors.classic_swap import AlignedSource, align_source
 
 logger = logging.getLogger(__name__)
-
-
-class FaceDetector(Protocol):
-    def detect(self, frame_bgr: np.ndarray) -> list[Face]: ...
-
-
-class FaceEmbedder(Protocol):
-    def embed(
-        self, frame_bgr: np.ndarray, landmarks_5: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -46,7 +35,7 @@ class IdentityMap:
 
 def prepare_source_identity(
     paths: Sequence[Path],
-    detector: FaceDetector,
+    detector: FaceFinder,
     embedder: FaceEmbedder | None = None,
 ) -> SourceIdentity:
     """Checks every source has a face and builds the identity from the largest one of each.
@@ -60,7 +49,7 @@ def prepare_source_identity(
     aligned: AlignedSource | None = None
     embeddings: list[np.ndarray] = []
     for path in paths:
-        image = read_image(path)
+        image = read_image(path, max_pixels=None)  # checked by prepare_render
         faces = detector.detect(image)
         face = largest_face(faces)
         if face is None:

@@ -44,9 +44,10 @@ _CREDENTIAL_OPTION = re.compile(
     r"(?i)^(key|secret|token|password|username|session_token|access_key|secret_key"
     r"|aws_access_key_id|aws_secret_access_key|aws_session_token|account_key|sas_token)$"
 )
+# `name=value`, `name: value` and `'name': b'value'` (dict reprs in third-party debug logs).
 _CREDENTIAL_ASSIGNMENT = re.compile(
-    r"(?i)\b([\w.-]*(?:secret|token|password|signature|credential|access_key)[\w.-]*)"
-    r"(\s*[=:]\s*)(['\"]?)[^\s&'\",;]+"
+    r"(?i)\b([\w.-]*(?:secret|token|password|signature|credential|access_?key)[\w.-]*)"
+    r"(['\"]?\s*[=:]\s*b?)(['\"]?)[^\s&'\",;]+"
 )
 _URL_USER_INFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
 _MIN_SECRET_LENGTH = 4

@@ -54,6 +54,8 @@ def stage_input(location: str, storage_options: Mapping[str, str] | None = None)
     """
     if not is_remote(location):
         path = _local_path(location)
+        if path.is_dir():
+            raise MediaError(f"{path} is a folder, not a video or image file")
         if not path.is_file():
             raise MediaError(f"no such file: {path}")
         return path
@@ -105,6 +107,20 @@ def publish_output(
     local_file.unlink()
 
 
+def same_location(first: str, second: str) -> bool:
+    """True when two locations name the same file: local paths through symbolic links, `..` and
+    hard links; URLs when they are equal once normalised."""
+    if is_remote(first) or is_remote(second):
+        return _normalized_url(first) == _normalized_url(second)
+    one, other = _local_path(first), _local_path(second)
+    if one.resolve() == other.resolve():
+        return True
+    try:
+        return os.path.samefile(one, other)
+    except OSError:
+        return False
+
+
 def output_exists(location: str, storage_options: Mapping[str, str] | None = None) -> bool:
     if not is_remote(location):
         return _local_path(location).is_file()
@@ -147,6 +163,11 @@ def _local_path(location: str) -> Path:
             location = location[len(scheme) :]
             break
     return Path(location).expanduser()
+
+
+def _normalized_url(location: str) -> str:
+    scheme, _, path = location.partition("://")
+    return f"{scheme.lower()}://{posixpath.normpath(path.lstrip('/'))}"
 
 
 def _file_info(filesystem: fsspec.AbstractFileSystem, path: str, location: str) -> dict[str, Any]:

@@ -1,7 +1,12 @@
 """`models.lock.json` at the model store's root: the SHA-256 of every source the store holds.
 
     {"<model_id>": {"file": ..., "sha256": ..., "upstream_hash": {"algorithm", "value"} | null,
-                    "pulled_from": ..., "pulled_at": ..., "origin": "pulled"|"imported"|"added"}}
+                    "pulled_from": ..., "pulled_at": ..., "origin": "pulled"|"imported"|"added",
+                    "prepared": {"<prepared file name>": "<sha256>", ...}}}
+
+`prepared` pins every prepared file built from the source when it was built: the store's copies
+and every node's copy are checked against it, never against the `.sha256` sidecar beside them
+(a file replaced together with its sidecar would pass that check).
 
 A manifest entry with a SHA-256 is verified against it and merely recorded here. An entry whose
 `sha256` is null is pinned at its first pull: the download must match the CRC32 that the
@@ -22,6 +27,7 @@ Entries written before `origin` existed read as pulled.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -84,10 +90,18 @@ class LockEntry:
     pulled_from: str
     pulled_at: str
     origin: str = ORIGIN_PULLED
+    prepared: tuple[tuple[str, str], ...] = ()  # (prepared file name, sha256), sorted
+
+    def prepared_sha256(self, name: str) -> str | None:
+        return dict(self.prepared).get(name)
+
+    def with_prepared(self, name: str, sha256: str) -> LockEntry:
+        pins = {**dict(self.prepared), name: sha256}
+        return dataclasses.replace(self, prepared=tuple(sorted(pins.items())))
 
     def to_json(self) -> dict[str, Any]:
         upstream = self.upstream_hash
-        return {
+        document = {
             "file": self.file,
             "sha256": self.sha256,
             "upstream_hash": None
@@ -97,6 +111,9 @@ class LockEntry:
             "pulled_at": self.pulled_at,
             "origin": self.origin,
         }
+        if self.prepared:
+            document["prepared"] = dict(self.prepared)
+        return document
 
 
 def lock_file_path(root: str) -> str:
@@ -287,4 +304,14 @@ def _parse_entry(entry: Any) -> LockEntry:
         pulled_from=str(entry.get("pulled_from", "")),
         pulled_at=str(entry.get("pulled_at", "")),
         origin=str(entry.get("origin", ORIGIN_PULLED)),
+        prepared=_parse_prepared(entry.get("prepared", {})),
     )
+
+
+def _parse_prepared(pins: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(pins, dict):
+        raise ValueError("'prepared' is not an object")
+    for name, sha256 in pins.items():
+        if not isinstance(sha256, str) or not _SHA256_TEXT.fullmatch(sha256):
+            raise ValueError(f"prepared {name!r}: sha256 {sha256!r} is not 64 lowercase hex digits")
+    return tuple(sorted((str(name), sha256) for name, sha256 in pins.items()))
