@@ -17,6 +17,8 @@ CLASSIC_SWAPPER = "classic"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 DETECTOR_ANGLES = (0, 90, 180, 270)
+# The detectors' largest stride: every detector input side is a multiple of it.
+DETECTOR_SIZE_STEP = 32
 
 ANALYSIS, PIXELS, NEITHER = Scope.ANALYSIS, Scope.PIXELS, Scope.NEITHER
 
@@ -30,8 +32,9 @@ class SwapSettings:
     # faces are stored after that choice, so its score shapes the analysis too.
     face_landmarker_model: str | None = declared(None, ANALYSIS)
     face_landmarker_score: float = declared(0.5, ANALYSIS, bounds=(0, 1))
-    # Embeds target faces for the reference and identity-map selectors.
-    face_recognizer_model: str = declared("sface", ANALYSIS)
+    # Embeds target faces for the reference and identity-map selectors; "auto": ArcFace
+    # (arcface_w600k_r50, as FaceFusion) with a neural swapper, SFace with the classic one.
+    face_recognizer_model: str = declared("auto", ANALYSIS)
     # Occlusion mask (xseg_1) for the neural swappers: hands or hair in front stay visible.
     face_occluder_model: str | None = declared(None, PIXELS)
     face_swapper_model: str = declared(CLASSIC_SWAPPER, PIXELS)
@@ -60,6 +63,12 @@ class SwapSettings:
     # Images and video frames larger than this (width x height) are refused from their header,
     # before anything is decoded; it refuses inputs, never changes the pixels of one it accepts.
     max_pixels: int = declared(DEFAULT_MAX_PIXELS, NEITHER, bounds=(1, None))
+    # FaceFusion's --face-detector-size, WIDTHxHEIGHT: the detector's input canvas, the frame
+    # shrunk into its top left. Shapes the analysis.
+    face_detector_size: str = declared("640x640", ANALYSIS)
+    # Opt-in fast path: YuNet at the frame's own aspect ratio instead of FaceFusion's square
+    # canvas; faster, but faces cut by the frame's edge can differ. Shapes the analysis.
+    face_detector_frame_aspect: bool = declared(False, ANALYSIS)
 
     def __post_init__(self) -> None:
         check_declared_values(self)
@@ -67,6 +76,12 @@ class SwapSettings:
             0 <= value <= 100 for value in self.face_mask_padding
         ):
             raise SettingsError("face mask padding is four percentages: top right bottom left")
+        detector_size(self.face_detector_size)
+
+    @property
+    def face_detector_canvas(self) -> tuple[int, int]:
+        """--face-detector-size as (width, height)."""
+        return detector_size(self.face_detector_size)
 
     @property
     def uses_classic_swapper(self) -> bool:
@@ -75,3 +90,18 @@ class SwapSettings:
     @property
     def threads_per_worker(self) -> int:
         return self.execution.intra_op_threads
+
+
+def detector_size(text: str) -> tuple[int, int]:
+    """'640x640' -> (640, 640); SettingsError unless both sides are multiples of the stride."""
+    width, separator, height = text.lower().partition("x")
+    if (
+        separator
+        and width.isdigit()
+        and height.isdigit()
+        and all(int(side) > 0 and int(side) % DETECTOR_SIZE_STEP == 0 for side in (width, height))
+    ):
+        return int(width), int(height)
+    raise SettingsError(
+        f"face detector size {text!r} is not WIDTHxHEIGHT in multiples of {DETECTOR_SIZE_STEP}"
+    )

@@ -142,3 +142,21 @@ def test_models_list_on_a_fresh_install(tmp_path: Path) -> None:
         assert rows[embedded]["present"] and rows[embedded]["verified"], rows[embedded]
     assert not rows["inswapper_128"]["present"]
     assert any("inswapper_128.onnx" in source for source in rows["inswapper_128"]["sources"])
+
+
+def test_face_detector_size_is_checked_against_the_model(sample_media, tmp_path: Path) -> None:
+    """FaceFusion's choices: scrfd/retinaface take 160x160 to 640x640, yunet only 640x640."""
+    output = tmp_path / "out.png"
+    result = run_cli(
+        *swap_args(sample_media.source_tom_hanks, sample_media.group_photo, output),
+        "--face-detector-size",
+        "320x320",
+    )
+    assert_one_line_error(result, "face detector size 320x320 is not one of yunet's: 640x640")
+    assert not output.exists()
+    malformed = run_cli(
+        *swap_args(sample_media.source_tom_hanks, sample_media.group_photo, output),
+        "--face-detector-size",
+        "640",
+    )
+    assert_one_line_error(malformed, "WIDTHxHEIGHT")

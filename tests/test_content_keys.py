@@ -59,6 +59,8 @@ ALTERNATIVES: dict[str, object] = {
     "analysis_cache": "/elsewhere/analysis",
     "use_analysis_cache": False,
     "max_pixels": 100_000_000,
+    "face_detector_size": "320x320",
+    "face_detector_frame_aspect": True,
 }
 # Settings some alternatives need besides their own value.
 COMPANIONS: dict[str, dict[str, object]] = {
@@ -176,12 +178,15 @@ def test_roles_come_from_the_settings_and_the_manifest() -> None:
         Role.DETECTOR: "yunet",
         Role.LANDMARKER: "2dfan4",
         Role.LANDMARK_ESTIMATOR: "fan_68_5",
-        Role.TARGET_RECOGNIZER: "sface",
+        # "auto": a neural swapper's own recognizer, as FaceFusion compares faces.
+        Role.TARGET_RECOGNIZER: "arcface_w600k_r50",
         Role.SWAPPER: "simswap_256",
         Role.SOURCE_RECOGNIZER: "arcface_w600k_r50",
         Role.EMBEDDING_CONVERTER: "crossface_simswap",
     }
     assert model_choices(SwapSettings(), manifest) == {Role.DETECTOR: "yunet"}
+    classic_reference = SwapSettings(face_selector=FaceSelection(mode="reference"))
+    assert model_choices(classic_reference, manifest)[Role.TARGET_RECOGNIZER] == "sface"
 
 
 @pytest.mark.parametrize(

@@ -228,7 +228,8 @@ def test_yunet_agrees_with_opencv_face_detector(
         str(resolve_source_path("yunet")),
         "",
         (640, 640),
-        detector.score_threshold,
+        # OpenCV scores sqrt(cls * obj), FaceFusion (and this detector) cls * obj.
+        np.sqrt(detector.score_threshold),
         detector.nms_threshold,
         detector.top_k,
     )
@@ -242,7 +243,7 @@ def test_yunet_agrees_with_opencv_face_detector(
         landmarks = rows[match, 4:14].reshape(5, 2) * factors
         assert np.abs(boxes[match] - face.bbox).max() < 1.0
         assert np.abs(landmarks - face.landmarks_5).max() < 1.0
-        assert face.score == pytest.approx(float(rows[match, 14]), abs=1e-3)
+        assert face.score == pytest.approx(float(rows[match, 14]) ** 2, abs=2e-3)
         assert face.bbox.dtype == np.float32 and face.landmarks_5.shape == (5, 2)
 
 
@@ -384,15 +385,15 @@ def test_similarity_fit_recovers_a_known_transform() -> None:
 
 
 def test_yunet_with_free_input_size_matches_opencv_at_that_size(t1_frame: np.ndarray) -> None:
-    """Symbolic height/width: a 16:9 frame runs at 640x384 and still agrees with OpenCV."""
-    detector = YuNetDetector(ModelSession(resolve_model_path("yunet"), "yunet"))
-    assert detector.accepts_any_size
+    """The opt-in frame-aspect path: a 16:9 frame runs at 640x384 and agrees with OpenCV."""
+    detector = YuNetDetector(ModelSession(resolve_model_path("yunet"), "yunet"), frame_aspect=True)
+    assert detector.accepts_any_size and detector.frame_aspect
     frame = cv2.resize(t1_frame, (640, 360))
     reference = cv2.FaceDetectorYN.create(
         str(resolve_source_path("yunet")),
         "",
         (640, 360),
-        detector.score_threshold,
+        np.sqrt(detector.score_threshold),
         detector.nms_threshold,
         detector.top_k,
     )

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from facefusion_ray.cache import AnalysisCache
-from facefusion_ray.engine.driver import NO_FACE_NOTE, run_swap
+from facefusion_ray.engine.driver import run_swap
 from facefusion_ray.media import probe_media
 from facefusion_ray.media.images import read_image
+from facefusion_ray.pipeline.render_preparation import NO_FACE_NOTE
 from facefusion_ray.settings import SwapSettings
 from tests.media_checks import decoded_frames, psnr
 from tests.media_factory import make_clip, run_ffmpeg_cli

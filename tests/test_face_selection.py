@@ -83,3 +83,16 @@ def test_reference_mode_picks_only_that_person_in_the_group_photo(
     chosen = select_faces(faces, selection, reference.normed_embedding)
     assert len(chosen) == 1
     assert np.array_equal(chosen[0].bbox, reference.bbox)
+
+
+def test_auto_recognizer_is_facefusions_arcface_for_neural_swappers() -> None:
+    from facefusion_ray.pipeline.model_plan import target_recognizer
+    from facefusion_ray.settings import SwapSettings
+    from facefusion_ray.zoo.manifest import load_manifest
+
+    manifest = load_manifest()
+    assert target_recognizer(SwapSettings(), manifest) == "sface"
+    neural = SwapSettings(face_swapper_model="inswapper_128")
+    assert target_recognizer(neural, manifest) == "arcface_w600k_r50"
+    named = SwapSettings(face_swapper_model="inswapper_128", face_recognizer_model="sface")
+    assert target_recognizer(named, manifest) == "sface"

@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.s3_server"]
 
 IMPORTED = ("inswapper_128", "arcface_w600k_r50")
-# FaceFusion's own YuNet build: no manifest model is published under this name.
-UNKNOWN_FILE = "yunet_2023_mar.onnx"
+# FaceFusion's age/gender/race classifier: no manifest model is published under this name.
+UNKNOWN_FILE = "fairface.onnx"
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +153,22 @@ def test_import_pins_checked_files_and_a_second_import_changes_nothing(
     assert "inswapper_128: inswapper_128.onnx already in the store" in out
     assert "built" not in out
     assert store_snapshot(store) == before
+
+
+def test_facefusion_yunet_file_imports_as_yunet_2023_mar(
+    tmp_path: Path, isolated_node_cache: Path
+) -> None:
+    """FaceFusion's `yunet` is yunet_2023_mar.onnx: a FaceFusion folder imports whole."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    yunet = folder / "yunet_2023_mar.onnx"
+    shutil.copyfile(ModelStore().local_path("yunet"), yunet)
+    write_facefusion_hash(yunet)
+
+    imported = import_facefusion_folder(ModelStore(str(tmp_path / "store")), folder)
+
+    assert [model.model_id for model in imported.imported] == ["yunet_2023_mar"]
+    assert not imported.skipped and not imported.refused
 
 
 def test_wrong_or_missing_hash_and_contradicted_pins_are_refused_by_name(

@@ -1,15 +1,17 @@
 """Face detection with YuNet: letterbox, one session run, anchor-free decoding, NMS.
 
-Decoding follows OpenCV's FaceDetectorYN (the model's reference implementation): for the cell
-(row r, col c) of stride s, score = sqrt(clip(cls) * clip(obj)), centre = ((c, r) + bbox[:2]) * s,
-size = exp(bbox[2:]) * s, landmark k = ((c, r) + kps[2k:2k+2]) * s. The frame is fitted into the
-network input as FaceFusion's restrict_frame does: only frames larger than the input are
-shrunk (aspect kept, sizes truncated, bilinear), smaller ones are used as they are; the rest of
-the input is zero padding at the bottom and right.
+Decoding follows FaceFusion 3.8.1 (facefusion/face_detector.py): for the cell (row r, col c)
+of stride s, score = cls * obj, centre = ((c, r) + bbox[:2]) * s, size = exp(bbox[2:]) * s,
+landmark k = ((c, r) + kps[2k:2k+2]) * s. The frame is fitted into the detector size as
+FaceFusion's restrict_frame does (only frames larger than the size are shrunk, aspect kept,
+sizes truncated, bilinear) and sits at the top left of a zero canvas of the whole detector size
+(640x640 by default), as FaceFusion letterboxes it.
 
-FaceFusion's own YuNet path thresholds cls * obj without the square root, so its 0.5 keeps
-only faces that score 0.71 here; we keep OpenCV's score so that thresholds and `Face.score`
-mean what they mean for the model's reference decoder.
+`frame_aspect` is an opt-in fast path for models with a free input size: the canvas is padded
+only up to the next multiple of the largest stride (640x384 for a 16:9 frame), which costs
+less but changes what the network sees near the borders, so faces cut by the frame's edge can
+be found or missed differently from FaceFusion. OpenCV's FaceDetectorYN reports
+sqrt(cls * obj) as its score: a FaceFusion threshold of 0.5 is OpenCV's 0.71.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from facefusion_ray.analysis.detector_geometry import detect_at_angles, faces_as
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.inference.sessions import ModelSession
 
-# FaceFusion's defaults: face_detector_score 0.5, NMS IoU 0.4 for a single detector angle.
+# FaceFusion's defaults: face_detector_score 0.5 (of cls * obj), NMS IoU 0.4 for one angle.
 DEFAULT_SCORE_THRESHOLD = 0.5
 DEFAULT_NMS_THRESHOLD = 0.4
 # OpenCV FaceDetectorYN's default cap on boxes kept by NMS.
 DEFAULT_TOP_K = 5000
 STRIDES = (8, 16, 32)
+# FaceFusion's only --face-detector-size for yunet.
+DEFAULT_SIZE = (640, 640)
 
 
 class YuNetDetector:
@@ -38,7 +42,8 @@ class YuNetDetector:
         score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         nms_threshold: float = DEFAULT_NMS_THRESHOLD,
         top_k: int = DEFAULT_TOP_K,
-        max_input_size: tuple[int, int] = (640, 640),
+        size: tuple[int, int] = DEFAULT_SIZE,
+        frame_aspect: bool = False,
     ) -> None:
         self._session = session
         self.score_threshold = score_threshold
@@ -46,10 +51,11 @@ class YuNetDetector:
         self.top_k = top_k
         self._input_name = session.input_names[0]
         _, _, height, width = session.input_shape(self._input_name)
-        # A prepared model with symbolic height/width takes any size that is a multiple of
-        # the largest stride: frames are then padded only up to that, not to a square.
+        # A model with symbolic height/width takes any size that is a multiple of the
+        # largest stride; one with a fixed size runs at that size whatever is asked.
         self.accepts_any_size = not isinstance(width, int) or not isinstance(height, int)
-        self.input_size = max_input_size if self.accepts_any_size else (width, height)
+        self.input_size = size if self.accepts_any_size else (width, height)
+        self.frame_aspect = frame_aspect and self.accepts_any_size
         self._cells: dict[tuple[int, int, int], np.ndarray] = {}
 
     def detect(self, frame_bgr: np.ndarray, angles: Sequence[int] = (0,)) -> list[Face]:
@@ -106,7 +112,7 @@ class YuNetDetector:
         ]
 
     def _network_size(self, fitted: np.ndarray) -> tuple[int, int]:
-        if not self.accepts_any_size:
+        if not self.frame_aspect:
             return self.input_size
         step = STRIDES[-1]
         height, width = fitted.shape[:2]
@@ -131,9 +137,7 @@ class YuNetDetector:
         """Boxes (N, 4) as x, y, w, h, scores (N,), landmarks (N, 5, 2), in network pixels."""
         all_boxes, all_scores, all_landmarks = [], [], []
         for stride in STRIDES:
-            cls = np.clip(outputs[f"cls_{stride}"].reshape(-1), 0.0, 1.0)
-            obj = np.clip(outputs[f"obj_{stride}"].reshape(-1), 0.0, 1.0)
-            scores = np.sqrt(cls * obj)
+            scores = (outputs[f"cls_{stride}"] * outputs[f"obj_{stride}"]).reshape(-1)
             selected = np.flatnonzero(scores >= self.score_threshold)
             if selected.size == 0:
                 continue

@@ -42,7 +42,24 @@ class SwapOption:
 SWAP_OPTIONS: tuple[SwapOption, ...] = (
     SwapOption("--chunk-frames", "chunk_frames", "frames per chunk, the unit of scheduling"),
     SwapOption("--workers", "workers", "render actors"),
-    SwapOption("--face-detector-score", "face_detector_score", "minimum detection score, 0-1"),
+    SwapOption(
+        "--face-detector-score",
+        "face_detector_score",
+        "minimum detection score, 0-1, as FaceFusion scores it (cls * obj for YuNet)",
+    ),
+    SwapOption(
+        "--face-detector-size",
+        "face_detector_size",
+        "detector input, the frame letterboxed into it as in FaceFusion: 640x640 for every "
+        "model, also 160x160 to 512x512 for scrfd/retinaface",
+        metavar="WIDTHxHEIGHT",
+    ),
+    SwapOption(
+        "--face-detector-frame-aspect",
+        "face_detector_frame_aspect",
+        "run YuNet at the frame's own aspect ratio: faster, but faces cut by the frame's edge "
+        "may differ from FaceFusion's (default: FaceFusion's square letterbox)",
+    ),
     SwapOption(
         "--face-detector-model",
         "face_detector_model",
@@ -66,7 +83,8 @@ SWAP_OPTIONS: tuple[SwapOption, ...] = (
     SwapOption(
         "--face-recognizer-model",
         "face_recognizer_model",
-        "embeds target faces for the reference and identity-map selectors",
+        "embeds target faces for the reference and identity-map selectors: auto is "
+        "arcface_w600k_r50 (FaceFusion's) with a neural swapper, sface with the classic one",
     ),
     SwapOption(
         "--face-occluder-model",

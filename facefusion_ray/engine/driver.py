@@ -7,19 +7,15 @@ from pathlib import Path
 from facefusion_ray.engine.job import run_job
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED
-from facefusion_ray.engine.render_plan import NO_FACE_NOTE, finish_report
-from facefusion_ray.errors import FaceFusionRayError, SettingsError
-from facefusion_ray.pipeline.render_preparation import driver_models, prepare_render
+from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.pipeline.render_request import RenderRequest, check_output_is_not_an_input
-from facefusion_ray.pipeline.sequential import render_video_sequential
-from facefusion_ray.pipeline.still_image import render_still_image
+from facefusion_ray.pipeline.sequential import run_sequential
 from facefusion_ray.pipeline.swap_report import SwapReport, write_report
 from facefusion_ray.settings import SwapSettings
-from facefusion_ray.storage.locations import is_remote
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NO_FACE_NOTE", "job_options_for", "run_swap"]
+__all__ = ["job_options_for", "run_swap"]
 
 
 def job_options_for(
@@ -78,16 +74,3 @@ def run_swap(
     if report_path is not None:
         write_report(report, report_path)
     return report
-
-
-def run_sequential(request: RenderRequest, storage_options: dict[str, str]) -> SwapReport:
-    """The single-process, frame-by-frame baseline (no Ray, no resume)."""
-    if is_remote(request.output):
-        raise SettingsError("the sequential path writes local outputs only")
-    prepared = prepare_render(request, driver_models(), storage_options)
-    if prepared.info.kind == "image":
-        render_still_image(prepared, storage_options)
-    else:
-        render_video_sequential(prepared, Path(request.output))
-    finish_report(prepared)
-    return prepared.report

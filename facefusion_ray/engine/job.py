@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import ray
 from tqdm import tqdm
@@ -18,18 +19,14 @@ from facefusion_ray.engine.job_report import JobReport, RenderOutcome
 from facefusion_ray.engine.ray_runtime import ensure_ray
 from facefusion_ray.engine.render_actor import RenderActor, RenderContext
 from facefusion_ray.engine.render_feed import RenderFeed
-from facefusion_ray.engine.render_plan import (
-    VideoRender,
-    fail,
-    finish_report,
-    published_counts,
-)
+from facefusion_ray.engine.render_plan import VideoRender, fail, published_counts
 from facefusion_ray.engine.scheduler import ChunkDone, ChunkFailed, ChunkScheduler, ChunkTask
 from facefusion_ray.engine.segment_store import default_work_store, describe
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.inference.execution import actor_resources
 from facefusion_ray.media.frame_sampling import sample_frame_indices
 from facefusion_ray.pipeline.output_assembly import assemble_output
+from facefusion_ray.pipeline.render_preparation import finish_report
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.review_probe import ReviewFrames
 from facefusion_ray.storage.locations import is_remote, publish_output
@@ -90,9 +87,9 @@ def render_videos(
                     except (FaceFusionRayError, OSError) as error:
                         output = video.prepared.request.output
                         fail(video.outcome, f"assembling {output}: {error}", error)
-        actor_memory = ray.get([actor.peak_memory.remote() for actor in scheduler.actors()])
+        actor_memory = actor_peak_memories(scheduler.actors())
         for video in videos.values():
-            for number, memory in enumerate(actor_memory):
+            for number, memory in actor_memory.items():
                 video.prepared.report.peak_memory_bytes[f"actor_{number}"] = memory
         job.workers_replaced = scheduler.actors_replaced
     finally:
@@ -188,6 +185,19 @@ class JobRun:
     def _assemble(self, video: VideoRender) -> None:
         video.assembly = self._assembler.submit(assemble, video, self._options)
         self._videos_done += 1
+
+
+def actor_peak_memories(actors: Sequence[Any]) -> dict[int, int]:
+    """Peak memory by actor number; an actor lost after its last chunk (its node removed, say)
+    is left out instead of failing a job whose outputs are all published."""
+    pending = [actor.peak_memory.remote() for actor in actors]
+    memories: dict[int, int] = {}
+    for number, reference in enumerate(pending):
+        try:
+            memories[number] = ray.get(reference)
+        except ray.exceptions.RayActorError:
+            logger.warning("render actor %d is gone; its peak memory is not reported", number)
+    return memories
 
 
 def queue_chunks(

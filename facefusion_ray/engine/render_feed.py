@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import RenderOutcome
-from facefusion_ray.engine.render_plan import VideoRender, fail, finish_report, plan_video
+from facefusion_ray.engine.render_plan import VideoRender, fail, plan_video
 from facefusion_ray.errors import FaceFusionRayError
-from facefusion_ray.pipeline.render_preparation import driver_models, prepare_render
+from facefusion_ray.pipeline.render_preparation import driver_models, finish_report, prepare_render
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.still_image import render_still_image
 

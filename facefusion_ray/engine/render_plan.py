@@ -1,22 +1,18 @@
 """A video render's plan: which chunks still need rendering, or that none does."""
 
 import logging
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED, UP_TO_DATE, RenderOutcome
 from facefusion_ray.engine.segment_store import SegmentStore
-from facefusion_ray.pipeline.chunk_loop import peak_memory_bytes
 from facefusion_ray.pipeline.chunks import Chunk, plan_chunks
-from facefusion_ray.pipeline.render_preparation import PreparedRender
+from facefusion_ray.pipeline.render_preparation import PreparedRender, finish_report
 from facefusion_ray.pipeline.swap_report import SwapReport
 from facefusion_ray.storage.published import still_published
 
 logger = logging.getLogger(__name__)
-
-NO_FACE_NOTE = "no face found in the target: the output equals the input"
 
 
 @dataclass
@@ -99,15 +95,6 @@ def published_record(
     if not still_published(output, record, dict(options.storage_options)):
         return None
     return record
-
-
-def finish_report(prepared: PreparedRender) -> None:
-    report = prepared.report
-    report.peak_memory_bytes["driver"] = peak_memory_bytes()
-    if report.frames_total and report.frames_with_faces == 0 and NO_FACE_NOTE not in report.notes:
-        report.notes.append(NO_FACE_NOTE)
-        logger.warning("%s: %s", prepared.request.target, NO_FACE_NOTE)
-    report.seconds = round(time.perf_counter() - prepared.started, 3)
 
 
 def fail(outcome: RenderOutcome, message: str, cause: BaseException | None = None) -> None:

@@ -128,10 +128,14 @@ def probe_media(
     header = read_container_header(path)
     if header.is_image:
         return _probe_image(path, header, max_pixels)
+    if max_pixels is None:
+        return _probe_video(path, header)
     size = video_header_size(header.video_details or "")
-    if size is not None and max_pixels is not None:
+    if size is not None:
         check_pixels(*size, max_pixels, os.fspath(path))
-    return _probe_video(path, header)
+    info = _probe_video(path, header)  # reads packets, never decodes a frame
+    check_pixels(info.width, info.height, max_pixels, os.fspath(path))  # a summary without size
+    return info
 
 
 def _probe_image(

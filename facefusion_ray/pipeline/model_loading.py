@@ -40,16 +40,43 @@ EmbedderFactory = Callable[[ModelSession], FaceEmbedder]
 SwapperFactory = Callable[[ModelPlan, SwapSettings, SessionFactory, SourceIdentity], FaceSwapper]
 
 
+def detector_sizes(spec: ModelSpec) -> tuple[tuple[int, int], ...]:
+    """The (width, height) inputs a detector takes: its manifest `sizes` as squares (FaceFusion's
+    --face-detector-size choices), else only its own size."""
+    sides = spec.parameters.get("sizes")
+    if isinstance(sides, tuple) and sides:
+        return tuple((int(side), int(side)) for side in sides)
+    return (spec.size,)
+
+
+def checked_detector_size(settings: SwapSettings, spec: ModelSpec) -> tuple[int, int]:
+    size = settings.face_detector_canvas
+    allowed = detector_sizes(spec)
+    if size not in allowed:
+        choices = ", ".join(f"{width}x{height}" for width, height in allowed)
+        raise SettingsError(
+            f"face detector size {size[0]}x{size[1]} is not one of {spec.model_id}'s: {choices}"
+        )
+    return size
+
+
 def _yunet(session: ModelSession, spec: ModelSpec, settings: SwapSettings) -> FaceDetector:
-    return YuNetDetector(session, score_threshold=settings.face_detector_score)
+    return YuNetDetector(
+        session,
+        score_threshold=settings.face_detector_score,
+        size=checked_detector_size(settings, spec),
+        frame_aspect=settings.face_detector_frame_aspect,
+    )
 
 
 def _scrfd(session: ModelSession, spec: ModelSpec, settings: SwapSettings) -> FaceDetector:
-    return ScrfdDetector(session, size=spec.size, score_threshold=settings.face_detector_score)
+    size = checked_detector_size(settings, spec)
+    return ScrfdDetector(session, size=size, score_threshold=settings.face_detector_score)
 
 
 def _yoloface(session: ModelSession, spec: ModelSpec, settings: SwapSettings) -> FaceDetector:
-    return YoloFaceDetector(session, size=spec.size, score_threshold=settings.face_detector_score)
+    size = checked_detector_size(settings, spec)
+    return YoloFaceDetector(session, size=size, score_threshold=settings.face_detector_score)
 
 
 def _neural_swapper(

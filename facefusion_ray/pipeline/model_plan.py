@@ -34,6 +34,8 @@ class Role(StrEnum):
     OCCLUDER = "occluder"
 
 
+AUTO_RECOGNIZER = "auto"
+EMBEDDED_RECOGNIZER = "sface"
 # The roles whose results the analysis cache stores; every other role only draws pixels.
 ANALYSIS_ROLES = frozenset(
     {Role.DETECTOR, Role.LANDMARKER, Role.LANDMARK_ESTIMATOR, Role.TARGET_RECOGNIZER}
@@ -101,7 +103,7 @@ def model_choices(settings: SwapSettings, manifest: Manifest) -> dict[Role, str]
     if settings.face_landmarker_model is not None:
         chosen[Role.LANDMARKER] = settings.face_landmarker_model
     if settings.face_selector.needs_embeddings:
-        chosen[Role.TARGET_RECOGNIZER] = settings.face_recognizer_model
+        chosen[Role.TARGET_RECOGNIZER] = target_recognizer(settings, manifest)
     if not settings.uses_classic_swapper:
         chosen[Role.SWAPPER] = settings.face_swapper_model
     if settings.face_enhancer_model is not None:
@@ -114,6 +116,19 @@ def model_choices(settings: SwapSettings, manifest: Manifest) -> dict[Role, str]
     for role, model_id in chosen.items():
         _spec_of_kind(manifest, model_id, _KINDS[role])
     return chosen
+
+
+def target_recognizer(settings: SwapSettings, manifest: Manifest) -> str:
+    """The model that embeds target faces. `auto` follows FaceFusion, which compares faces with
+    the ArcFace its swappers embed sources with: a neural swapper's own recognizer (so
+    --reference-face-distance means what it means there); the classic swapper, which runs on
+    the embedded models only, uses the embedded recognizer."""
+    if settings.face_recognizer_model != AUTO_RECOGNIZER:
+        return settings.face_recognizer_model
+    if settings.uses_classic_swapper:
+        return EMBEDDED_RECOGNIZER
+    swapper = _spec_of_kind(manifest, settings.face_swapper_model, _KINDS[Role.SWAPPER])
+    return str(swapper.parameters.get("recognizer", EMBEDDED_RECOGNIZER))
 
 
 def _declared_companions(role: Role, spec: ModelSpec) -> dict[Role, str]:

@@ -16,6 +16,7 @@ from facefusion_ray.inference.session_factory import SessionFactory
 from facefusion_ray.media import MediaInfo, probe_media
 from facefusion_ray.media.pixel_limit import check_image_file
 from facefusion_ray.pipeline.cached_analysis import CachePlan
+from facefusion_ray.pipeline.chunk_loop import peak_memory_bytes
 from facefusion_ray.pipeline.content_keys import analysis_key, render_key
 from facefusion_ray.pipeline.identity_map import build_identity_map
 from facefusion_ray.pipeline.job_models import JobModels
@@ -29,6 +30,8 @@ from facefusion_ray.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES, SwapSettings
 from facefusion_ray.storage.locations import is_remote, stage_input
 
 logger = logging.getLogger(__name__)
+
+NO_FACE_NOTE = "no face found in the target: the output equals the input"
 
 
 def driver_models() -> JobModels:
@@ -141,3 +144,12 @@ def check_output_location(output: str, info: MediaInfo) -> None:
     if path.is_dir():
         raise MediaError(f"output is a directory: {output}")
     path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def finish_report(prepared: PreparedRender) -> None:
+    report = prepared.report
+    report.peak_memory_bytes["driver"] = peak_memory_bytes()
+    if report.frames_total and report.frames_with_faces == 0 and NO_FACE_NOTE not in report.notes:
+        report.notes.append(NO_FACE_NOTE)
+        logger.warning("%s: %s", prepared.request.target, NO_FACE_NOTE)
+    report.seconds = round(time.perf_counter() - prepared.started, 3)

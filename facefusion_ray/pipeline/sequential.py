@@ -2,14 +2,24 @@
 
 from pathlib import Path
 
+from facefusion_ray.errors import SettingsError
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.pipeline.chunk_loop import render_range
 from facefusion_ray.pipeline.chunks import Chunk
 from facefusion_ray.pipeline.frame_pipeline import FramePipeline
 from facefusion_ray.pipeline.job_models import JobModels
 from facefusion_ray.pipeline.output_assembly import assemble_output, segment_folder
-from facefusion_ray.pipeline.render_preparation import PreparedRender
+from facefusion_ray.pipeline.render_preparation import (
+    PreparedRender,
+    driver_models,
+    finish_report,
+    prepare_render,
+)
+from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.stage_clock import StageClock
+from facefusion_ray.pipeline.still_image import render_still_image
+from facefusion_ray.pipeline.swap_report import SwapReport
+from facefusion_ray.storage.locations import is_remote
 
 
 def render_video_sequential(prepared: PreparedRender, output: Path) -> None:
@@ -48,3 +58,16 @@ def render_video_sequential(prepared: PreparedRender, output: Path) -> None:
         report.workers = 1
         report.add_model_stats(pipeline.model_calls())
         assemble_output([segment], prepared.target, info, output, report)
+
+
+def run_sequential(request: RenderRequest, storage_options: dict[str, str]) -> SwapReport:
+    """The single-process, frame-by-frame baseline (no Ray, no resume)."""
+    if is_remote(request.output):
+        raise SettingsError("the sequential path writes local outputs only")
+    prepared = prepare_render(request, driver_models(), storage_options)
+    if prepared.info.kind == "image":
+        render_still_image(prepared, storage_options)
+    else:
+        render_video_sequential(prepared, Path(request.output))
+    finish_report(prepared)
+    return prepared.report
