@@ -23,7 +23,7 @@ from facefusion_ray.pipeline.chunks import Chunk
 from facefusion_ray.pipeline.frame_pipeline import FramePipeline
 from facefusion_ray.pipeline.job_models import JobModels
 from facefusion_ray.pipeline.model_loading import load_analyser, load_recognizer
-from facefusion_ray.pipeline.model_plan import ModelPlan
+from facefusion_ray.pipeline.model_plan import EMBEDDED_RECOGNIZER, ModelPlan
 from facefusion_ray.pipeline.review_probe import ReviewFrames, ReviewProbe, source_embedding
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
 from facefusion_ray.pipeline.stage_clock import StageClock
@@ -116,14 +116,14 @@ class RenderActor:
         return peak_memory_bytes()
 
     def _review_probe(self, context: RenderContext) -> ReviewProbe | None:
-        """The A/B review of this chunk, with the source's embedding (by the settings'
-        recognizer) found once per render; identity is left out when no source image shows
-        a face."""
+        """The A/B review of this chunk, with the source's embedding found once per render.
+        Identity is judged by the embedded recognizer (SFace) whatever the swapper, a judge
+        the swap was not made with; it is left out when no source image shows a face."""
         if context.review is None:
             return None
         settings = context.settings
         sessions = self._models.sessions_for(settings)
-        spec = self._models.store_for(settings).manifest.model(settings.face_recognizer_model)
+        spec = self._models.store_for(settings).manifest.model(EMBEDDED_RECOGNIZER)
         recognizer = load_recognizer(spec, sessions)
         frames = self._review_frames.get(context.render_key)
         if frames is None:
