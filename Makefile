@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test test-browser lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q
+
+# The A/B page in headless Chromium alone (skipped without it; .ci/run installs it).
+test-browser: $(INSTALLED)
+	$(BIN)/python -m pytest -q -m browser
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from html.parser import HTMLParser
 from pathlib import Path
 
 import cv2
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 
 from facefusion_ray.comparison import (
-    AbEntry,
     ContactRow,
     SimilarityStats,
     build_contact_sheet,
@@ -21,7 +19,6 @@ from facefusion_ray.comparison import (
     sample_frame_indices,
     similarity_stats,
     source_embedding_for,
-    write_ab_report,
 )
 from facefusion_ray.comparison.contact_sheet import header_height
 from facefusion_ray.comparison.frames import frame_runs
@@ -236,63 +233,3 @@ def test_contact_sheet_needs_rows(tmp_path: Path, sample_media) -> None:
     with pytest.raises(ValueError):
         build_contact_sheet([], [0], tmp_path / "empty.png")
     assert not (tmp_path / "empty.png").exists()
-
-
-# --- HTML report -----------------------------------------------------------------------------
-
-
-class TagCollector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-        self.links += [value or "" for name, value in attrs if name in ("href", "src")]
-
-
-def test_report_escapes_names_and_shows_the_stats(tmp_path: Path) -> None:
-    out = tmp_path / "ab"
-    malicious = "<script>alert('x')</script>.jpg"
-    entries = [
-        AbEntry(
-            source=malicious,
-            output=out / "renders" / "tom hanks.mp4",
-            frames_total=300,
-            frames_swapped=287,
-            similarity_mean=0.91234,
-            similarity_min=0.4567,
-            seconds=12.34,
-        ),
-        AbEntry(
-            source="astronaut.png",
-            output=None,
-            frames_total=300,
-            frames_swapped=0,
-            similarity_mean=None,
-            similarity_min=None,
-            seconds=0.5,
-            status="error: <b>no face</b> & more",
-        ),
-    ]
-    per_frame = {malicious: {25: [0.9, 0.8], 75: [0.95], 125: []}, "astronaut.png": {}}
-    report = out / "report.html"
-
-    write_ab_report(
-        report, "<img src=x onerror=alert(1)>.mp4", out / "sheet.png", entries, per_frame
-    )
-
-    text = report.read_text(encoding="utf-8")
-    parser = TagCollector()
-    parser.feed(text)
-    assert "script" not in parser.tags and "b" not in parser.tags
-    assert parser.tags.count("img") == 1  # the sheet; the target's name stays text
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;.jpg" in text
-    assert "error: &lt;b&gt;no face&lt;/b&gt; &amp; more" in text
-    assert all(value in text for value in ("0.912", "0.457", "287", "12.3"))
-    assert parser.links == ["renders/tom%20hanks.mp4", "sheet.png", "sheet.png"]
-    # One line for the source with two measured frames; the frame without faces is skipped.
-    assert parser.tags.count("polyline") == 1
-    assert parser.tags.count("circle") == 2
-    assert [p.name for p in out.iterdir()] == ["report.html"]

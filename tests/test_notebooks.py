@@ -33,7 +33,7 @@ def execute(name: str) -> nbformat.NotebookNode:
 
 def shown_images(notebook: nbformat.NotebookNode) -> int:
     return sum(
-        "image/png" in output.get("data", {})
+        any(kind in output.get("data", {}) for kind in ("image/png", "image/jpeg"))
         for cell in notebook.cells
         if cell.cell_type == "code"
         for output in cell.outputs
@@ -172,8 +172,9 @@ def test_ab_notebook_renders_the_sheet_and_the_similarity_plot(
     output = tmp_path / "ab_comparison"
     assert_real_picture(output / "contact_sheet.png")
     assert_real_picture(output / "similarity_over_time.png")
+    assert_real_picture(output / "face_sheet.jpg")
     assert (output / "report.html").exists()
-    assert shown_images(notebook) == 2
+    assert shown_images(notebook) == 3
     text = printed(notebook)
     for source in ("source_tom_hanks", "source_astronaut", "group_photo"):
         assert f"{source}: rendered" in text

@@ -1,5 +1,5 @@
 """The production engine on a real local Ray: recovery from lost workers, resume after a
-killed driver, A/B comparisons that analyse the target once, and catalog batches."""
+killed driver, and catalog batches (A/B: test_ab_review_browser.py)."""
 
 import json
 import os
@@ -15,7 +15,6 @@ import pytest
 import ray
 
 from facefusion_ray.cli.main import main
-from facefusion_ray.engine.ab import run_ab
 from facefusion_ray.engine.driver import job_options_for, run_swap
 from facefusion_ray.engine.job import RENDER_ACTOR_PREFIX, run_job
 from facefusion_ray.engine.job_report import FAILED, RENDERED, UP_TO_DATE
@@ -216,39 +215,6 @@ def test_a_killed_driver_resumes_with_the_finished_chunks(
     assert "up to date" in again.stdout
     assert third["frames_total"] == 40 and third["faces_swapped"] == report["faces_swapped"]
     assert third["model_calls"] == {}
-
-
-@pytest.mark.usefixtures("local_ray")
-def test_ab_analyses_the_target_once_for_all_sources(
-    sample_media, short_group_clip, tmp_path
-) -> None:
-    settings = SwapSettings(chunk_frames=8, workers=2, analysis_cache=str(tmp_path / "cache"))
-    sources = [
-        str(sample_media.source_tom_hanks),
-        str(sample_media.source_astronaut),
-        str(sample_media.group_photo),
-    ]
-    options = job_options_for(settings, show_progress=False, work_store=str(tmp_path / "work"))
-    result = run_ab(str(short_group_clip), sources, tmp_path / "ab", settings, options)
-    renders = result.job.renders
-    assert [render.status for render in renders] == [RENDERED] * 3
-    detections = sum(render.report.model_calls.get("yunet", 0) for render in renders)
-    assert detections == 40, "each frame is analysed once across the three renders"
-    assert sum(render.report.cache["hits"] for render in renders) == 80
-    for render in renders:
-        assert Path(render.output).exists()
-        assert render.report.frames_swapped == 40
-    page = result.report.read_text()
-    for render in renders:
-        assert render.name in page
-    assert result.sheet.stat().st_size > 10_000
-    # Each render's swapped faces resemble its own source more than the others' sources do.
-    means = {
-        name: np.mean([s for frame in per_frame.values() for s in frame])
-        for name, per_frame in result.similarity.items()
-    }
-    assert set(means) == {render.name for render in renders}
-    assert all(mean > 0.2 for mean in means.values()), means
 
 
 def test_a_batch_with_a_corrupt_target_finishes_the_others(

@@ -258,6 +258,7 @@ def test_ab_compare_renders_each_source_and_the_comparison(
     assert exit_code == 0
     stdout = capsys.readouterr().out
     assert "2 rendered" in stdout and f"contact sheet: {output_dir}" in stdout
+    assert f"face sheet: {output_dir / 'face_sheet.jpg'}" in stdout
     videos = sorted(output_dir.glob("*.mp4"))
     assert [probe_media(video).frame_count for video in videos] == [40, 40]
     page = (output_dir / "report.html").read_text()
@@ -265,6 +266,8 @@ def test_ab_compare_renders_each_source_and_the_comparison(
     assert sample_media.source_astronaut.stem in page
     job = json.loads((output_dir / "ab_report.json").read_text())
     assert [render["status"] for render in job["renders"]] == [RENDERED, RENDERED]
+    figures = job["comparison"]["sources"]
+    assert [entry["identity_faces"] for entry in figures] == [40, 40]
 
 
 def test_a_wrong_spec_is_one_error_line_and_exit_status_1(

@@ -82,6 +82,8 @@ def ab_from_args(args: argparse.Namespace, address: str | None) -> "AbResult":
 def print_ab_result(result: "AbResult") -> int:
     print(result.job.summary())
     print(f"contact sheet: {result.sheet}")
+    if result.face_sheet is not None:
+        print(f"face sheet: {result.face_sheet}")
     print(f"report: {result.report}")
     return EXIT_RENDER_FAILED if result.job.failed else 0
 

@@ -28,6 +28,7 @@ from facefusion_ray.media.frame_sampling import sample_frame_indices
 from facefusion_ray.pipeline.output_assembly import assemble_output
 from facefusion_ray.pipeline.render_preparation import finish_report
 from facefusion_ray.pipeline.render_request import RenderRequest
+from facefusion_ray.pipeline.review_probe import ReviewFrames
 from facefusion_ray.storage.locations import is_remote, publish_output
 from facefusion_ray.storage.published import local_sha256, published_identity
 
@@ -173,7 +174,8 @@ class JobRun:
             video.remaining.clear()
             return
         video.prepared.report.add_chunk(event.result)
-        video.outcome.swapped_landmarks.update(event.result.swapped_landmarks)
+        if event.result.review is not None:
+            video.outcome.reviews.append(event.result.review)
         video.remaining.discard(chunk.index)
         self._chunks_done += 1
         progress.update(event.result.frames)
@@ -222,10 +224,12 @@ def queue_chunks(
 
 def render_context(video: VideoRender, options: JobOptions) -> RenderContext:
     prepared = video.prepared
-    samples: frozenset[int] = frozenset()
-    if options.landmark_samples > 0:
-        samples = frozenset(
-            sample_frame_indices(prepared.info.frame_count, options.landmark_samples)
+    review = None
+    if options.review is not None:
+        count = prepared.info.frame_count
+        review = ReviewFrames(
+            tuple(sample_frame_indices(count, options.review.sheet_frames)),
+            tuple(sample_frame_indices(count, options.review.identity_count(count))),
         )
     assert prepared.render_key is not None
     return RenderContext(
@@ -241,7 +245,7 @@ def render_context(video: VideoRender, options: JobOptions) -> RenderContext:
         identity_map=prepared.identity_map,
         cache_plan=prepared.cache_plan,
         storage_options=options.storage_options,
-        sample_frames=samples,
+        review=review,
     )
 
 

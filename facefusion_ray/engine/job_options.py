@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from facefusion_ray.inference.execution import ExecutionConfig
+from facefusion_ray.pipeline.review_probe import ReviewPlan
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,5 @@ class JobOptions:
     show_progress: bool = True
     # Render even when the output of the same inputs is already published.
     force: bool = False
-    # Frames per render whose swapped faces' landmarks are recorded (for A/B similarity), the
-    # same frames `media.frame_sampling.sample_frame_indices` picks for a contact sheet.
-    landmark_samples: int = 0
+    # What the actors measure of each render's frames for an A/B review (None: nothing).
+    review: ReviewPlan | None = None

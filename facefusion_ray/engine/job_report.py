@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facefusion_ray.atomic_files import write_bytes_atomically
+from facefusion_ray.pipeline.review_probe import ChunkReview
 from facefusion_ray.pipeline.swap_report import SwapReport
 from facefusion_ray.storage.locations import is_remote, publish_output
 
@@ -25,8 +26,8 @@ class RenderOutcome:
     report: SwapReport | None = None
     # The exception behind `error`, for callers that re-raise it (not in the JSON).
     cause: BaseException | None = None
-    # Sampled frame -> landmarks of the faces swapped there (when the job samples them).
-    swapped_landmarks: dict[int, list[list[list[float]]]] = field(default_factory=dict)
+    # What an A/B review took from each rendered chunk (when the job reviews its renders).
+    reviews: list[ChunkReview] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         report = self.report

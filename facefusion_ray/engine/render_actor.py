@@ -3,7 +3,7 @@
 import os
 import tempfile
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -16,12 +16,15 @@ from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.inference.session_factory import ModelUsage
 from facefusion_ray.media import MediaInfo
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
+from facefusion_ray.media.images import read_image
 from facefusion_ray.pipeline.cached_analysis import CachePlan
 from facefusion_ray.pipeline.chunk_loop import peak_memory_bytes, render_range
 from facefusion_ray.pipeline.chunks import Chunk
 from facefusion_ray.pipeline.frame_pipeline import FramePipeline
 from facefusion_ray.pipeline.job_models import JobModels
-from facefusion_ray.pipeline.model_plan import ModelPlan
+from facefusion_ray.pipeline.model_loading import load_analyser, load_recognizer
+from facefusion_ray.pipeline.model_plan import EMBEDDED_RECOGNIZER, ModelPlan
+from facefusion_ray.pipeline.review_probe import ReviewFrames, ReviewProbe, source_embedding
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.pipeline.swap_report import ChunkResult
@@ -46,8 +49,8 @@ class RenderContext:
     identity_map: IdentityMap | None = None
     cache_plan: CachePlan | None = None
     storage_options: tuple[tuple[str, str], ...] = ()
-    # Frames whose swapped faces' landmarks are reported (A/B similarity is measured there).
-    sample_frames: frozenset[int] = frozenset()
+    # What an A/B review measures of this render's frames (None: not reviewed).
+    review: ReviewFrames | None = None
 
 
 # Pipelines kept per actor: a batch interleaves renders, and building one is cheap next to a
@@ -69,6 +72,7 @@ class RenderActor:
         self._models = JobModels(execution)
         self._pipelines: OrderedDict[str, FramePipeline] = OrderedDict()
         self._caches: dict[str | None, AnalysisCache] = {}
+        self._review_frames: dict[str, ReviewFrames] = {}
 
     def ready(self) -> dict[str, object]:
         """Answered once the actor is placed and built: where it runs."""
@@ -77,6 +81,8 @@ class RenderActor:
     def render(self, context: RenderContext, chunk: Chunk) -> ChunkResult:
         pipeline = self._pipeline_for(context)
         sessions = self._models.sessions_for(context.settings)
+        # Before the snapshot: finding the source face for the review is not the render's work.
+        review = self._review_probe(context)
         usage_before = sessions.stats()
         options = dict(context.storage_options)
         target = stage_input(context.target, options)
@@ -98,7 +104,7 @@ class RenderActor:
                 local_segment,
                 cache,
                 context.cache_plan,
-                context.sample_frames,
+                review,
             )
             with self._clock.measure("segment_io"):
                 segments.put_segment(chunk, local_segment, result)
@@ -108,6 +114,26 @@ class RenderActor:
 
     def peak_memory(self) -> int:
         return peak_memory_bytes()
+
+    def _review_probe(self, context: RenderContext) -> ReviewProbe | None:
+        """The A/B review of this chunk, with the source's embedding found once per render.
+        Identity is judged by the embedded recognizer (SFace) whatever the swapper, a judge
+        the swap was not made with; it is left out when no source image shows a face."""
+        if context.review is None:
+            return None
+        settings = context.settings
+        sessions = self._models.sessions_for(settings)
+        spec = self._models.store_for(settings).manifest.model(EMBEDDED_RECOGNIZER)
+        recognizer = load_recognizer(spec, sessions)
+        frames = self._review_frames.get(context.render_key)
+        if frames is None:
+            options = dict(context.storage_options)
+            images = [read_image(stage_input(path, options)) for path in context.source.image_paths]
+            analyser = load_analyser(context.plan, settings, sessions)
+            embedding = source_embedding(images, analyser, recognizer)
+            frames = replace(context.review, source_embedding=embedding)
+            self._review_frames[context.render_key] = frames
+        return ReviewProbe(frames, recognizer)
 
     def _pipeline_for(self, context: RenderContext) -> FramePipeline:
         pipeline = self._pipelines.get(context.render_key)

@@ -11,6 +11,7 @@ from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_d
 from facefusion_ray.pipeline.cached_analysis import CachePlan, ChunkAnalysis
 from facefusion_ray.pipeline.chunks import Chunk
 from facefusion_ray.pipeline.frame_pipeline import FramePipeline
+from facefusion_ray.pipeline.review_probe import ReviewProbe
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.pipeline.swap_report import ChunkResult
 from facefusion_ray.settings import SwapSettings
@@ -36,14 +37,13 @@ def render_range(
     segment_path: Path,
     cache: AnalysisCache | None = None,
     cache_plan: CachePlan | None = None,
-    sample_frames: frozenset[int] = frozenset(),
+    review: ReviewProbe | None = None,
 ) -> ChunkResult:
     """Decode `chunk` of `target`, swap every frame, encode it to `segment_path`."""
     if info.fps is None:
         raise ValueError("render_range needs a video with a frame rate")
     started = time.perf_counter()
     frames = frames_with_faces = frames_swapped = faces_swapped = 0
-    swapped_landmarks: dict[int, list[list[list[float]]]] = {}
     stages_before = clock.snapshot()
     encoder = SegmentEncoder(
         segment_path,
@@ -59,11 +59,15 @@ def render_range(
         for offset, decoded_frame in enumerate(timed_frames(decoded, clock)):
             frame = decoded_frame.pixels
             faces = analysis.faces(offset, decoded_frame, pipeline.analyse)
+            if review is not None:
+                with clock.measure("review"):
+                    review.before_swap(chunk.start + offset, frame, faces)
             outcome = pipeline.apply(frame, faces)
-            if chunk.start + offset in sample_frames:
-                swapped_landmarks[chunk.start + offset] = [
-                    face.landmarks_5.tolist() for face in outcome.swapped
-                ]
+            if review is not None:
+                with clock.measure("review"):
+                    review.after_swap(
+                        chunk.start + offset, frame, outcome.faces_detected, outcome.swapped
+                    )
             with clock.measure("encode"):
                 encoder.write(frame)
             frames += 1
@@ -87,7 +91,7 @@ def render_range(
         cache_hits=analysis.hits,
         cache_misses=analysis.misses,
         frames_swapped=frames_swapped,
-        swapped_landmarks=swapped_landmarks,
+        review=review.result if review is not None else None,
     )
 
 

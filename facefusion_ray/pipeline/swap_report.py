@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from facefusion_ray.inference.session_factory import ModelUsage
+from facefusion_ray.pipeline.review_probe import ChunkReview
 
 
 @dataclass
@@ -24,8 +25,8 @@ class ChunkResult:
     model_usage: dict[str, ModelUsage] = field(default_factory=dict)
     # The actor process that rendered the chunk (0: rendered in the driver's process).
     worker_pid: int = 0
-    # frame index -> 5-point landmarks of the faces swapped there, for the sampled frames only.
-    swapped_landmarks: dict[int, list[list[list[float]]]] = field(default_factory=dict)
+    # What an A/B review took from the chunk's frames (None when the render is not reviewed).
+    review: ChunkReview | None = None
 
 
 @dataclass
