@@ -67,3 +67,24 @@ def test_every_record_is_redacted_whatever_its_logger(caplog: pytest.LogCaptureF
     for secret in (PASSWORD, "ab12", "Tok3nValue", "AKIA9", "s3cr3tv"):
         assert secret not in text
     assert text.count("***") >= 5 and "ValueError" in text
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_render_actors_redact_what_they_log() -> None:
+    """An actor's records go through Ray's handlers in the actor's own process."""
+    import ray
+
+    from facefusion_ray.engine.render_actor import RenderActor
+    from facefusion_ray.inference.execution import ExecutionConfig
+
+    actor = ray.remote(RenderActor).remote(ExecutionConfig(), 1)
+
+    def handler_filters(_actor: object) -> list[list[str]]:
+        return [
+            [type(item).__name__ for item in handler.filters]
+            for handler in logging.getLogger().handlers
+        ]
+
+    filters = ray.get(actor.__ray_call__.remote(handler_filters))
+    ray.kill(actor)
+    assert filters and all("RedactingFilter" in names for names in filters)

@@ -1,5 +1,6 @@
 """The Ray actor that renders chunks into segments of the work store, and what it is given."""
 
+import logging
 import os
 import tempfile
 from collections import OrderedDict
@@ -14,6 +15,7 @@ from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.engine.segment_store import SegmentStore
 from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.inference.session_factory import ModelUsage
+from facefusion_ray.log_redaction import install_redaction
 from facefusion_ray.media import MediaInfo
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.media.images import read_image
@@ -68,6 +70,11 @@ class RenderActor:
     def __init__(self, execution: ExecutionConfig, threads: int) -> None:
         # One actor per CPU: OpenCV's own thread pool would only fight the other actors.
         cv2.setNumThreads(threads)
+        # An actor process starts with no root handler (records fall through to stderr, which
+        # Ray captures): give it one, with the redacting filter the driver's handlers have.
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        install_redaction()
         self._clock = StageClock()
         self._models = JobModels(execution)
         self._pipelines: OrderedDict[str, FramePipeline] = OrderedDict()
