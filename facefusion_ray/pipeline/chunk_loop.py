@@ -4,13 +4,15 @@ cache), swap, encode the segment. Shared by the Ray actors and the sequential ba
 import resource
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from facefusion_ray.analysis.face import Face
 from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_decoded_frames
 from facefusion_ray.pipeline.cached_analysis import CachePlan, ChunkAnalysis
 from facefusion_ray.pipeline.chunks import Chunk
-from facefusion_ray.pipeline.frame_pipeline import FramePipeline
+from facefusion_ray.pipeline.frame_pipeline import FrameOutcome, FramePipeline
 from facefusion_ray.pipeline.review_probe import ReviewProbe
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.pipeline.swap_report import ChunkResult
@@ -25,6 +27,20 @@ def timed_frames(frames: Iterator[DecodedFrame], clock: StageClock) -> Iterator[
         if frame is None:
             return
         yield frame
+
+
+@dataclass
+class _ChunkCounts:
+    frames: int = 0
+    frames_with_faces: int = 0
+    frames_swapped: int = 0
+    faces_swapped: int = 0
+
+    def add(self, outcome: FrameOutcome) -> None:
+        self.frames += 1
+        self.frames_with_faces += int(outcome.faces_detected > 0)
+        self.faces_swapped += outcome.faces_swapped
+        self.frames_swapped += int(outcome.faces_swapped > 0)
 
 
 def render_range(
@@ -43,7 +59,7 @@ def render_range(
     if info.fps is None:
         raise ValueError("render_range needs a video with a frame rate")
     started = time.perf_counter()
-    frames = frames_with_faces = frames_swapped = faces_swapped = 0
+    counts = _ChunkCounts()
     stages_before = clock.snapshot()
     encoder = SegmentEncoder(
         segment_path,
@@ -57,23 +73,13 @@ def render_range(
     with encoder:
         decoded = iter_decoded_frames(target, chunk.start, chunk.count, info)
         for offset, decoded_frame in enumerate(timed_frames(decoded, clock)):
-            frame = decoded_frame.pixels
             faces = analysis.faces(offset, decoded_frame, pipeline.analyse)
-            if review is not None:
-                with clock.measure("review"):
-                    review.before_swap(chunk.start + offset, frame, faces)
-            outcome = pipeline.apply(frame, faces)
-            if review is not None:
-                with clock.measure("review"):
-                    review.after_swap(
-                        chunk.start + offset, frame, outcome.faces_detected, outcome.swapped
-                    )
+            outcome = _swap_frame(
+                pipeline, clock, review, chunk.start + offset, decoded_frame, faces
+            )
             with clock.measure("encode"):
-                encoder.write(frame)
-            frames += 1
-            frames_with_faces += int(outcome.faces_detected > 0)
-            faces_swapped += outcome.faces_swapped
-            frames_swapped += int(outcome.faces_swapped > 0)
+                encoder.write(decoded_frame.pixels)
+            counts.add(outcome)
         with clock.measure("encode"):
             encoder.close()
     analysis.finish()
@@ -83,16 +89,37 @@ def render_range(
     }
     return ChunkResult(
         chunk.index,
-        frames,
-        frames_with_faces,
-        faces_swapped,
+        counts.frames,
+        counts.frames_with_faces,
+        counts.faces_swapped,
         time.perf_counter() - started,
         stages,
         cache_hits=analysis.hits,
         cache_misses=analysis.misses,
-        frames_swapped=frames_swapped,
+        frames_swapped=counts.frames_swapped,
         review=review.result if review is not None else None,
     )
+
+
+def _swap_frame(
+    pipeline: FramePipeline,
+    clock: StageClock,
+    review: ReviewProbe | None,
+    frame_index: int,
+    decoded_frame: DecodedFrame,
+    faces: list[Face],
+) -> FrameOutcome:
+    """Swap the analysed faces into the frame in place, with the review's looks before and
+    after when the render is reviewed."""
+    frame = decoded_frame.pixels
+    if review is not None:
+        with clock.measure("review"):
+            review.before_swap(frame_index, frame, faces)
+    outcome = pipeline.apply(frame, faces)
+    if review is not None:
+        with clock.measure("review"):
+            review.after_swap(frame_index, frame, outcome.faces_detected, outcome.swapped)
+    return outcome
 
 
 def peak_memory_bytes() -> int:
