@@ -5,9 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from facefusion_ray.cli.main import main
 from facefusion_ray.errors import SettingsError
@@ -15,52 +13,27 @@ from facefusion_ray.media.images import read_image, write_image_atomic
 from facefusion_ray.pipeline.model_loading import DETECTOR_DECODERS, registered
 from facefusion_ray.zoo.manifest import load_manifest
 from facefusion_ray.zoo.model_store import STORE_ENV
-from tests.standin_models import STANDIN_IR_VERSION, STANDIN_OPSET
-
-# One face, on stride 16 at grid row 10, column 25 (second anchor): canvas box (360, 112, 440,
-# 240) of the 640x640 input, as tests/test_detectors.py builds it.
-STRIDE_ROWS = {8: 80 * 80 * 2, 16: 40 * 40 * 2, 32: 20 * 20 * 2}
-FACE_ROW = 851
-FACE_DISTANCES = (2.5, 3.0, 2.5, 5.0)
-FACE_OFFSETS = (-1.0, -0.5, 1.0, -0.5, 0.0, 0.5, -0.75, 2.0, 0.75, 2.0)
+from tests.test_detectors import (
+    FACE_DISTANCES,
+    FACE_OFFSETS,
+    FACE_ROW,
+    scrfd_outputs,
+    write_constant_model,
+)
 
 
 def one_face_scrfd(path: Path) -> Path:
-    """SCRFD's contract (tensor names from the manifest) answering one face for any frame."""
+    """SCRFD's contract (tensor names from the manifest) answering one face for any frame: the
+    face tests/test_detectors.py builds, at canvas box (360, 112, 440, 240) of 640x640."""
     spec = load_manifest().model("scrfd_2.5g")
-    values = {
-        "score": {stride: np.zeros((rows, 1)) for stride, rows in STRIDE_ROWS.items()},
-        "bbox": {stride: np.ones((rows, 4)) for stride, rows in STRIDE_ROWS.items()},
-        "kps": {stride: np.zeros((rows, 10)) for stride, rows in STRIDE_ROWS.items()},
-    }
-    values["score"][16][FACE_ROW] = 0.9
-    values["bbox"][16][FACE_ROW] = FACE_DISTANCES
-    values["kps"][16][FACE_ROW] = FACE_OFFSETS
-    input_name = spec.inputs[0].name
-    nodes = [
-        helper.make_node("ReduceSum", [input_name], ["total"], keepdims=0),
-        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
-    ]
-    initializers = [numpy_helper.from_array(np.zeros((), np.float32), "zero")]
-    outputs = []
-    for tensor in spec.outputs:
-        kind, stride = tensor.name.split("_")
-        value = values[kind][int(stride)].astype(np.float32)
-        initializers.append(numpy_helper.from_array(value, f"{tensor.name}_value"))
-        nodes.append(helper.make_node("Add", [f"{tensor.name}_value", "nothing"], [tensor.name]))
-        outputs.append(helper.make_tensor_value_info(tensor.name, TensorProto.FLOAT, value.shape))
-    graph = helper.make_graph(
-        nodes,
-        "one_face_scrfd",
-        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [1, 3, "height", "width"])],
+    outputs = scrfd_outputs([(16, FACE_ROW, 0.9, FACE_DISTANCES, FACE_OFFSETS)])
+    return write_constant_model(
+        path,
+        [1, 3, "height", "width"],
         outputs,
-        initializers,
+        input_name=spec.inputs[0].name,
+        output_names=[tensor.name for tensor in spec.outputs],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", STANDIN_OPSET)])
-    model.ir_version = STANDIN_IR_VERSION
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
 
 
 def test_detector_decoders_come_from_the_manifest() -> None:

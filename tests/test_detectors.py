@@ -43,22 +43,35 @@ def constant_session(
     path: Path, input_shape: Sequence[int | str], outputs: Sequence[np.ndarray]
 ) -> ModelSession:
     """A model returning `outputs` whatever its input: output = constant + 0 * sum(input)."""
+    write_constant_model(path, input_shape, outputs)
+    return ModelSession(path, path.stem)
+
+
+def write_constant_model(
+    path: Path,
+    input_shape: Sequence[int | str],
+    outputs: Sequence[np.ndarray],
+    input_name: str = "input",
+    output_names: Sequence[str] | None = None,
+) -> Path:
+    """The ONNX file behind `constant_session`, with the tensor names a contract wants."""
+    names = list(output_names or [f"out_{index}" for index in range(len(outputs))])
     nodes = [
-        helper.make_node("ReduceSum", ["input"], ["total"], keepdims=0),
+        helper.make_node("ReduceSum", [input_name], ["total"], keepdims=0),
         helper.make_node("Mul", ["total", "zero"], ["nothing"]),
     ]
     initializers = [numpy_helper.from_array(np.zeros((), np.float32), "zero")]
     output_infos = []
     for index, value in enumerate(outputs):
         initializers.append(numpy_helper.from_array(value.astype(np.float32), f"value_{index}"))
-        nodes.append(helper.make_node("Add", [f"value_{index}", "nothing"], [f"out_{index}"]))
+        nodes.append(helper.make_node("Add", [f"value_{index}", "nothing"], [names[index]]))
         output_infos.append(
-            helper.make_tensor_value_info(f"out_{index}", TensorProto.FLOAT, list(value.shape))
+            helper.make_tensor_value_info(names[index], TensorProto.FLOAT, list(value.shape))
         )
     graph = helper.make_graph(
         nodes,
         "constant_outputs",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(input_shape))],
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, list(input_shape))],
         output_infos,
         initializers,
     )
@@ -66,7 +79,7 @@ def constant_session(
     model.ir_version = STANDIN_IR_VERSION
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
-    return ModelSession(path, path.stem)
+    return path
 
 
 def scrfd_outputs(
