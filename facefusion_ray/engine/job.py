@@ -14,6 +14,7 @@ import ray
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import JobReport, RenderOutcome
 from facefusion_ray.engine.ray_runtime import ensure_ray
@@ -30,7 +31,7 @@ from facefusion_ray.pipeline.render_preparation import finish_report
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.review_probe import ReviewFrames
 from facefusion_ray.storage.locations import is_remote, publish_output
-from facefusion_ray.storage.published import local_sha256, published_identity
+from facefusion_ray.storage.published import published_identity
 
 logger = logging.getLogger(__name__)
 
@@ -259,11 +260,11 @@ def assemble(video: VideoRender, options: JobOptions) -> None:
             with tempfile.TemporaryDirectory(prefix="facefusion-ray-output-") as scratch:
                 local = Path(scratch) / Path(output).name
                 assemble_output(segments, prepared.target, prepared.info, local, prepared.report)
-                sha256 = local_sha256(local)
+                sha256 = file_sha256(local)
                 publish_output(local, output, storage_options)
         else:
             assemble_output(segments, prepared.target, prepared.info, Path(output), prepared.report)
-            sha256 = local_sha256(Path(output))
+            sha256 = file_sha256(Path(output))
     identity = published_identity(output, sha256, storage_options)
     video.segments.record_published(output, identity, published_counts(prepared.report))
     video.segments.discard_segments()

@@ -7,13 +7,13 @@ again. Local outputs are compared by SHA-256; remote ones by the ETag the store 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 import fsspec
 
+from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.storage.errors import ObjectNotFoundError
 from facefusion_ray.storage.filesystem import (
     describe_location,
@@ -25,16 +25,6 @@ from facefusion_ray.storage.filesystem import (
 )
 
 logger = logging.getLogger(__name__)
-
-_BLOCK_BYTES = 1 << 20
-
-
-def local_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(_BLOCK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def published_identity(
@@ -79,7 +69,7 @@ def _same_content(
     if recorded_etag and not is_local(filesystem):
         return _etag(filesystem, path) == recorded_etag
     if is_local(filesystem):
-        return local_sha256(Path(path)) == record["sha256"]
+        return file_sha256(Path(path)) == record["sha256"]
     return sha256_of_object(filesystem, path) == record["sha256"]
 
 
