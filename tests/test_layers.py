@@ -124,3 +124,24 @@ def _imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             modules.add(node.module)
     return modules
+
+
+def test_a_sequential_swap_never_loads_ray(sample_media, tmp_path: Path) -> None:
+    """The single-process baseline, through the command line, in a fresh interpreter."""
+    output = tmp_path / "swapped.png"
+    arguments = [
+        "swap",
+        "--sequential",
+        f"--source={sample_media.source_tom_hanks}",
+        f"--target={sample_media.group_photo}",
+        f"--output={output}",
+    ]
+    probe = (
+        "import sys; from facefusion_ray.cli.main import main; "
+        f"code = main({arguments!r}); print(code, 'ray' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert result.stdout.strip().splitlines()[-1] == "0 False"
+    assert output.is_file()

@@ -1,10 +1,12 @@
-"""One render from the command line or a script: `run_swap` is a job of one render."""
+"""One render from the command line or a script: `run_swap` is a job of one render.
+
+Ray is imported only when the render runs on it: `--sequential` never loads it.
+"""
 
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from facefusion_ray.engine.job import run_job
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED
 from facefusion_ray.errors import FaceFusionRayError
@@ -60,6 +62,8 @@ def run_swap(
         report = run_sequential(request, dict(storage_options))
         logger.info(report.summary())
     else:
+        from facefusion_ray.engine.job import run_job
+
         options = job_options_for(
             settings, address, show_progress, work_store, storage_options, force
         )
