@@ -34,9 +34,9 @@ from facefusion_ray.zoo.graph_rewrites import dequantize
 from facefusion_ray.zoo.manifest import default_manifest_path
 from facefusion_ray.zoo.preparation import (
     get_recipe,
-    is_prepared_intact,
     write_prepared_model,
 )
+from tests.prepared_files import is_prepared_intact
 
 T1_PEOPLE = 6
 

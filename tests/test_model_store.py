@@ -42,8 +42,8 @@ from facefusion_ray.zoo import get_model_spec
 from facefusion_ray.zoo.lockfile import LOCK_FILE_NAME
 from facefusion_ray.zoo.manifest import Manifest, ModelSource, Preparation, UpstreamHash
 from facefusion_ray.zoo.model_store import ModelStore
-from facefusion_ray.zoo.preparation import is_prepared_intact
 from facefusion_ray.zoo.store_layout import prepared_file_name
+from tests.prepared_files import is_prepared_intact
 
 if TYPE_CHECKING:
     from tests.s3_server import S3Server

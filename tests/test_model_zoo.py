@@ -22,11 +22,11 @@ from facefusion_ray.errors import ModelError
 from facefusion_ray.zoo.manifest import ModelSpec, default_manifest_path, load_manifest
 from facefusion_ray.zoo.preparation import (
     get_recipe,
-    is_prepared_intact,
     sidecar_path,
     write_prepared_model,
     write_prepared_variant,
 )
+from tests.prepared_files import is_prepared_intact
 
 MANIFEST = load_manifest()
 MODEL_IDS = sorted(MANIFEST.models)

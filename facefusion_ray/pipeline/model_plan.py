@@ -92,10 +92,6 @@ class ModelPlan:
         wanted = frozenset(roles)
         return {model.role.value: model.identity() for model in self.models if model.role in wanted}
 
-    @property
-    def model_ids(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(model.model_id for model in self.models))
-
 
 def model_choices(settings: SwapSettings, manifest: Manifest) -> dict[Role, str]:
     """Role -> model id for every model `settings` asks for, checked against the manifest."""

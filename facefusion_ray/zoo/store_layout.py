@@ -107,15 +107,6 @@ class ModelStatus:
 
 
 @dataclass(frozen=True)
-class _PreparedFile:
-    label: str
-    name: str
-    base: Recipe
-    variant: Recipe | None
-    symbolic_spatial: bool
-
-
-@dataclass(frozen=True)
 class PreparedFile:
     label: str
     name: str
