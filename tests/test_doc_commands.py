@@ -4,6 +4,8 @@ reader."""
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,15 @@ def test_an_unknown_option_or_subcommand_is_caught(tmp_path: Path) -> None:
     # Every alternative of `a|b` must take the words that follow: stats has no --max-bytes.
     assert "--max-bytes" in found[4][0]
     assert parser_for("ray_jobs.ab_compare").prog == "python -m ray_jobs.ab_compare"
+
+
+def test_every_option_of_every_subcommand_says_what_it_does() -> None:
+    def silent(parser: argparse.ArgumentParser) -> Iterator[str]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from silent(sub)
+            elif action.option_strings and not action.help:
+                yield f"{parser.prog} {action.option_strings[0]}"
+
+    assert list(silent(parser_for("facefusion-ray"))) == []
