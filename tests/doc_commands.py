@@ -16,7 +16,9 @@ from facefusion_ray.cli.main import build_parser
 
 _FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
 _INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
-_PROGRAM = re.compile(r"(?:^|[\s;&(])((?:\S*/)?facefusion-ray|(?:\S*/)?python -m [\w.]+)(?=\s|$)")
+_PROGRAM = re.compile(
+    r"(?:^|[\s;&(])((?:\S*/)?facefusion-ray|(?:\S*/)?python -m \w+(?:\.\w+)*)(?=\s|$)"
+)
 _CHECKED_MODULES = ("ray_jobs.", "benchmarks.run")
 
 
