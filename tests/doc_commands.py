@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import itertools
 import re
 import shlex
 from collections.abc import Iterator
@@ -145,3 +146,40 @@ def _unknown_options(parsers: list[argparse.ArgumentParser], words: list[str]) -
             if re.fullmatch(r"--?[a-z][\w-]*", option) and option not in known:
                 unknown.append(f"{parsers[0].prog}: unknown option {option!r}")
     return unknown
+
+
+_RAY_SUBMIT = re.compile(r"(?:^|[\s;&])(?:\S*/)?ray job submit\s(.*?)(?:\s--\s|$)")
+
+
+def ray_submit_options(markdown: Path, root: Path) -> Iterator[tuple[str, list[str]]]:
+    """The words before `--` of every `ray job submit` in a fenced block, joined lines."""
+    text = markdown.read_text(encoding="utf-8")
+    name = markdown.relative_to(root).as_posix()
+    for block in _FENCE.finditer(text):
+        first_line = text.count("\n", 0, block.start(1)) + 1
+        for offset, line in _joined_lines(block.group(1)):
+            for found in _RAY_SUBMIT.finditer(" ".join(line.split())):
+                yield f"{name}:{first_line + offset}", shlex.split(found.group(1))
+
+
+def ray_submit_problems(words: list[str]) -> list[str]:
+    """Options Ray's own `ray job submit` does not take, and --runtime-env-json that is not
+    JSON."""
+    import json
+
+    from ray.dashboard.modules.job.cli import submit
+
+    known = {option for parameter in submit.params for option in parameter.opts}
+    options = [word for word in words if word.startswith("-")]
+    found = [
+        f"ray job submit: unknown option {option!r}"
+        for option in options
+        if option.split("=", 1)[0] not in known
+    ]
+    for option, value in itertools.pairwise(words):
+        if option == "--runtime-env-json":
+            try:
+                json.loads(value)
+            except ValueError as error:
+                found.append(f"--runtime-env-json is not JSON: {error}")
+    return found

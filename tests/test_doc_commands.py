@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.doc_commands import DocCommand, doc_commands, parser_for, problems
+from tests.doc_commands import (
+    DocCommand,
+    doc_commands,
+    parser_for,
+    problems,
+    ray_submit_options,
+    ray_submit_problems,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [
@@ -20,6 +27,7 @@ DOCUMENTS = [
     ROOT / "benchmarks" / "README.md",
 ]
 COMMANDS = [command for document in DOCUMENTS for command in doc_commands(document, ROOT)]
+SUBMITS = [submit for document in DOCUMENTS for submit in ray_submit_options(document, ROOT)]
 
 
 def test_the_docs_show_commands_of_every_program() -> None:
@@ -65,3 +73,15 @@ def test_every_option_of_every_subcommand_says_what_it_does() -> None:
                 yield f"{parser.prog} {action.option_strings[0]}"
 
     assert list(silent(parser_for("facefusion-ray"))) == []
+
+
+@pytest.mark.parametrize("submit", SUBMITS, ids=lambda submit: submit[0])
+def test_a_documented_ray_job_submit_takes_its_options(submit: tuple[str, list[str]]) -> None:
+    assert ray_submit_problems(submit[1]) == []
+
+
+def test_ray_job_submit_examples_are_found_and_checked() -> None:
+    assert len(SUBMITS) >= 5
+    assert any("--runtime-env-json" in words for _, words in SUBMITS)
+    assert ray_submit_problems(["--working-dir", ".", "--runtime-env-json", "{'a': 1}"])
+    assert ray_submit_problems(["--workdir", "."])
