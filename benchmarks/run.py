@@ -25,7 +25,7 @@ from benchmarks.swap_scenarios import SCENARIOS, run_swap_scenario
 from benchmarks.targets import targets_summary
 from benchmarks.workspace import Workspace
 
-__all__ = ["main", "selected_scenarios", "targets_summary"]
+__all__ = ["build_parser", "main", "selected_scenarios", "targets_summary"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 QUICK_SCENARIOS = (
@@ -99,10 +99,14 @@ def headline(result: dict[str, object]) -> str:
     return f"{result['frames_per_second']} frames/s"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     choice = parser.add_mutually_exclusive_group()
-    choice.add_argument("--quick", action="store_true", help="only the 720p engine and baseline")
+    choice.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"only the 720p scenarios: {', '.join(QUICK_SCENARIOS)}",
+    )
     choice.add_argument(
         "--only",
         nargs="+",
@@ -118,6 +122,11 @@ def main() -> int:
     )
     parser.add_argument("--list", action="store_true", help="print the scenario names and exit")
     parser.add_argument("--output", type=Path, help="result JSON (default benchmarks/results/)")
+    return parser
+
+
+def main() -> int:
+    parser = build_parser()
     args = parser.parse_args()
     if args.list:
         print("\n".join(SCENARIO_NAMES))

@@ -56,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_cache_commands(commands)
 
     demo = commands.add_parser("demo", help="swap Tom Hanks into the sample group video")
-    demo.add_argument("--output", type=Path, default=Path("out/demo_swap.mp4"))
+    demo.add_argument(
+        "--output",
+        type=Path,
+        default=Path("out/demo_swap.mp4"),
+        help="output video; the report goes beside it as NAME.report.json unless --report "
+        "names another file (default out/demo_swap.mp4)",
+    )
     add_swap_options(demo)
     add_job_options(demo)
 
