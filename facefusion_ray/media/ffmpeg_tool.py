@@ -23,6 +23,7 @@ _NOISE = (
     "task finished with error code",
     "error closing file",
     "error writing trailer",
+    "error opening output file",
     "at least one output file must be specified",
     "exiting normally",
 )
