@@ -72,7 +72,16 @@ def iter_decoded_frames(
     header = cached_container_header(path)
     pipe = decoding_pipe_format(info.pixel_format, info.width, info.height)
     args = _decode_args(path, start, count, info, header, pipe, hwaccel)
-    return _decoded_frames(args, path, start, count, info, pipe)
+    frames = _decoded_frames(args, path, start, count, info, pipe)
+    return frames if hwaccel == NO_HWACCEL else _naming_hwaccel(frames, hwaccel)
+
+
+def _naming_hwaccel(frames: Iterator[DecodedFrame], hwaccel: str) -> Iterator[DecodedFrame]:
+    """A failed hardware decode says so: its ffmpeg error alone reads like a damaged file."""
+    try:
+        yield from frames
+    except MediaError as error:
+        raise MediaError(f"decode hwaccel {hwaccel}: {error}") from error
 
 
 def _image_frames(path: str | os.PathLike[str], count: int) -> Iterator[DecodedFrame]:
