@@ -6,8 +6,10 @@ fall back to libx264 / CPU decoding when allowed."""
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from facefusion_ray.cli.main import main
@@ -170,3 +172,28 @@ def test_swap_with_nvenc_here_is_one_error_line_or_libx264_with_a_note(
     assert probe_media(output).frame_count == 6
     notes = json.loads(report.read_text())["notes"]
     assert any("h264_nvenc cannot be used" in note and "libx264" in note for note in notes)
+
+
+@pytest.mark.skipif(encoder_failure("h264_nvenc") is None, reason="this machine has NVENC")
+def test_a_segment_whose_encoder_cannot_open_names_the_cause(tmp_path: Path) -> None:
+    # Where the driver's probe passed but this node has no GPU, the segment fails with the cause.
+    segment = tmp_path / "nvenc.mp4"
+    writer = SegmentEncoder(segment, 64, 48, Fraction(25), encoder="h264_nvenc")
+    with pytest.raises(MediaError, match="cannot encode segment") as raised, writer:
+        for _ in range(3):
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+    assert encoder_failure("h264_nvenc") in str(raised.value)
+    assert not segment.exists()
+
+
+def test_swap_renders_with_the_chosen_encoder(
+    sample_media, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=6)
+    output = tmp_path / "hevc.mp4"
+    arguments = ["swap", "--source", str(sample_media.source_tom_hanks), "--target", str(clip)]
+    arguments += ["--sequential", "--no-analysis-cache", "--output-video-encoder", "libx265"]
+    assert main([*arguments, "--output-video-quality", "60", "--output", str(output)]) == 0
+    assert "Video: hevc" in stream_summary(output)
+    result = probe_media(output)
+    assert (result.frame_count, result.has_audio) == (6, True)
