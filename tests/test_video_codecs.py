@@ -197,3 +197,26 @@ def test_swap_renders_with_the_chosen_encoder(
     assert "Video: hevc" in stream_summary(output)
     result = probe_media(output)
     assert (result.frame_count, result.has_audio) == (6, True)
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_ray_actors_encode_every_segment_with_the_chosen_encoder(
+    sample_media, tmp_path: Path
+) -> None:
+    from facefusion_ray.engine.driver import run_swap
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=12)
+    output = tmp_path / "vp9.mp4"
+    settings = SwapSettings(chunk_frames=6, workers=1, output_video_encoder="libvpx-vp9")
+    report = run_swap(
+        [sample_media.source_tom_hanks],
+        clip,
+        output,
+        settings,
+        show_progress=False,
+        work_store=str(tmp_path / "work"),
+    )
+    assert report.chunks == 2
+    assert "Video: vp9" in stream_summary(output)
+    result = probe_media(output)
+    assert (result.frame_count, result.has_audio) == (12, True)
