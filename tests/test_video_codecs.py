@@ -131,6 +131,18 @@ def test_cuda_decoding_without_a_gpu_fails_in_one_line(indexed_clip: Path) -> No
     assert "\n" not in str(raised.value)
 
 
+def test_the_encoder_list_is_read_from_this_ffmpeg_once() -> None:
+    listed = available_video_encoders()
+    assert "libx264" in listed and "aac" not in listed  # video encoders only
+    assert available_video_encoders() is listed
+    assert encoder_failure("libx264") is None
+    assert encoder_failure("no_such_encoder") == "not in this ffmpeg"
+    with pytest.raises(CodecUnavailable, match="no_such_encoder cannot be used: not in this"):
+        choose_codecs("no_such_encoder", "none", allow_fallback=False)
+    fallback = choose_codecs("no_such_encoder", "none", allow_fallback=True)
+    assert (fallback.encoder, fallback.hwaccel, len(fallback.notes)) == ("libx264", "none", 1)
+
+
 @pytest.mark.skipif(encoder_failure("h264_nvenc") is None, reason="this machine has NVENC")
 def test_nvenc_and_cuda_without_a_gpu_refuse_or_fall_back() -> None:
     with pytest.raises(CodecUnavailable, match="output video encoder h264_nvenc cannot be used"):
