@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from facefusion_ray.analysis.select import FaceSelection
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.inference.execution import ExecutionConfig
-from facefusion_ray.media.encode import X264_PRESETS
 from facefusion_ray.media.pixel_limit import DEFAULT_MAX_PIXELS
+from facefusion_ray.media.video_codecs import DECODE_HWACCELS, VIDEO_ENCODERS, VIDEO_PRESETS
 from facefusion_ray.option_scopes import Scope, check_declared_values, declared, nested
 
 CLASSIC_SWAPPER = "classic"
@@ -44,7 +44,12 @@ class SwapSettings:
     face_mask_blur: float = declared(0.3, PIXELS, bounds=(0, 1))
     face_mask_padding: tuple[int, int, int, int] = declared((0, 0, 0, 0), PIXELS)
     output_video_quality: int = declared(80, PIXELS, bounds=(0, 100))
-    output_video_preset: str = declared("veryfast", PIXELS, choices=X264_PRESETS)
+    output_video_preset: str = declared("veryfast", PIXELS, choices=VIDEO_PRESETS)
+    # FaceFusion's encoder names; every segment of an output comes from the same one.
+    output_video_encoder: str = declared("libx264", PIXELS, choices=VIDEO_ENCODERS)
+    # ffmpeg's -hwaccel for decoding the target; frames return to system memory. H.264 / HEVC /
+    # VP9 / AV1 decoders are bit-exact by their standards, so the pixels do not depend on it.
+    decode_hwaccel: str = declared("none", NEITHER, choices=DECODE_HWACCELS)
     chunk_frames: int = declared(64, NEITHER, bounds=(1, None))
     workers: int = declared(2, NEITHER, bounds=(1, None))
     execution: ExecutionConfig = nested(ExecutionConfig)

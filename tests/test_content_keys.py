@@ -37,6 +37,8 @@ ALTERNATIVES: dict[str, object] = {
     "face_mask_padding": (10, 0, 0, 0),
     "output_video_quality": 90,
     "output_video_preset": "medium",
+    "output_video_encoder": "libx265",
+    "decode_hwaccel": "cuda",
     "chunk_frames": 32,
     "workers": 4,
     "execution.device": "cuda",

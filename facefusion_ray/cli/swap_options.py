@@ -133,9 +133,24 @@ SWAP_OPTIONS: tuple[SwapOption, ...] = (
     SwapOption(
         "--output-video-quality",
         "output_video_quality",
-        "0-100, mapped to libx264 CRF like FaceFusion",
+        "0-100, mapped per encoder like FaceFusion: CRF for libx264/libx265/libvpx-vp9/"
+        "libsvtav1, CQ for NVENC",
     ),
-    SwapOption("--output-video-preset", "output_video_preset", "libx264 preset"),
+    SwapOption(
+        "--output-video-preset",
+        "output_video_preset",
+        "x264 preset names, mapped per encoder like FaceFusion (NVENC: fast/medium/slow)",
+    ),
+    SwapOption(
+        "--output-video-encoder",
+        "output_video_encoder",
+        "video encoder; a missing or failing one is an error, or libx264 with --allow-cpu-fallback",
+    ),
+    SwapOption(
+        "--decode-hwaccel",
+        "decode_hwaccel",
+        "decode the target on the GPU (cuda: ffmpeg -hwaccel cuda); falls back like the encoder",
+    ),
     SwapOption(
         MAX_PIXELS_OPTION,
         "max_pixels",
@@ -178,7 +193,8 @@ SWAP_OPTIONS: tuple[SwapOption, ...] = (
     SwapOption(
         "--allow-cpu-fallback",
         "execution.allow_cpu_fallback",
-        "continue on CPU (FP32) when a GPU session cannot start or runs out of memory",
+        "continue on CPU (FP32) when a GPU session cannot start or runs out of memory, and "
+        "with libx264 / CPU decoding when the chosen encoder or decode hwaccel cannot open",
     ),
     SwapOption("--gpu-fraction", "execution.gpu_fraction", "GPUs per render actor, e.g. 0.25"),
     SwapOption(

@@ -22,6 +22,7 @@ from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
 from facefusion_ray.media.images import read_image
 from facefusion_ray.media.pixel_transfer import PipeFormat, decoding_pipe_format
 from facefusion_ray.media.probe import MAIN_VIDEO_STREAM, MediaInfo, read_frame_timestamps
+from facefusion_ray.media.video_codecs import NO_HWACCEL, hwaccel_args
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,16 @@ def iter_frames(
 
 
 def iter_decoded_frames(
-    path: str | os.PathLike[str], start: int, count: int, info: MediaInfo
+    path: str | os.PathLike[str],
+    start: int,
+    count: int,
+    info: MediaInfo,
+    hwaccel: str = NO_HWACCEL,
 ) -> Iterator[DecodedFrame]:
-    """`iter_frames` with the decoder's bytes of every frame, for fingerprinting them."""
+    """`iter_frames` with the decoder's bytes of every frame, for fingerprinting them.
+
+    `hwaccel` decodes on that device (`video_codecs.DECODE_HWACCELS`); the frames come back to
+    system memory and are cut to the same range as on the CPU."""
     if start < 0 or count < 0 or start + count > info.frame_count:
         raise ValueError(
             f"frame range {start}..{start + count - 1} is outside the {info.frame_count} frames "
@@ -63,8 +71,17 @@ def iter_decoded_frames(
         return _image_frames(path, count)
     header = cached_container_header(path)
     pipe = decoding_pipe_format(info.pixel_format, info.width, info.height)
-    args = _decode_args(path, start, count, info, header, pipe)
-    return _decoded_frames(args, path, start, count, info, pipe)
+    args = _decode_args(path, start, count, info, header, pipe, hwaccel)
+    frames = _decoded_frames(args, path, start, count, info, pipe)
+    return frames if hwaccel == NO_HWACCEL else _naming_hwaccel(frames, hwaccel)
+
+
+def _naming_hwaccel(frames: Iterator[DecodedFrame], hwaccel: str) -> Iterator[DecodedFrame]:
+    """A failed hardware decode says so: its ffmpeg error alone reads like a damaged file."""
+    try:
+        yield from frames
+    except MediaError as error:
+        raise MediaError(f"decode hwaccel {hwaccel}: {error}") from error
 
 
 def _image_frames(path: str | os.PathLike[str], count: int) -> Iterator[DecodedFrame]:
@@ -81,6 +98,7 @@ def _decode_args(
     info: MediaInfo,
     header: ContainerHeader,
     pipe: PipeFormat,
+    hwaccel: str = NO_HWACCEL,
 ) -> list[str]:
     position_args: list[str] = []
     filter_args: list[str] = []
@@ -102,6 +120,7 @@ def _decode_args(
         filter_args = ["-vf", f"trim=start_frame={start}"]  # decode from the start, then count
     return [
         "-loglevel", "error",
+        *hwaccel_args(hwaccel),
         *position_args,
         "-i", ffmpeg_input_url(path),
         "-map", MAIN_VIDEO_STREAM,

@@ -1,6 +1,7 @@
-"""Encoding BGR frames into H.264 video segments that concatenate frame-exactly.
+"""Encoding BGR frames into video segments that concatenate frame-exactly.
 
-Segment format: MP4 holding libx264 H.264, B-frames on. Raw Annex B segments (`-f h264`)
+Segment format: MP4 holding one encoder's stream (libx264 H.264 by default, B-frames on; the
+encoders and their options are in video_codecs.py). Raw Annex B segments (`-f h264`)
 would byte-concatenate, but raw H.264 carries no timestamps: with B-frames the re-muxed
 output had unset PTS, lost packets and decoded 117 of 120 frames on this ffmpeg (9.0).
 MP4 segments keep exact per-frame PTS and are joined by the concat demuxer (see assemble.py).
@@ -25,30 +26,23 @@ from facefusion_ray.errors import MediaError
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
 from facefusion_ray.media.images import ensure_readable_file, partial_path
 from facefusion_ray.media.pixel_transfer import encoding_pipe_format
+from facefusion_ray.media.video_codecs import (
+    FALLBACK_VIDEO_ENCODER,
+    VIDEO_PRESETS,
+    encoder_args,
+    quality_value,
+)
 
 SEGMENT_SUFFIX = ".mp4"
 
 
 def quality_to_crf(quality: int) -> int:
     """FaceFusion's libx264 mapping: quality 100 is CRF 0 (lossless), quality 0 is CRF 51."""
-    if not 0 <= quality <= 100:
-        raise ValueError(f"quality must be between 0 and 100, got {quality}")
-    return round(51 - quality * 0.51)
+    return quality_value("libx264", quality)
 
 
-# libx264's presets, fastest first; anything else fails only when the encoder starts.
-X264_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-)
+# Kept under its old name: the presets every encoder family maps from.
+X264_PRESETS = VIDEO_PRESETS
 
 
 class SegmentEncoder:
@@ -66,6 +60,7 @@ class SegmentEncoder:
         fps: Fraction,
         quality: int = 80,
         preset: str = "veryfast",
+        encoder: str = FALLBACK_VIDEO_ENCODER,
     ) -> None:
         if width <= 0 or height <= 0:
             raise ValueError(f"frame size must be positive, got {width}x{height}")
@@ -76,8 +71,8 @@ class SegmentEncoder:
         self.height = height
         self._pipe = encoding_pipe_format(width, height)
         self.fps = Fraction(fps)
-        self.crf = quality_to_crf(quality)
-        self.preset = preset
+        self.encoder = encoder
+        self._encoder_args = encoder_args(encoder, quality, preset, width, height)
         self.frames_written = 0
         self._temporary = partial_path(self.path)
         self._process: FfmpegProcess | None = None
@@ -155,8 +150,6 @@ class SegmentEncoder:
         return self._process
 
     def _ffmpeg_args(self) -> list[str]:
-        # x264 cannot subsample chroma of odd-sized frames in 4:2:0; 4:4:4 keeps the exact size.
-        pixel_format = "yuv420p" if self.width % 2 == 0 and self.height % 2 == 0 else "yuv444p"
         return [
             "-loglevel", "error",
             "-f", "rawvideo",
@@ -164,12 +157,8 @@ class SegmentEncoder:
             "-video_size", f"{self.width}x{self.height}",
             "-framerate", f"{self.fps.numerator}/{self.fps.denominator}",
             "-i", "pipe:0",
-            "-c:v", "libx264",
-            "-preset", self.preset,
-            "-crf", str(self.crf),
-            "-x264-params", "repeat-headers=1",
             *self._pipe.conversion_args,
-            "-pix_fmt", pixel_format,
+            *self._encoder_args,
             "-f", "mp4",
             "-y", "file:" + os.path.abspath(self._temporary),
         ]  # fmt: skip

@@ -23,6 +23,12 @@ _NOISE = (
     "task finished with error code",
     "error closing file",
     "error writing trailer",
+    "error opening output file",
+    # An encoder that cannot open (e.g. NVENC without a GPU) names the cause before these.
+    "nothing was written into output file",
+    "could not open encoder before eof",
+    "error while opening encoder",
+    "error sending frames to consumers",
     "at least one output file must be specified",
     "exiting normally",
 )

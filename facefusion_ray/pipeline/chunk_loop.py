@@ -68,10 +68,13 @@ def render_range(
         info.fps,
         quality=settings.output_video_quality,
         preset=settings.output_video_preset,
+        encoder=settings.output_video_encoder,
     )
     analysis = ChunkAnalysis(cache, cache_plan, chunk, clock)
     with encoder:
-        decoded = iter_decoded_frames(target, chunk.start, chunk.count, info)
+        decoded = iter_decoded_frames(
+            target, chunk.start, chunk.count, info, settings.decode_hwaccel
+        )
         for offset, decoded_frame in enumerate(timed_frames(decoded, clock)):
             faces = analysis.faces(offset, decoded_frame, pipeline.analyse)
             outcome = _swap_frame(
