@@ -15,24 +15,12 @@ import pytest
 from facefusion_ray.errors import ModelError
 from facefusion_ray.zoo.lockfile import LOCK_FILE_NAME
 from facefusion_ray.zoo.preparation import SIDECAR_SUFFIX, sidecar_path
-from tests.test_model_store import STORE_KINDS, StoreUnderTest, prepared_name
+from tests.test_model_store import prepared_name
 
 if TYPE_CHECKING:
-    from tests.s3_server import S3Server
+    from tests.model_store_fixtures import StoreUnderTest
 
-pytest_plugins = ["tests.s3_server"]
-
-
-@pytest.fixture(params=STORE_KINDS)
-def store_under_test(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> StoreUnderTest:
-    if request.param == "local":
-        return StoreUnderTest(str(tmp_path / "store"), {})
-    server: S3Server = request.getfixturevalue("s3_server")
-    for name, value in server.environment().items():
-        monkeypatch.setenv(name, value)
-    return StoreUnderTest(f"s3://{server.create_bucket('models')}/zoo", server.environment())
+pytest_plugins = ["tests.s3_server", "tests.model_store_fixtures"]
 
 
 def impostor(pristine: bytes) -> bytes:

@@ -15,7 +15,6 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -30,13 +29,10 @@ from facefusion_ray.paths import CACHE_ENV, cache_root
 from facefusion_ray.storage import (
     StorageError,
     join,
-    list_files,
     open_filesystem,
     parse_storage_options,
     put_bytes_atomic,
-    read_bytes,
     redact,
-    remove,
 )
 from facefusion_ray.zoo import get_model_spec
 from facefusion_ray.zoo.lockfile import LOCK_FILE_NAME
@@ -46,51 +42,13 @@ from facefusion_ray.zoo.store_layout import prepared_file_name
 from tests.prepared_files import is_prepared_intact
 
 if TYPE_CHECKING:
+    from tests.model_store_fixtures import StoreUnderTest
     from tests.s3_server import S3Server
 
-pytest_plugins = ["tests.s3_server"]
+pytest_plugins = ["tests.s3_server", "tests.model_store_fixtures"]
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 EMBEDDED = ("yunet", "sface")
-STORE_KINDS = ["local", "s3"]
-
-
-@dataclass(frozen=True)
-class StoreUnderTest:
-    url: str
-    environment: dict[str, str]  # what a subprocess needs to reach the store
-
-    def open(self, node_cache: Path, manifest: Manifest | None = None) -> ModelStore:
-        return ModelStore(self.url, node_cache=node_cache, manifest=manifest)
-
-    def files(self) -> list[str]:
-        """Every object of the store, relative to its root."""
-        filesystem, root = open_filesystem(self.url)
-        return [path[len(root) + 1 :] for path in list_files(filesystem, root)]
-
-    def read(self, relative: str) -> bytes:
-        filesystem, root = open_filesystem(self.url)
-        return read_bytes(filesystem, join(root, relative))
-
-    def write(self, relative: str, payload: bytes) -> None:
-        filesystem, root = open_filesystem(self.url)
-        put_bytes_atomic(filesystem, payload, join(root, relative))
-
-    def delete(self, relative: str) -> None:
-        filesystem, root = open_filesystem(self.url)
-        remove(filesystem, join(root, relative))
-
-
-@pytest.fixture(params=STORE_KINDS)
-def store_under_test(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> StoreUnderTest:
-    if request.param == "local":
-        return StoreUnderTest(str(tmp_path / "store"), {})
-    server: S3Server = request.getfixturevalue("s3_server")
-    for name, value in server.environment().items():
-        monkeypatch.setenv(name, value)
-    return StoreUnderTest(f"s3://{server.create_bucket('models')}/zoo", server.environment())
 
 
 @pytest.fixture

@@ -168,18 +168,42 @@ def choose_codecs(encoder: str, hwaccel: str, allow_fallback: bool) -> CodecChoi
     """`encoder` and `hwaccel` where they work here; else, with `allow_fallback`, libx264 and CPU
     decoding with a note each, without it CodecUnavailable naming the cause."""
     notes: list[str] = []
-    reason = encoder_failure(encoder)
-    if reason is not None:
-        message = f"output video encoder {encoder} cannot be used: {reason}"
-        if not allow_fallback:
-            raise CodecUnavailable(message)
-        notes.append(f"{message}; encoded with {FALLBACK_VIDEO_ENCODER}")
-        encoder = FALLBACK_VIDEO_ENCODER
-    reason = hwaccel_failure(hwaccel)
-    if reason is not None:
-        message = f"decode hwaccel {hwaccel} cannot be used: {reason}"
-        if not allow_fallback:
-            raise CodecUnavailable(message)
-        notes.append(f"{message}; decoded on the CPU")
-        hwaccel = NO_HWACCEL
+    encoder = _usable_or_fallback(
+        f"output video encoder {encoder}",
+        encoder_failure(encoder),
+        allow_fallback,
+        notes,
+        encoder,
+        FALLBACK_VIDEO_ENCODER,
+        f"encoded with {FALLBACK_VIDEO_ENCODER}",
+    )
+    hwaccel = _usable_or_fallback(
+        f"decode hwaccel {hwaccel}",
+        hwaccel_failure(hwaccel),
+        allow_fallback,
+        notes,
+        hwaccel,
+        NO_HWACCEL,
+        "decoded on the CPU",
+    )
     return CodecChoice(encoder, hwaccel, tuple(notes))
+
+
+def _usable_or_fallback(
+    what: str,
+    reason: str | None,
+    allow_fallback: bool,
+    notes: list[str],
+    chosen: str,
+    fallback: str,
+    fallback_note: str,
+) -> str:
+    """`chosen` when it works (`reason` is None); else CodecUnavailable, or with
+    `allow_fallback`, `fallback` and a note saying why."""
+    if reason is None:
+        return chosen
+    message = f"{what} cannot be used: {reason}"
+    if not allow_fallback:
+        raise CodecUnavailable(message)
+    notes.append(f"{message}; {fallback_note}")
+    return fallback
