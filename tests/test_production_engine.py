@@ -123,7 +123,7 @@ def test_a_lost_node_s_chunks_run_on_the_others(
 
 
 LOSE_A_NODE = """
-import json, threading, time
+import dataclasses, json, threading, time
 from pathlib import Path
 
 import ray
@@ -138,8 +138,12 @@ cluster = Cluster(initialize_head=True, head_node_args={{"num_cpus": 0}})
 workers = [cluster.add_node(num_cpus=1) for _ in range(3)]
 ray.init(address=cluster.address, logging_level="WARNING")
 cluster.wait_for_nodes()
-request = RenderRequest({target!r}, ({source!r},), {output!r}, SETTINGS)
-options = job_options_for(SETTINGS, show_progress=False, work_store={work_store!r})
+# One frame a chunk (the frames do not depend on the chunk size): after the first segment is
+# committed, 39 chunks remain, so the node is lost while its actor still has work. With 4 frames
+# a chunk the others could finish before the loss was noticed, and nothing was replaced.
+settings = dataclasses.replace(SETTINGS, chunk_frames=1)
+request = RenderRequest({target!r}, ({source!r},), {output!r}, settings)
+options = job_options_for(settings, show_progress=False, work_store={work_store!r})
 reports = []
 job = threading.Thread(target=lambda: reports.append(run_job([request], options)))
 job.start()
