@@ -26,6 +26,7 @@ from facefusion_ray.engine.segment_store import default_work_store, describe
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.inference.execution import actor_resources
 from facefusion_ray.media.frame_sampling import sample_frame_indices
+from facefusion_ray.pipeline.codec_choice import one_encoder_segments
 from facefusion_ray.pipeline.output_assembly import assemble_output
 from facefusion_ray.pipeline.render_preparation import finish_report
 from facefusion_ray.pipeline.render_request import RenderRequest
@@ -254,8 +255,13 @@ def assemble(video: VideoRender, options: JobOptions) -> None:
     """Concatenate the segments with the target's audio and publish the output atomically."""
     prepared = video.prepared
     output = prepared.request.output
+    settings = prepared.request.settings
     storage_options = dict(options.storage_options)
-    with video.segments.local_segments(video.chunks) as segments:
+    encoders = video.segments.encoders(video.chunks, settings.output_video_encoder)
+    with (
+        video.segments.local_segments(video.chunks) as stored,
+        one_encoder_segments(stored, encoders, settings, prepared.report.notes) as segments,
+    ):
         if is_remote(output):
             with tempfile.TemporaryDirectory(prefix="facefusion-ray-output-") as scratch:
                 local = Path(scratch) / Path(output).name

@@ -12,6 +12,7 @@ from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_decoded_frames
 from facefusion_ray.pipeline.cached_analysis import CachePlan, ChunkAnalysis
 from facefusion_ray.pipeline.chunks import Chunk
+from facefusion_ray.pipeline.codec_choice import usable_codecs
 from facefusion_ray.pipeline.frame_pipeline import FrameOutcome, FramePipeline
 from facefusion_ray.pipeline.review_probe import ReviewProbe
 from facefusion_ray.pipeline.stage_clock import StageClock
@@ -61,6 +62,7 @@ def render_range(
     started = time.perf_counter()
     counts = _ChunkCounts()
     stages_before = clock.snapshot()
+    codecs = usable_codecs(settings)  # this node's choice: the driver may lack a GPU
     encoder = SegmentEncoder(
         segment_path,
         info.width,
@@ -68,13 +70,11 @@ def render_range(
         info.fps,
         quality=settings.output_video_quality,
         preset=settings.output_video_preset,
-        encoder=settings.output_video_encoder,
+        encoder=codecs.encoder,
     )
     analysis = ChunkAnalysis(cache, cache_plan, chunk, clock)
     with encoder:
-        decoded = iter_decoded_frames(
-            target, chunk.start, chunk.count, info, settings.decode_hwaccel
-        )
+        decoded = iter_decoded_frames(target, chunk.start, chunk.count, info, codecs.hwaccel)
         for offset, decoded_frame in enumerate(timed_frames(decoded, clock)):
             faces = analysis.faces(offset, decoded_frame, pipeline.analyse)
             outcome = _swap_frame(
@@ -101,6 +101,8 @@ def render_range(
         cache_misses=analysis.misses,
         frames_swapped=counts.frames_swapped,
         review=review.result if review is not None else None,
+        encoder=codecs.encoder,
+        notes=codecs.notes,
     )
 
 

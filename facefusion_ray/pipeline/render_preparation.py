@@ -1,6 +1,5 @@
 """The driver's part of a render before any frame is touched: inputs, identity, keys, plan."""
 
-import dataclasses
 import logging
 import os
 import time
@@ -18,7 +17,6 @@ from facefusion_ray.media import MediaInfo, probe_media
 from facefusion_ray.media.pixel_limit import check_image_file
 from facefusion_ray.pipeline.cached_analysis import CachePlan
 from facefusion_ray.pipeline.chunk_loop import peak_memory_bytes
-from facefusion_ray.pipeline.codec_choice import with_usable_codecs
 from facefusion_ray.pipeline.content_keys import analysis_key, render_key
 from facefusion_ray.pipeline.identity_map import build_identity_map
 from facefusion_ray.pipeline.job_models import JobModels
@@ -66,10 +64,8 @@ def prepare_render(
     target = stage_input(request.target, storage_options)
     info = probe_media(target, request.settings.max_pixels)
     check_output_location(request.output, info)
-    codec_notes: tuple[str, ...] = ()
-    if info.kind == "video":
-        usable, codec_notes = with_usable_codecs(request.settings)
-        request = dataclasses.replace(request, settings=usable)
+    # Encoders and decode acceleration are probed by the process that renders the chunks
+    # (pipeline/codec_choice): a CPU head node may plan for GPU workers.
     settings = request.settings
     sources = [stage_input(source, storage_options) for source in request.sources]
     for source in sources:  # from the header, before any source is decoded
@@ -85,7 +81,6 @@ def prepare_render(
         output=request.output,
         kind=info.kind,
     )
-    report.notes.extend(codec_notes)
     report.source_model_calls = {
         model: int(usage["calls"]) - calls_before.get(model, 0)
         for model, usage in sessions.stats().items()

@@ -27,6 +27,9 @@ class ChunkResult:
     worker_pid: int = 0
     # What an A/B review took from the chunk's frames (None when the render is not reviewed).
     review: ChunkReview | None = None
+    # The encoder that made the chunk's segment, and what its node gave up (codec fallbacks).
+    encoder: str = ""
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -72,6 +75,7 @@ class SwapReport:
         self.cache["hits"] += result.cache_hits
         self.cache["misses"] += result.cache_misses
         self.add_model_stats(result.model_usage)
+        self.notes.extend(note for note in dict.fromkeys(result.notes) if note not in self.notes)
         if result.worker_pid:
             worker = str(result.worker_pid)
             self.chunks_by_worker[worker] = self.chunks_by_worker.get(worker, 0) + 1
