@@ -5,6 +5,8 @@ from collections.abc import Mapping
 
 from benchmarks.cache_read import CACHE_READ_SCENARIOS, READ_TARGET_SHARE
 from benchmarks.measure import as_float
+from benchmarks.model_memory import SCENARIO as MEMORY_SCENARIO
+from benchmarks.model_memory import actor_memory_target
 
 Results = Mapping[str, Mapping[str, object]]
 
@@ -59,6 +61,8 @@ def targets_summary(results: Results) -> dict[str, object]:
             summary[key] = warm_cache_share(cold, warm)
     summary.update(cache_read_targets(results))
     summary.update(ab_targets(results))
+    if MEMORY_SCENARIO in results:
+        summary["actor_peak_memory_published_costs"] = actor_memory_target(results[MEMORY_SCENARIO])
     return summary
 
 
