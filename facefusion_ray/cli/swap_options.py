@@ -191,6 +191,11 @@ SWAP_OPTIONS: tuple[SwapOption, ...] = (
     ),
     SwapOption("--execution-provider", "execution.device", "where the models run in each actor"),
     SwapOption(
+        "--precision",
+        "execution.precision",
+        "model weights: auto (FP16 variants on a GPU, FP32 on the CPU), fp16 or fp32",
+    ),
+    SwapOption(
         "--allow-cpu-fallback",
         "execution.allow_cpu_fallback",
         "continue on CPU (FP32) when a GPU session cannot start or runs out of memory, and "
