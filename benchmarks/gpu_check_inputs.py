@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.gpu_check import STORE
-from benchmarks.published_costs import build_facefusion_folder
+from benchmarks.published_costs import build_in_subprocess
 from benchmarks.workspace import SAMPLE_FPS, run_ffmpeg_quietly
 from facefusion_ray.media.images import read_image, write_image_atomic
 from facefusion_ray.sample_media import build_sample_media
@@ -36,7 +36,7 @@ def prepare_inputs(work: Path, frames: int) -> None:
     store = work / STORE
     if (store / ".complete").exists():
         return
-    models = build_facefusion_folder(work / "facefusion", fp16=True)
+    models = build_in_subprocess(work / "facefusion", fp16=True)
     cli = [sys.executable, "-m", "facefusion_ray", "models"]
     subprocess.run([*cli, "pull", "yunet", "--store", str(store)], check=True)
     imported = [*cli, "import", "--from-facefusion", str(models.folder), "--store", str(store)]

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.measure import cli_command, job_arguments, run_reported, run_timed, shown
-from benchmarks.published_costs import PublishedCostModels, build_facefusion_folder
+from benchmarks.published_costs import PublishedCostModels, build_in_subprocess
 
 SCENARIO = "published_costs_memory_2_workers"
 TARGET = "720p_12_frames"
@@ -31,7 +31,7 @@ class PublishedCostStore:
 
 
 def build_published_cost_store(folder: Path) -> PublishedCostStore:
-    models = build_facefusion_folder(folder / "facefusion")
+    models = build_in_subprocess(folder / "facefusion")
     store = str(folder / "store")
     commands = [
         cli_command("models", "pull", "yunet", "--store", store),
