@@ -6,6 +6,8 @@ instead of copying. Rendering never parses the model file: the emap comes from t
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +80,21 @@ def test_tampered_metadata_is_refused_in_the_store_and_copied_again_on_a_node(
     assert failed == ["prepared metadata"]
     repaired = metadata_path(other_node.local_path("yunet", repair=True))
     assert repaired.read_bytes() == pristine and other_node.verify("yunet").ok
+
+
+def test_peak_memory_is_the_process_own_not_its_parents() -> None:
+    # A parent holding 400 MB forks and execs a small child: getrusage would give the child
+    # the parent's 400 MB; the report's figure must not.
+    child = (
+        "from facefusion_ray.pipeline.chunk_loop import peak_memory_bytes; "
+        "print(peak_memory_bytes())"
+    )
+    parent = (
+        "import subprocess, sys; held = b'x' * 400_000_000; "
+        f"print(subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, "
+        "text=True, check=True).stdout)"
+    )
+    printed = subprocess.run(
+        [sys.executable, "-c", parent], capture_output=True, text=True, check=True
+    ).stdout
+    assert int(printed.strip()) < 300_000_000
