@@ -172,13 +172,14 @@ def run_one(run: Run, work: Path, python: str) -> dict[str, object]:
 
 
 def table(rows: Sequence[dict[str, object]]) -> str:
-    header = ("run", "frames/s", "faces/s", "GPU MiB/actor", "swapper ran on", "notes")
+    header = ("run", "frames/s", "faces/s", "GPU MiB/actor", "host MB/actor", "swapper ran on")
+    header += ("notes",)
     lines = [header]
     for row in rows:
         run = row["run"]
         assert isinstance(run, Run)
         if "error" in row:
-            lines.append((run.name, "-", "-", "-", "-", f"FAILED: {row['error']}"))
+            lines.append((run.name, "-", "-", "-", "-", "-", f"FAILED: {row['error']}"))
             continue
         report = row["report"]
         assert isinstance(report, dict)
@@ -195,6 +196,7 @@ def table(rows: Sequence[dict[str, object]]) -> str:
                 f"{int(report['frames_total']) / seconds:.1f}",
                 f"{int(report['faces_swapped']) / seconds:.1f}",
                 str(row["gpu_mib"]),
+                str(_host_peak_mb(report)),
                 ", ".join(swapper) or "?",
                 "; ".join(report["notes"])[:80],
             )
@@ -217,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work", type=Path, help="folder for inputs and outputs (default: temp)")
     parser.add_argument("--inside-venv", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _host_peak_mb(report: dict[str, object]) -> int:
+    peaks = report["peak_memory_bytes"]
+    assert isinstance(peaks, dict)
+    actors = [int(value) for name, value in peaks.items() if name != "driver"]
+    return round(max(actors, default=0) / 1e6)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from benchmarks.gpu_check import RUNS
+from benchmarks.gpu_check import RUNS, table
 from tests.doc_commands import DocCommand, problems
 
 
@@ -60,3 +60,24 @@ def test_without_a_gpu_the_check_stops_at_once_in_one_line() -> None:
     assert time.perf_counter() - started < 10
     assert finished.returncode == 2
     assert finished.stderr.count("\n") == 1 and "no NVIDIA GPU found" in finished.stderr
+
+
+def test_the_table_reads_speed_memory_and_placement_from_the_reports() -> None:
+    report = {
+        "seconds": 10.0,
+        "startup_seconds": 2.0,
+        "frames_total": 300,
+        "faces_swapped": 1800,
+        "model_providers": {
+            "inswapper_128_fp16": ["CUDAExecutionProvider fp16"],
+            "yunet": ["CUDAExecutionProvider fp16"],
+        },
+        "notes": [],
+        "peak_memory_bytes": {"driver": 300_000_000, "actor_0": 1_200_000_000},
+    }
+    rows = [{"run": RUNS[0], "report": report, "gpu_mib": 2100}]
+    rows.append({"run": RUNS[2], "error": "TensorrtExecutionProvider cannot start"})
+    lines = table(rows).splitlines()
+    expected = "cuda_fp16 37.5 225.0 2100 1200 CUDAExecutionProvider fp16"
+    assert lines[1].split() == expected.split()
+    assert lines[2].startswith("tensorrt_fp16") and "FAILED: TensorrtExecutionProvider" in lines[2]
