@@ -21,6 +21,7 @@ WARM_CACHE_TARGET = 0.25
 WARM_CACHE_PAIRS = {
     "warm_cache_rerender_vs_cold": "720p_cache",
     "warm_cache_rerender_vs_cold_reference_selector": "720p_reference_cache",
+    "warm_cache_rerender_vs_cold_sequential": "720p_sequential_cache",
 }
 
 
