@@ -39,11 +39,15 @@ def process_kind(pid: int, root: int) -> str | None:
     except OSError:
         return None
     command = arguments.split(b"\0")[0].decode(errors="replace")
+    if not command:
+        return None  # a zombie (or a process between fork and exec) does not say what it is
     if os.path.basename(command).startswith("ffmpeg"):
         return FFMPEG
     # Ray names an actor's process after its class once the actor is created.
     if command.startswith("ray::RenderActor"):
         return ACTOR_PROCESSES
+    # Ray's own, or a child between fork and exec (its parent's command line): the next
+    # sample tells.
     return RAY
 
 
@@ -108,10 +112,8 @@ class ProcessTreeCpu:
         for sample in own + descendants(samples, self._root):
             known = self._last.get(sample.pid)
             kind = process_kind(sample.pid, self._root)
-            if kind is None:
-                continue
-            # An idle Ray worker that became an actor is counted as the actor from then on.
-            if known is None or known[0] != ACTOR_PROCESSES:
+            # An idle Ray worker that became an actor stays the actor; a zombie keeps its kind.
+            if known is not None and (kind is None or known[0] == ACTOR_PROCESSES):
+                kind = known[0]
+            if kind is not None:
                 self._last[sample.pid] = (kind, sample.cpu_seconds)
-            else:
-                self._last[sample.pid] = (known[0], sample.cpu_seconds)

@@ -156,6 +156,7 @@ def run_swap_scenario(scenario: Scenario, workspace: Workspace) -> dict[str, obj
     (workspace.folder / f"{scenario.name}.mp4").unlink()
     result: dict[str, object] = {"command": shown(command), **swap_figures(report, wall)}
     result["cpu_seconds_by_process_kind"] = cpu_by_process_kind(report, tree)
+    result["cpu_seconds_sampled_tree"] = tree
     if scenario.neural:
         result["swapper"] = swapper_figures(report, workspace)
     return result
