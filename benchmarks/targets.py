@@ -4,6 +4,7 @@ this invocation is left out rather than judged."""
 from collections.abc import Mapping
 
 from benchmarks.cache_read import CACHE_READ_SCENARIOS, READ_TARGET_SHARE
+from benchmarks.facefusion_overhead import FACEFUSION_OVERHEAD, RATIO_TARGET
 from benchmarks.measure import as_float
 
 Results = Mapping[str, Mapping[str, object]]
@@ -58,6 +59,14 @@ def targets_summary(results: Results) -> dict[str, object]:
         cold, warm = results.get(f"{prefix}_cold"), results.get(f"{prefix}_warm_new_source")
         if cold and warm:
             summary[key] = warm_cache_share(cold, warm)
+    overhead = results.get(FACEFUSION_OVERHEAD)
+    if overhead and "ratio_to_facefusion" in overhead:
+        ratio = as_float(overhead["ratio_to_facefusion"])
+        summary["facefusion_overhead_ratio"] = {
+            "ratio": ratio,
+            "target": RATIO_TARGET,
+            "met": ratio >= RATIO_TARGET,
+        }
     summary.update(cache_read_targets(results))
     summary.update(ab_targets(results))
     return summary
