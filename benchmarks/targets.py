@@ -60,7 +60,7 @@ def targets_summary(results: Results) -> dict[str, object]:
         if cold and warm:
             summary[key] = warm_cache_share(cold, warm)
     overhead = results.get(FACEFUSION_OVERHEAD)
-    if overhead and "ratio_to_facefusion" in overhead:
+    if overhead and overhead.get("ratio_to_facefusion") is not None:
         ratio = as_float(overhead["ratio_to_facefusion"])
         summary["facefusion_overhead_ratio"] = {
             "ratio": ratio,
