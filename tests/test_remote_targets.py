@@ -5,6 +5,7 @@ by their metadata (or on request their content), and counted byte by byte throug
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,10 +21,12 @@ from facefusion_ray.engine.job import run_job
 from facefusion_ray.errors import MediaError
 from facefusion_ray.log_redaction import RedactingFilter
 from facefusion_ray.media import frame_fingerprint, iter_frames, probe_media
+from facefusion_ray.media.ffmpeg_tool import ffmpeg_executable
 from facefusion_ray.media.remote_media import RemoteMedia
 from facefusion_ray.paths import CACHE_ENV
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.target_input import (
+    audio_source,
     open_target,
     resolve_target,
     target_fingerprint,
@@ -110,6 +113,12 @@ def large_clip(store: Store, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return local, store.put(local, "large/large.mp4")
 
 
+def audio_packets(path: Path) -> bytes:
+    """The MD5 of a file's audio packets, as ffmpeg copies them."""
+    command = [ffmpeg_executable(), "-v", "error", "-i", str(path), "-map", "0:a", "-c", "copy"]
+    return subprocess.run([*command, "-f", "md5", "-"], capture_output=True, check=True).stdout
+
+
 def test_remote_targets_probe_like_local_ones_and_decode_frame_exactly(
     store: Store, uploaded: tuple[Path, str, bool]
 ) -> None:
@@ -140,6 +149,10 @@ def test_the_driver_probes_and_each_chunk_decodes_only_part_of_a_large_target(
     assert info.frame_count == 150 and info.has_audio
     assert probed < size * 0.25, f"the probe read {probed} of {size} bytes"
     assert not any((node_cache / STAGED_FOLDER_NAME).rglob("large.mp4"))  # never downloaded
+    # The probe's index stand-in holds the audio too: the assembly reads nothing more.
+    audio = audio_source(target, BY_RANGE, store.options)
+    assert isinstance(audio, Path) and store.counts.of("large/large.mp4") == probed
+    assert audio_packets(audio) == audio_packets(local)
     # Frames 110..119: from the keyframe at 100 to a little past 119, plus the index.
     expected = [frame_fingerprint(f) for f in iter_frames(local, 110, 10, info)]
     store.counts.reset()

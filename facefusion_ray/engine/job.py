@@ -27,7 +27,7 @@ from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.inference.execution import actor_resources
 from facefusion_ray.media.frame_sampling import sample_frame_indices
 from facefusion_ray.pipeline.output_assembly import assemble_output
-from facefusion_ray.pipeline.render_preparation import finish_report, reopen_target
+from facefusion_ray.pipeline.render_preparation import finish_report, target_audio
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.review_probe import ReviewFrames
 from facefusion_ray.storage.locations import is_remote, publish_output
@@ -256,8 +256,8 @@ def assemble(video: VideoRender, options: JobOptions) -> None:
     prepared = video.prepared
     output = prepared.request.output
     storage_options = dict(options.storage_options)
-    # Only the audio is read from the target: a remote one by range, through a new signature.
-    target = reopen_target(prepared, storage_options) if prepared.info.has_audio else None
+    # Only the audio is read from the target (a remote one's from its index stand-in).
+    target = target_audio(prepared, storage_options) if prepared.info.has_audio else None
     with video.segments.local_segments(video.chunks) as segments:
         if is_remote(output):
             with tempfile.TemporaryDirectory(prefix="facefusion-ray-output-") as scratch:

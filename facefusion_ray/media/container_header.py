@@ -80,6 +80,8 @@ def read_container_header(path: MediaSource) -> ContainerHeader:
     header = _parse_header(stderr.splitlines())
     if header is None:
         reason = meaningful_stderr_line(stderr)
+        if isinstance(file_path, RemoteMedia):  # a refused or failed request reads the same
+            raise MediaError(f"cannot read {file_path} as a video: {reason}")
         raise MediaError(f"not a video or image: {file_path} ({reason})")
     if header.video_details is None:
         raise MediaError(f"not a video or image (no video stream): {file_path}")

@@ -1,5 +1,6 @@
 """A local stand-in of an MP4/MOV file for reading its index: every top-level box copied at its
-own offset except the media payload (`mdat`), which stays a hole of zeros in a sparse file.
+own offset except the media payload (`mdat`), which stays a hole of zeros in a sparse file, but
+for the data of the tracks that are not video (audio), copied in at its own place.
 
 Packet timing (the frame count and each frame's time) lives in the index (`moov`, and `moof`
 in fragmented files), so scanning the stand-in's packets gives the real file's timing while
@@ -10,8 +11,12 @@ the media data: `write_index_copy` says no and they are scanned whole.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+
+from facefusion_ray.media.mp4_tracks import merged_ranges, non_video_ranges
 
 ReadRange = Callable[[int, int], bytes]  # (offset, length) -> at most `length` bytes
 
@@ -20,6 +25,9 @@ _OPENING_BOXES = frozenset({b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip"
 _PAYLOAD_BOXES = frozenset({b"mdat"})
 _READ_AHEAD_BYTES = 64 * 1024
 _MAX_BOXES = 1_000_000
+# Audio chunks closer than this are read in one request (the bytes between come along).
+_MERGE_GAP_BYTES = 16 * 1024
+_PARALLEL_READS = 8
 
 
 class _WindowReader:
@@ -39,23 +47,47 @@ class _WindowReader:
         return self._window[offset - self._start : end - self._start]
 
 
-def write_index_copy(read_range: ReadRange, size: int, destination: Path) -> bool:
-    """Write the stand-in of a `size`-byte file to `destination`; False (and nothing written)
-    when the file is not a well-formed ISO-BMFF file at its top level."""
+def write_index_copy(read_range: ReadRange, size: int, destination: Path) -> IndexCopy | None:
+    """Write the stand-in of a `size`-byte file to `destination`; None when the file is not a
+    well-formed ISO-BMFF file at its top level. The media data of the tracks that are not video
+    (audio, mostly a few percent of a file) is copied in too where the index places it, so
+    the stand-in can also give the target's audio (`IndexCopy.other_tracks`)."""
     boxes = _top_level_boxes(_WindowReader(read_range), size)
     if boxes is None:
-        return False
+        return None
     reader = _WindowReader(read_range)
+    moov = b""
     with destination.open("wb") as copy:
         for offset, length, header, kind in boxes:
             kept = header if kind in _PAYLOAD_BOXES else length  # a payload's header only
             data = reader.read(offset, kept)
             if len(data) != kept:
-                return False
+                return None
             copy.seek(offset)
             copy.write(data)
+            moov = data[header:] if kind == b"moov" else moov
         copy.truncate(size)
-    return True
+        if any(kind == b"moof" for *_, kind in boxes):
+            return IndexCopy(other_tracks=False)  # fragments place their samples themselves
+        ranges = merged_ranges(non_video_ranges(moov), _MERGE_GAP_BYTES)
+        for (offset, length), data in zip(ranges, _read_all(read_range, ranges), strict=True):
+            if len(data) != length or offset + length > size:
+                return IndexCopy(other_tracks=False)
+            copy.seek(offset)
+            copy.write(data)
+    return IndexCopy(other_tracks=True)
+
+
+@dataclass(frozen=True)
+class IndexCopy:
+    # True when the media data of every track but video is in the stand-in too.
+    other_tracks: bool
+
+
+def _read_all(read_range: ReadRange, ranges: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The ranges' bytes, in order, fetched a few at a time."""
+    with ThreadPoolExecutor(max_workers=_PARALLEL_READS) as pool:
+        yield from pool.map(lambda item: read_range(*item), ranges)
 
 
 def _top_level_boxes(reader: _WindowReader, size: int) -> list[tuple[int, int, int, bytes]] | None:

@@ -29,6 +29,7 @@ from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity, prepare
 from facefusion_ray.pipeline.swap_report import SwapReport
 from facefusion_ray.pipeline.target_input import (
     TargetInput,
+    audio_source,
     open_target,
     resolve_target,
     target_fingerprint,
@@ -65,15 +66,26 @@ class PreparedRender:
     target_input: TargetInput | None = None
 
 
+def target_audio(
+    prepared: PreparedRender, storage_options: dict[str, str] | None = None
+) -> MediaSource:
+    """Where the final assembly reads the target's audio (for a remote target read by range,
+    the audio its index stand-in holds: the video data is not read again)."""
+    if prepared.target_input is None:
+        return prepared.target
+    reads = prepared.request.settings.target_reads
+    return audio_source(prepared.target_input, reads, storage_options)
+
+
 def reopen_target(
     prepared: PreparedRender, storage_options: dict[str, str] | None = None
 ) -> MediaSource:
     """The target for a read now (a remote one's URL signed anew: the one used to prepare the
-    render may have expired)."""
+    render may have expired; its index stand-in is already on this node)."""
     if prepared.target_input is None:
         return prepared.target
     reads = prepared.request.settings.target_reads
-    return open_target(prepared.target_input, reads, storage_options)
+    return open_target(prepared.target_input, reads, storage_options, with_index=True)
 
 
 def prepare_render(

@@ -15,6 +15,7 @@ from facefusion_ray.pipeline.render_preparation import (
     finish_report,
     prepare_render,
     reopen_target,
+    target_audio,
 )
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.stage_clock import StageClock
@@ -60,7 +61,8 @@ def render_video_sequential(
         report.chunks = 1
         report.workers = 1
         report.add_model_stats(pipeline.model_calls())
-        assemble_output([segment], reopen_target(prepared, storage_options), info, output, report)
+        audio = target_audio(prepared, storage_options)
+        assemble_output([segment], audio, info, output, report)
 
 
 def run_sequential(request: RenderRequest, storage_options: dict[str, str]) -> SwapReport:

@@ -38,6 +38,8 @@ from facefusion_ray.storage.ranged_reads import (
 )
 
 _INDEX_COPY_PREFIX = "index-"
+# Beside an index stand-in that also holds the data of every track but video (its audio).
+_WITH_AUDIO_MARK = "with-audio"
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,24 @@ def index_copy(remote: RemoteObject, storage_options: Mapping[str, str] | None) 
             return None
         folder.mkdir(exist_ok=True, mode=PRIVATE_FOLDER_MODE)
         with temporary_file_beside(copy) as temporary:
-            if write_index_copy(range_reader(remote, storage_options), remote.size, temporary):
+            reader = range_reader(remote, storage_options)
+            written = write_index_copy(reader, remote.size, temporary)
+            if written is not None:
+                if written.other_tracks:
+                    (folder / _WITH_AUDIO_MARK).touch()
                 temporary.replace(copy)
                 return copy
         absent.touch()
         return None
+
+
+def audio_source(
+    target: TargetInput, reads: TargetReads, storage_options: Mapping[str, str] | None = None
+) -> MediaSource:
+    """Where the final assembly reads the target's audio: a remote target's index stand-in
+    when that holds the audio data (made by the probe on this node), else the target itself."""
+    if target.read_by_range and target.remote is not None:
+        copy = index_copy(target.remote, storage_options)
+        if copy is not None and (copy.parent / _WITH_AUDIO_MARK).is_file():
+            return copy
+    return open_target(target, reads, storage_options)
