@@ -9,13 +9,14 @@ import re
 import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO
 
 import imageio_ffmpeg
 
 from facefusion_ray.errors import MediaError
 from facefusion_ray.media.process_cpu import CHILD_CPU, OTHER, usage_seconds
+from facefusion_ray.media.remote_media import without_urls
 
 _LOG_PREFIX = re.compile(r"^(\[[^\]]*@ 0x[0-9a-f]+\]\s*)+")
 # Lines ffmpeg prints after the real cause; they never explain what went wrong.
@@ -83,6 +84,7 @@ class FfmpegProcess:
     `args` excludes the executable and the standard `-nostdin -hide_banner` flags. The child
     is reaped with `os.wait4`, so its CPU time is known (`cpu_seconds`) and filed in
     `CHILD_CPU` under `kind` (process_cpu.DECODE, ENCODE or OTHER).
+    `hidden` maps the signed URLs among the inputs to the names its stderr shows instead.
     """
 
     def __init__(
@@ -92,8 +94,10 @@ class FfmpegProcess:
         stdin: int | IO[bytes] = subprocess.DEVNULL,
         stdout: int | IO[bytes] = subprocess.DEVNULL,
         kind: str = OTHER,
+        hidden: Mapping[str, str] | None = None,
     ) -> None:
         self.kind = kind
+        self._hidden = dict(hidden or {})
         # CPU seconds (user + system) of ffmpeg, known once it has been reaped.
         self.cpu_seconds: float | None = None
         # Lives as long as this object; close() releases it.
@@ -135,7 +139,8 @@ class FfmpegProcess:
 
     def stderr_text(self) -> str:
         self._stderr_file.seek(0)
-        return self._stderr_file.read().decode("utf-8", errors="replace")
+        text = self._stderr_file.read().decode("utf-8", errors="replace")
+        return without_urls(text, self._hidden)
 
     def failure_reason(self) -> str:
         return meaningful_stderr_line(self.stderr_text())
