@@ -21,6 +21,7 @@ from pathlib import Path
 
 from benchmarks.ab_scaling import AB_SOURCE_COUNTS, AbScaling, ab_scenario_name
 from benchmarks.cache_read import CACHE_READ_SCENARIOS, run_cache_read
+from benchmarks.facefusion_overhead import FACEFUSION_OVERHEAD, FaceFusionOverhead
 from benchmarks.model_memory import SCENARIO as MEMORY_SCENARIO
 from benchmarks.model_memory import TARGET as MEMORY_TARGET
 from benchmarks.model_memory import run_memory_scenario
@@ -41,6 +42,7 @@ SCENARIO_NAMES = (
     *(scenario.name for scenario in SCENARIOS),
     *(ab_scenario_name(count) for count in AB_SOURCE_COUNTS),
     *CACHE_READ_SCENARIOS,
+    FACEFUSION_OVERHEAD,
     MEMORY_SCENARIO,
 )
 PREREQUISITES = {scenario.name: scenario.after for scenario in SCENARIOS if scenario.after}
@@ -92,6 +94,7 @@ def scenario_runners(workspace: Workspace) -> dict[str, Callable[[], dict[str, o
         runners[ab_scenario_name(count)] = partial(ab.run, count)
     for name, selector_mode in CACHE_READ_SCENARIOS.items():
         runners[name] = partial(run_cache_read, workspace, selector_mode)
+    runners[FACEFUSION_OVERHEAD] = FaceFusionOverhead(workspace).run
     runners[MEMORY_SCENARIO] = lambda: run_memory_scenario(
         workspace.published_cost_store(),
         workspace.source("tom_hanks"),
@@ -102,6 +105,10 @@ def scenario_runners(workspace: Workspace) -> dict[str, Callable[[], dict[str, o
 
 
 def headline(result: dict[str, object]) -> str:
+    if "skipped" in result:
+        return f"skipped: {result['skipped']}"
+    if "ratio_to_facefusion" in result:
+        return f"{result['ratio_to_facefusion']}x FaceFusion's frames/s"
     if "ab_share_of_separate" in result:
         return f"A/B takes {result['ab_share_of_separate']} of the separate renders' time"
     if "whole_job_peak_mb" in result:
