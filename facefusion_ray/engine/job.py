@@ -93,6 +93,8 @@ def render_videos(
             for number, memory in actor_memory.items():
                 video.prepared.report.peak_memory_bytes[f"actor_{number}"] = memory
         job.workers_replaced = scheduler.actors_replaced
+        job.chunks_dispatched = scheduler.dispatched
+        job.scheduling_seconds = round(scheduler.driver_seconds + run.driver_seconds, 3)
     finally:
         scheduler.shutdown()
         if started_ray:
@@ -123,8 +125,11 @@ class JobRun:
         self._chunks_queued = 0
         self._chunks_done = 0
         self._videos_done = 0
+        # The driver's seconds queueing chunks and taking in their results.
+        self.driver_seconds = 0.0
 
     def add(self, videos: list[VideoRender]) -> None:
+        started = time.perf_counter()
         for video in videos:
             self._videos[video.index] = video
             queue_chunks(video, self._scheduler, self._options, self._leaders)
@@ -134,6 +139,7 @@ class JobRun:
             )
             if not video.remaining:
                 self._assemble(video)
+        self.driver_seconds += time.perf_counter() - started
 
     def drive(self, feed: RenderFeed) -> None:
         with (
@@ -154,8 +160,11 @@ class JobRun:
                 if not self._scheduler.busy() and feed.finished:
                     break
                 timeout = None if feed.finished else FEED_POLL_SECONDS
-                for event in self._scheduler.step(timeout):
+                events = self._scheduler.step(timeout)
+                started = time.perf_counter()
+                for event in events:
                     self._handle(event, progress)
+                self.driver_seconds += time.perf_counter() - started
                 progress.set_postfix_str(
                     f"videos {self._videos_done}/{len(self._videos)} "
                     f"chunks {self._chunks_done}/{self._chunks_queued}",

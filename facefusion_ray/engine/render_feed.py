@@ -4,6 +4,7 @@ the driver still fingerprints and analyses the sources of the next ones."""
 import logging
 import queue
 import threading
+import time
 from collections.abc import Sequence
 
 from facefusion_ray.engine.job_options import JobOptions
@@ -62,14 +63,18 @@ class RenderFeed:
         videos = 0
         try:
             for request, outcome in zip(self._requests, self._outcomes, strict=True):
+                started = time.perf_counter()
                 try:
                     prepared = prepare_render(request, models, storage_options)
                     outcome.report = prepared.report
                     if prepared.info.kind == "image":
+                        outcome.preparation_seconds = round(time.perf_counter() - started, 4)
                         render_still_image(prepared, storage_options)
                         finish_report(prepared)
                         continue
                     video = plan_video(videos, prepared, outcome, self._work_store, self._options)
+                    # The driver's whole cost of a video before its chunks are queued.
+                    outcome.preparation_seconds = round(time.perf_counter() - started, 4)
                 except (FaceFusionRayError, OSError) as error:
                     fail(outcome, str(error), error)
                     continue
