@@ -116,9 +116,12 @@ def run_scale(run: ScaleRun, folder: Path) -> dict[str, Any]:
 
 
 def chunks_per_render(run: ScaleRun) -> int:
+    """As the engine plans them: `plan_video` with the job's `chunk_balance`."""
+    from facefusion_ray.engine.render_plan import chunk_balance
     from facefusion_ray.pipeline.chunks import plan_chunks
 
-    return len(plan_chunks(run.catalog.frames, run.chunk_frames, run.workers))
+    spread = chunk_balance(run.catalog.renders, run.workers)
+    return len(plan_chunks(run.catalog.frames, run.chunk_frames, spread))
 
 
 class NodeRemover:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import RenderOutcome
-from facefusion_ray.engine.render_plan import VideoRender, fail, plan_video
+from facefusion_ray.engine.render_plan import VideoRender, chunk_balance, fail, plan_video
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.pipeline.render_preparation import driver_models, finish_report, prepare_render
 from facefusion_ray.pipeline.render_request import RenderRequest
@@ -33,6 +33,7 @@ class RenderFeed:
         self._outcomes = outcomes
         self._work_store = work_store
         self._options = options
+        self._balance_over = chunk_balance(len(requests), options.workers)
         self._ready: queue.Queue[VideoRender | None] = queue.Queue()
         self._finished = False
         self._thread = threading.Thread(target=self._prepare_all, name="prepare", daemon=True)
@@ -72,7 +73,14 @@ class RenderFeed:
                         render_still_image(prepared, storage_options)
                         finish_report(prepared)
                         continue
-                    video = plan_video(videos, prepared, outcome, self._work_store, self._options)
+                    video = plan_video(
+                        videos,
+                        prepared,
+                        outcome,
+                        self._work_store,
+                        self._options,
+                        self._balance_over,
+                    )
                     # The driver's whole cost of a video before its chunks are queued.
                     outcome.preparation_seconds = round(time.perf_counter() - started, 4)
                 except (FaceFusionRayError, OSError) as error:

@@ -208,7 +208,8 @@ class ChunkScheduler:
             if self._load[actor] > 0 and len(self._queue) < len(self._ready_actors):
                 return
             task = heapq.heappop(self._queue)[3]
-            reference = actor.render.remote(task.context, task.chunk)
+            # A retried chunk may have been committed by the worker that was lost.
+            reference = actor.render.remote(task.context, task.chunk, task.attempts > 0)
             self._in_flight[reference] = (actor, task)
             self._load[actor] += 1
             self.dispatched += 1
