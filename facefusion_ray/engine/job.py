@@ -46,7 +46,13 @@ def run_job(requests: Sequence[RenderRequest], options: JobOptions) -> JobReport
             RenderOutcome(request.label, request.target, request.output) for request in requests
         ]
     )
-    feed = RenderFeed(requests, job.renders, options.work_store or default_work_store(), options)
+    feed = RenderFeed(
+        requests,
+        job.renders,
+        options.work_store or default_work_store(),
+        options,
+        ahead=READY_VIDEOS_PER_WORKER * options.workers,
+    )
     first = feed.take(wait=True)
     if first:
         render_videos(feed, first, options, job)
@@ -103,6 +109,12 @@ def render_videos(
 
 # While renders are still being prepared, the driver looks for new ones this often.
 FEED_POLL_SECONDS = 0.5
+# Back-pressure, so the driver's memory and the object store's contexts do not grow with the
+# catalog: new videos are taken from the feed only while fewer chunks than this (per worker)
+# wait or run, and the feed prepares at most this many videos (per worker) before they are
+# taken.
+CHUNKS_WAITING_PER_WORKER = 4
+READY_VIDEOS_PER_WORKER = 2
 
 
 class JobRun:
@@ -124,6 +136,8 @@ class JobRun:
         self._frames_queued = 0
         self._chunks_queued = 0
         self._chunks_done = 0
+        # Chunks of failed renders that will never be done.
+        self._chunks_dropped = 0
         self._videos_done = 0
         # The driver's seconds queueing chunks and taking in their results.
         self.driver_seconds = 0.0
@@ -154,7 +168,7 @@ class JobRun:
             ) as progress,
         ):
             while True:
-                if not feed.finished:
+                if not feed.finished and self._chunks_waiting() < self._waiting_limit():
                     self.add(feed.take(wait=not self._scheduler.busy()))
                     progress.total = self._frames_queued
                 if not self._scheduler.busy() and feed.finished:
@@ -181,6 +195,7 @@ class JobRun:
             dropped = sum(other.count for other in video.chunks if other.index in video.remaining)
             self._frames_queued -= dropped
             progress.total = self._frames_queued
+            self._chunks_dropped += len(video.remaining)
             video.remaining.clear()
             return
         video.prepared.report.add_chunk(event.result)
@@ -191,6 +206,13 @@ class JobRun:
         progress.update(event.result.frames)
         if not video.remaining:
             self._assemble(video)
+
+    def _chunks_waiting(self) -> int:
+        """Chunks queued, waiting for their leader, or in flight."""
+        return self._chunks_queued - self._chunks_done - self._chunks_dropped
+
+    def _waiting_limit(self) -> int:
+        return CHUNKS_WAITING_PER_WORKER * self._options.workers
 
     def _assemble(self, video: VideoRender) -> None:
         video.assembly = self._assembler.submit(assemble, video, self._options)

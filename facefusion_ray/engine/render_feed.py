@@ -28,13 +28,16 @@ class RenderFeed:
         outcomes: Sequence[RenderOutcome],
         work_store: str,
         options: JobOptions,
+        ahead: int = 0,
     ) -> None:
+        """With `ahead`, preparation waits while that many video renders are ready and not
+        taken: the driver holds a bounded number of prepared renders, whatever the catalog."""
         self._requests = requests
         self._outcomes = outcomes
         self._work_store = work_store
         self._options = options
         self._balance_over = chunk_balance(len(requests), options.workers)
-        self._ready: queue.Queue[VideoRender | None] = queue.Queue()
+        self._ready: queue.Queue[VideoRender | None] = queue.Queue(maxsize=ahead)
         self._finished = False
         self._thread = threading.Thread(target=self._prepare_all, name="prepare", daemon=True)
         self._thread.start()
