@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.run import machine_description
     from benchmarks.scale_run import run_scale
 
-    results = []
+    results: list[dict[str, Any]] = []
+    output = args.output or RESULTS_DIR / f"{datetime.now(UTC).date().isoformat()}-scale.json"
+    command = " ".join([sys.executable, "-m", "benchmarks.scale", *(argv or sys.argv[1:])])
     for run in runs:
         print(f"scale run: {json.dumps(describe(run))}", file=sys.stderr, flush=True)
         load_before = os.getloadavg()[0]
@@ -115,22 +117,28 @@ def main(argv: list[str] | None = None) -> int:
         # The machine may be shared: its load says how far the timings can be trusted.
         results[-1]["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
         print(f"  {headline(results[-1])}", file=sys.stderr, flush=True)
-    fitted = projection(results)
-    document = {
-        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([sys.executable, "-m", "benchmarks.scale", *(argv or sys.argv[1:])]),
-        "machine": machine_description(),
-        "runs": results,
-        "projection": fitted,
-        "targets": targets(results, fitted),
-    }
-    output = args.output or RESULTS_DIR / f"{document['recorded_at'][:10]}-scale.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(document, indent=2) + "\n")
+        # Written after every run, so a long series keeps what it measured.
+        document = result_document(command, machine_description(), results)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps(document["targets"], indent=2))
     print(f"results: {output}")
     failed = [run for run in results if run["driver"]["exit_code"] or run["counts"]["failed"]]
     return 1 if failed else 0
+
+
+def result_document(
+    command: str, machine: dict[str, object], results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    fitted = projection(results)
+    return {
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "machine": machine,
+        "runs": results,
+        "projection": fitted,
+        "targets": targets(results, fitted),
+    }
 
 
 def headline(result: dict[str, Any]) -> str:
