@@ -27,7 +27,7 @@ from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.inference.execution import actor_resources
 from facefusion_ray.media.frame_sampling import sample_frame_indices
 from facefusion_ray.pipeline.output_assembly import assemble_output
-from facefusion_ray.pipeline.render_preparation import finish_report
+from facefusion_ray.pipeline.render_preparation import finish_report, target_audio
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.review_probe import ReviewFrames
 from facefusion_ray.storage.locations import is_remote, publish_output
@@ -268,6 +268,7 @@ def render_context(video: VideoRender, options: JobOptions) -> RenderContext:
         render_key=prepared.render_key,
         label=prepared.request.label,
         target=prepared.request.target,
+        target_input=prepared.target_input,
         info=prepared.info,
         settings=prepared.request.settings,
         plan=prepared.plan,
@@ -286,15 +287,17 @@ def assemble(video: VideoRender, options: JobOptions) -> None:
     prepared = video.prepared
     output = prepared.request.output
     storage_options = dict(options.storage_options)
+    # Only the audio is read from the target (a remote one's from its index stand-in).
+    target = target_audio(prepared, storage_options) if prepared.info.has_audio else None
     with video.segments.local_segments(video.chunks) as segments:
         if is_remote(output):
             with tempfile.TemporaryDirectory(prefix="facefusion-ray-output-") as scratch:
                 local = Path(scratch) / Path(output).name
-                assemble_output(segments, prepared.target, prepared.info, local, prepared.report)
+                assemble_output(segments, target, prepared.info, local, prepared.report)
                 sha256 = file_sha256(local)
                 publish_output(local, output, storage_options)
         else:
-            assemble_output(segments, prepared.target, prepared.info, Path(output), prepared.report)
+            assemble_output(segments, target, prepared.info, Path(output), prepared.report)
             sha256 = file_sha256(Path(output))
     identity = published_identity(output, sha256, storage_options)
     video.segments.record_published(output, identity, published_counts(prepared.report))

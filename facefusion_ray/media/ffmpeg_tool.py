@@ -7,12 +7,13 @@ import functools
 import re
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO
 
 import imageio_ffmpeg
 
 from facefusion_ray.errors import MediaError
+from facefusion_ray.media.remote_media import without_urls
 
 _LOG_PREFIX = re.compile(r"^(\[[^\]]*@ 0x[0-9a-f]+\]\s*)+")
 # Lines ffmpeg prints after the real cause; they never explain what went wrong.
@@ -77,7 +78,8 @@ def run_ffmpeg(args: Sequence[str], failure: str) -> str:
 class FfmpegProcess:
     """A running ffmpeg whose stderr is captured in a temporary file.
 
-    `args` excludes the executable and the standard `-nostdin -hide_banner` flags.
+    `args` excludes the executable and the standard `-nostdin -hide_banner` flags. `hidden`
+    maps the signed URLs among the inputs to the names its stderr shows instead.
     """
 
     def __init__(
@@ -86,7 +88,9 @@ class FfmpegProcess:
         *,
         stdin: int | IO[bytes] = subprocess.DEVNULL,
         stdout: int | IO[bytes] = subprocess.DEVNULL,
+        hidden: Mapping[str, str] | None = None,
     ) -> None:
+        self._hidden = dict(hidden or {})
         # Lives as long as this object; close() releases it.
         self._stderr_file = tempfile.TemporaryFile()  # noqa: SIM115
         try:
@@ -108,7 +112,8 @@ class FfmpegProcess:
 
     def stderr_text(self) -> str:
         self._stderr_file.seek(0)
-        return self._stderr_file.read().decode("utf-8", errors="replace")
+        text = self._stderr_file.read().decode("utf-8", errors="replace")
+        return without_urls(text, self._hidden)
 
     def failure_reason(self) -> str:
         return meaningful_stderr_line(self.stderr_text())

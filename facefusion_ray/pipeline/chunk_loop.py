@@ -10,6 +10,7 @@ from pathlib import Path
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_decoded_frames
+from facefusion_ray.media.remote_media import MediaSource
 from facefusion_ray.pipeline.cached_analysis import CachePlan, ChunkAnalysis
 from facefusion_ray.pipeline.chunks import Chunk
 from facefusion_ray.pipeline.frame_pipeline import FrameOutcome, FramePipeline
@@ -47,7 +48,7 @@ def render_range(
     pipeline: FramePipeline,
     clock: StageClock,
     settings: SwapSettings,
-    target: str,
+    target: MediaSource,
     info: MediaInfo,
     chunk: Chunk,
     segment_path: Path,
