@@ -33,6 +33,7 @@ _HOP_HEADERS = frozenset(
     }
 )
 _UPSTREAM_TIMEOUT_SECONDS = 120.0
+_COPY_BYTES = 64 * 1024
 
 
 @dataclass
@@ -67,9 +68,10 @@ class ByteCountingProxy:
         parts = urlsplit(upstream)
         assert parts.hostname is not None and parts.port is not None, upstream
         self._upstream = (parts.hostname, parts.port)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._active = 0
         self.counts = TrafficCounts()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -78,8 +80,12 @@ class ByteCountingProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def snapshot(self) -> TrafficCounts:
+    def snapshot(self, settled: bool = False) -> TrafficCounts:
+        """The counts so far; `settled` waits for the requests being answered to be counted
+        (a client can read a whole answer before its handler has counted it)."""
         with self._lock:
+            if settled:
+                self._lock.wait_for(lambda: self._active == 0, timeout=_UPSTREAM_TIMEOUT_SECONDS)
             return TrafficCounts(
                 Counter(self.counts.response_bytes),
                 Counter(self.counts.request_bytes),
@@ -87,10 +93,16 @@ class ByteCountingProxy:
                 Counter(self.counts.writes_by_key),
             )
 
+    def started(self) -> None:
+        with self._lock:
+            self._active += 1
+
     def record(
         self, bucket: str, operation: str, key: str, sent: int, received: int, status: int
     ) -> None:
         with self._lock:
+            self._active -= 1
+            self._lock.notify_all()
             self.counts.requests[(bucket, operation)] += 1
             self.counts.request_bytes[(bucket, operation)] += sent
             if status < 400:
@@ -118,6 +130,11 @@ class ByteCountingProxy:
         self._server.server_close()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client closing its connection early (ffmpeg done with a range) is normal."""
+
+
 @contextmanager
 def counting_proxy(upstream: str) -> Iterator[ByteCountingProxy]:
     proxy = ByteCountingProxy(upstream)
@@ -130,9 +147,8 @@ def counting_proxy(upstream: str) -> Iterator[ByteCountingProxy]:
 
 class _ForwardingHandler(BaseHTTPRequestHandler):
     owner: ByteCountingProxy
-    # Keep-alive towards the clients: every answer carries its Content-Length.
+    # Keep-alive towards the clients where the upstream answer states its length.
     protocol_version = "HTTP/1.1"
-    _upstream: http.client.HTTPConnection | None = None
 
     def do_GET(self) -> None:
         self._forward()
@@ -143,48 +159,46 @@ class _ForwardingHandler(BaseHTTPRequestHandler):
         """Silent: request lines carry presigned URLs, whose signatures stay out of logs."""
 
     def _forward(self) -> None:
+        """One request upstream; the answer is streamed back and counted as far as the client
+        reads it (ffmpeg asks for an open-ended range and hangs up once it has its frames)."""
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {
             name: value for name, value in self.headers.items() if name.lower() not in _HOP_HEADERS
         }
-        status, reason, answer_headers, payload = self._exchange(body, headers)
-        bucket, key = bucket_and_key(self.path)
-        operation = "LIST" if self.command == "GET" and not key else self.command
-        self.owner.record(bucket, operation, key, len(body), len(payload), status)
-        self.send_response(status, reason)
-        for name, value in answer_headers:
-            if name.lower() not in _HOP_HEADERS and name.lower() != "content-length":
-                self.send_header(name, value)
-        if self.command == "HEAD":
-            # A HEAD answer states the object's length without sending it.
-            declared = dict((name.lower(), value) for name, value in answer_headers)
-            self.send_header("Content-Length", declared.get("content-length", "0"))
-        else:
-            self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+        upstream = self.owner.upstream_connection()
+        sent = 0
+        status = 502
+        self.owner.started()
+        try:
+            upstream.request(self.command, self.path, body=body, headers=headers)
+            response = upstream.getresponse()
+            status = response.status
+            self.send_response(status, response.reason)
+            for name, value in response.getheaders():
+                if name.lower() not in _HOP_HEADERS:
+                    self.send_header(name, value)
+            if response.getheader("Content-Length") is None:
+                self.close_connection = True  # the body ends when the connection does
+            self.end_headers()
+            sent = self._copy_body(response)
+        finally:
+            upstream.close()
+            bucket, key = bucket_and_key(self.path)
+            operation = "LIST" if self.command == "GET" and not key else self.command
+            self.owner.record(bucket, operation, key, len(body), sent, status)
 
-    def _exchange(
-        self, body: bytes, headers: dict[str, str]
-    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        """One request upstream on this client's connection (opened again once if it was
-        closed under us)."""
-        for attempt in range(2):
-            if self._upstream is None:
-                self._upstream = self.owner.upstream_connection()
-            try:
-                self._upstream.request(self.command, self.path, body=body, headers=headers)
-                response = self._upstream.getresponse()
-                payload = response.read()
-                return response.status, response.reason, response.getheaders(), payload
-            except (http.client.HTTPException, ConnectionError):
-                self._upstream.close()
-                self._upstream = None
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+    def _copy_body(self, response: http.client.HTTPResponse) -> int:
+        sent = 0
+        if self.command == "HEAD":
+            return sent
+        try:
+            while block := response.read(_COPY_BYTES):
+                self.wfile.write(block)
+                sent += len(block)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client stopped reading: so does the count
+        return sent
 
 
 def bucket_and_key(path: str) -> tuple[str, str]:

@@ -105,7 +105,7 @@ def run_scale(run: ScaleRun, folder: Path) -> dict[str, Any]:
             }
             published = partial(count_puts, proxy, buckets["out"])
             driver = run_driver(command, environment, remover, published)
-        traffic = proxy.snapshot()
+        traffic = proxy.snapshot(settled=True)
         outputs = len(server._client().list_objects_v2(Bucket=buckets["out"]).get("Contents", []))
     if not report.is_file():
         raise RuntimeError(f"the catalog job wrote no report:\n{driver.stderr_tail}")

@@ -48,7 +48,7 @@ def test_the_proxy_forwards_signed_requests_and_counts_their_bytes(s3_server: S3
         with urllib.request.urlopen(request) as response:
             assert response.status == 206 and response.read() == payload[:100]
         client.head_object(Bucket=bucket, Key="a/clip.mp4")
-        counts = proxy.snapshot()
+        counts = proxy.snapshot(settled=True)
     assert whole == payload
     assert counts.bytes_read(bucket) == len(payload) + 1024 + 100
     assert counts.requests[(bucket, "GET")] == 3
