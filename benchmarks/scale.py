@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="remove a worker node once this share of the chunks is committed (0-1)",
     )
+    parser.add_argument(
+        "--stage-below-bytes",
+        type=int,
+        metavar="N",
+        help="the job's --stage-below-bytes: 0 reads every target by range (default: the "
+        "engine's, which stages the benchmark's small clips whole on each node)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     parser.add_argument(
         "--output", type=Path, help="result JSON (default: benchmarks/results/scale/)"
@@ -75,6 +82,7 @@ def planned_runs(args: argparse.Namespace) -> list[ScaleRun]:
             cluster,
             chunk_frames=args.chunk_frames,
             remove_node_at=args.remove_node_at,
+            stage_below_bytes=args.stage_below_bytes,
         )
         for clips in args.clips
     ]

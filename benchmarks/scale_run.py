@@ -37,6 +37,9 @@ class ScaleRun:
     chunk_frames: int = 8
     # Remove a worker node once this share of the expected segments is committed (None: never).
     remove_node_at: float | None = None
+    # The job's stage_below_bytes option (None: the engine's default): targets smaller than
+    # this are staged whole on every node, larger ones read by range.
+    stage_below_bytes: int | None = None
 
     @property
     def workers(self) -> int:
@@ -58,6 +61,11 @@ def spec_text(run: ScaleRun, buckets: dict[str, str], endpoint: str, server: S3S
             "  face_swapper_model: classic",
             "  face_detector_frame_aspect: true",
             f"  chunk_frames: {run.chunk_frames}",
+            *(
+                []
+                if run.stage_below_bytes is None
+                else [f"  stage_below_bytes: {run.stage_below_bytes}"]
+            ),
             f'  analysis_cache: "s3://{buckets["cache"]}/analysis"',
             f"workers: {run.workers}",
             "storage_options:",
@@ -251,6 +259,7 @@ def figures(
         "catalog": asdict(run.catalog) | {"renders": run.catalog.renders, "bytes": catalog_bytes},
         "cluster": asdict(run.cluster) | {"workers": run.workers},
         "chunk_frames": run.chunk_frames,
+        "stage_below_bytes": run.stage_below_bytes,
         "driver": {
             "exit_code": driver.exit_code,
             "wall_seconds": driver.wall_seconds,
