@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the job's --stage-below-bytes: 0 reads every target by range (default: the "
         "engine's, which stages the benchmark's small clips whole on each node)",
     )
+    parser.add_argument(
+        "--driver-only",
+        action="store_true",
+        help="no cluster: the driver's feed prepares every render against SeaweedFS (preparation "
+        "per render and heap growth, for catalogs too large to render here)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     parser.add_argument(
         "--output", type=Path, help="result JSON (default: benchmarks/results/scale/)"
@@ -114,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.run import machine_description
     from benchmarks.scale_run import run_scale
 
+    if args.driver_only:
+        return driver_only(runs, args)
+
     results: list[dict[str, Any]] = []
     output = args.output or RESULTS_DIR / f"{datetime.now(UTC).date().isoformat()}-scale.json"
     command = " ".join([sys.executable, "-m", "benchmarks.scale", *(argv or sys.argv[1:])])
@@ -133,6 +142,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {output}")
     failed = [run for run in results if run["driver"]["exit_code"] or run["counts"]["failed"]]
     return 1 if failed else 0
+
+
+def driver_only(runs: list[ScaleRun], args: argparse.Namespace) -> int:
+    from benchmarks.run import machine_description
+    from benchmarks.scale_prep import prepare_catalog
+
+    results = []
+    for run in runs:
+        with tempfile.TemporaryDirectory(prefix="facefusion-ray-scale-prep-") as temporary:
+            load_before = os.getloadavg()[0]
+            results.append(prepare_catalog(run, Path(temporary)))
+            results[-1]["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
+        print(f"  {json.dumps({k: v for k, v in results[-1].items() if 'by_' not in k})}")
+    document = {
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([sys.executable, "-m", "benchmarks.scale", *sys.argv[1:]]),
+        "machine": machine_description(),
+        "driver_only": results,
+    }
+    output = args.output or RESULTS_DIR / f"{datetime.now(UTC).date().isoformat()}-prep.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"results: {output}")
+    return 1 if any(result["failed"] for result in results) else 0
 
 
 def result_document(
