@@ -25,7 +25,9 @@ T = TypeVar("T")
 _READ_TIMEOUT_MICROSECONDS = 60_000_000
 # Bounded range requests: a reader that stops or seeks (the end of a chunk, the index at the
 # end of the file) leaves at most one request's bytes unread instead of the rest of the object.
-REQUEST_BYTES = 1024 * 1024
+# Measured on a 12 s clip cut in 64-frame chunks: 1 MiB requests read 1.95x the clip, 256 KiB
+# 1.78x; smaller requests cost a round trip each (S3: ~20-50 ms), so a middle ground.
+REQUEST_BYTES = 512 * 1024
 INITIAL_REQUEST_BYTES = 64 * 1024
 # Open without probing the first packets for stream facts the probe already has.
 QUICK_OPEN_ARGS = ["-probesize", "32", "-analyzeduration", "0"]
