@@ -131,6 +131,10 @@ class ByteCountingProxy:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops connections when a cluster's actors, the
+    # driver and ffmpeg's range readers connect at once (seen as connect timeouts).
+    request_queue_size = 256
+
     def handle_error(self, request: object, client_address: object) -> None:
         """A client closing its connection early (ffmpeg done with a range) is normal."""
 
