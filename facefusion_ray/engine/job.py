@@ -16,7 +16,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.engine.job_options import JobOptions
-from facefusion_ray.engine.job_report import JobReport, RenderOutcome
+from facefusion_ray.engine.job_report import JobReport, RenderOutcome, job_cpu_seconds
 from facefusion_ray.engine.ray_runtime import ensure_ray
 from facefusion_ray.engine.render_actor import RenderActor, RenderContext
 from facefusion_ray.engine.render_feed import RenderFeed
@@ -26,6 +26,7 @@ from facefusion_ray.engine.segment_store import default_work_store, describe
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.inference.execution import actor_resources
 from facefusion_ray.media.frame_sampling import sample_frame_indices
+from facefusion_ray.media.process_cpu import CHILD_CPU, own_cpu_seconds
 from facefusion_ray.pipeline.output_assembly import assemble_output
 from facefusion_ray.pipeline.render_preparation import finish_report, target_audio
 from facefusion_ray.pipeline.render_request import RenderRequest
@@ -56,6 +57,7 @@ def run_job(requests: Sequence[RenderRequest], options: JobOptions) -> JobReport
     first = feed.take(wait=True)
     if first:
         render_videos(feed, first, options, job)
+    job.cpu_seconds = job_cpu_seconds(job.renders, own_cpu_seconds(), CHILD_CPU.snapshot())
     job.seconds = round(time.perf_counter() - started, 3)
     return job
 

@@ -17,6 +17,7 @@ from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
 from facefusion_ray.media.images import read_image
 from facefusion_ray.media.pixel_transfer import PipeFormat, decoding_pipe_format
 from facefusion_ray.media.probe import MAIN_VIDEO_STREAM, MediaInfo, read_frame_timestamps
+from facefusion_ray.media.process_cpu import DECODE
 from facefusion_ray.media.remote_media import (
     QUICK_OPEN_ARGS,
     MediaSource,
@@ -161,7 +162,7 @@ def _decoded_frames(
     pipe: PipeFormat,
 ) -> Iterator[DecodedFrame]:
     frame_bytes = pipe.frame_bytes
-    process = FfmpegProcess(args, stdout=subprocess.PIPE, hidden=hidden_urls(path))
+    process = FfmpegProcess(args, stdout=subprocess.PIPE, kind=DECODE, hidden=hidden_urls(path))
     try:
         stdout = process.process.stdout
         assert stdout is not None

@@ -10,13 +10,15 @@ from pathlib import Path
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_decoded_frames
+from facefusion_ray.media.process_cpu import CHILD_CPU, cpu_delta, own_cpu_seconds
 from facefusion_ray.media.remote_media import MediaSource
 from facefusion_ray.pipeline.cached_analysis import CachePlan, ChunkAnalysis
 from facefusion_ray.pipeline.chunks import Chunk
 from facefusion_ray.pipeline.frame_pipeline import FrameOutcome, FramePipeline
+from facefusion_ray.pipeline.pipe_overlap import ReadAhead, WriteBehind
 from facefusion_ray.pipeline.review_probe import ReviewProbe
 from facefusion_ray.pipeline.stage_clock import StageClock
-from facefusion_ray.pipeline.swap_report import ChunkResult
+from facefusion_ray.pipeline.swap_report import FRAME_LOOP_CPU, ChunkResult
 from facefusion_ray.settings import SwapSettings
 
 
@@ -72,20 +74,21 @@ def render_range(
         encoder=settings.output_video_encoder,
     )
     analysis = ChunkAnalysis(cache, cache_plan, chunk, clock)
-    with encoder:
-        decoded = iter_decoded_frames(
-            target, chunk.start, chunk.count, info, settings.decode_hwaccel
-        )
-        for offset, decoded_frame in enumerate(timed_frames(decoded, clock)):
+    cpu_before = _cpu_snapshot()
+    decoded = iter_decoded_frames(target, chunk.start, chunk.count, info, settings.decode_hwaccel)
+    # The decoder reads ahead and the encoder writes behind in threads of their own: `decode`
+    # and `encode` are the time this loop waited for them.
+    with ReadAhead(decoded) as frames, WriteBehind(encoder) as writer:
+        for offset, decoded_frame in enumerate(timed_frames(iter(frames), clock)):
             faces = analysis.faces(offset, decoded_frame, pipeline.analyse)
             outcome = _swap_frame(
                 pipeline, clock, review, chunk.start + offset, decoded_frame, faces
             )
             with clock.measure("encode"):
-                encoder.write(decoded_frame.pixels)
+                writer.write(decoded_frame.pixels)
             counts.add(outcome)
         with clock.measure("encode"):
-            encoder.close()
+            writer.close()
     analysis.finish()
     stages = {
         stage: round(seconds - stages_before.get(stage, 0.0), 6)
@@ -102,7 +105,14 @@ def render_range(
         cache_misses=analysis.misses,
         frames_swapped=counts.frames_swapped,
         review=review.result if review is not None else None,
+        cpu_seconds=cpu_delta(cpu_before, _cpu_snapshot()),
     )
+
+
+def _cpu_snapshot() -> dict[str, float]:
+    """CPU seconds so far of this process (all threads) and of its ffmpeg children by kind."""
+    children = {f"ffmpeg_{kind}": seconds for kind, seconds in CHILD_CPU.snapshot().items()}
+    return {FRAME_LOOP_CPU: own_cpu_seconds(), **children}
 
 
 def _swap_frame(

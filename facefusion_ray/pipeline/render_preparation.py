@@ -13,6 +13,7 @@ from facefusion_ray.errors import MediaError
 from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.inference.session_factory import SessionFactory
 from facefusion_ray.media import MediaInfo, probe_media
+from facefusion_ray.media.process_cpu import CHILD_CPU, own_cpu_seconds
 from facefusion_ray.media.remote_media import MediaSource
 from facefusion_ray.pipeline.cached_analysis import CachePlan
 from facefusion_ray.pipeline.chunk_loop import peak_memory_bytes
@@ -209,6 +210,7 @@ def check_output_location(output: str, info: MediaInfo) -> None:
 def finish_report(prepared: PreparedRender) -> None:
     report = prepared.report
     report.peak_memory_bytes["driver"] = peak_memory_bytes()
+    report.set_driver_cpu(own_cpu_seconds(), CHILD_CPU.snapshot())
     if report.frames_total and report.frames_with_faces == 0 and NO_FACE_NOTE not in report.notes:
         report.notes.append(NO_FACE_NOTE)
         logger.warning("%s: %s", prepared.request.target, NO_FACE_NOTE)
