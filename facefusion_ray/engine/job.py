@@ -48,7 +48,13 @@ def run_job(requests: Sequence[RenderRequest], options: JobOptions) -> JobReport
             RenderOutcome(request.label, request.target, request.output) for request in requests
         ]
     )
-    feed = RenderFeed(requests, job.renders, options.work_store or default_work_store(), options)
+    feed = RenderFeed(
+        requests,
+        job.renders,
+        options.work_store or default_work_store(),
+        options,
+        ahead=READY_VIDEOS_PER_WORKER * options.workers,
+    )
     first = feed.take(wait=True)
     if first:
         render_videos(feed, first, options, job)
@@ -96,6 +102,8 @@ def render_videos(
             for number, memory in actor_memory.items():
                 video.prepared.report.peak_memory_bytes[f"actor_{number}"] = memory
         job.workers_replaced = scheduler.actors_replaced
+        job.chunks_dispatched = scheduler.dispatched
+        job.scheduling_seconds = round(scheduler.driver_seconds + run.driver_seconds, 3)
     finally:
         scheduler.shutdown()
         if started_ray:
@@ -104,6 +112,12 @@ def render_videos(
 
 # While renders are still being prepared, the driver looks for new ones this often.
 FEED_POLL_SECONDS = 0.5
+# Back-pressure, so the driver's memory and the object store's contexts do not grow with the
+# catalog: new videos are taken from the feed only while fewer chunks than this (per worker)
+# wait or run, and the feed prepares at most this many videos (per worker) before they are
+# taken.
+CHUNKS_WAITING_PER_WORKER = 4
+READY_VIDEOS_PER_WORKER = 2
 
 
 class JobRun:
@@ -125,9 +139,14 @@ class JobRun:
         self._frames_queued = 0
         self._chunks_queued = 0
         self._chunks_done = 0
+        # Chunks of failed renders that will never be done.
+        self._chunks_dropped = 0
         self._videos_done = 0
+        # The driver's seconds queueing chunks and taking in their results.
+        self.driver_seconds = 0.0
 
     def add(self, videos: list[VideoRender]) -> None:
+        started = time.perf_counter()
         for video in videos:
             self._videos[video.index] = video
             queue_chunks(video, self._scheduler, self._options, self._leaders)
@@ -137,6 +156,7 @@ class JobRun:
             )
             if not video.remaining:
                 self._assemble(video)
+        self.driver_seconds += time.perf_counter() - started
 
     def drive(self, feed: RenderFeed) -> None:
         with (
@@ -151,14 +171,17 @@ class JobRun:
             ) as progress,
         ):
             while True:
-                if not feed.finished:
+                if not feed.finished and self._chunks_waiting() < self._waiting_limit():
                     self.add(feed.take(wait=not self._scheduler.busy()))
                     progress.total = self._frames_queued
                 if not self._scheduler.busy() and feed.finished:
                     break
                 timeout = None if feed.finished else FEED_POLL_SECONDS
-                for event in self._scheduler.step(timeout):
+                events = self._scheduler.step(timeout)
+                started = time.perf_counter()
+                for event in events:
                     self._handle(event, progress)
+                self.driver_seconds += time.perf_counter() - started
                 progress.set_postfix_str(
                     f"videos {self._videos_done}/{len(self._videos)} "
                     f"chunks {self._chunks_done}/{self._chunks_queued}",
@@ -175,6 +198,7 @@ class JobRun:
             dropped = sum(other.count for other in video.chunks if other.index in video.remaining)
             self._frames_queued -= dropped
             progress.total = self._frames_queued
+            self._chunks_dropped += len(video.remaining)
             video.remaining.clear()
             return
         video.prepared.report.add_chunk(event.result)
@@ -185,6 +209,13 @@ class JobRun:
         progress.update(event.result.frames)
         if not video.remaining:
             self._assemble(video)
+
+    def _chunks_waiting(self) -> int:
+        """Chunks queued, waiting for their leader, or in flight."""
+        return self._chunks_queued - self._chunks_done - self._chunks_dropped
+
+    def _waiting_limit(self) -> int:
+        return CHUNKS_WAITING_PER_WORKER * self._options.workers
 
     def _assemble(self, video: VideoRender) -> None:
         video.assembly = self._assembler.submit(assemble, video, self._options)

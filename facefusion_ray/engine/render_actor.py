@@ -89,7 +89,13 @@ class RenderActor:
         """Answered once the actor is placed and built: where it runs."""
         return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
 
-    def render(self, context: RenderContext, chunk: Chunk) -> ChunkResult:
+    def render(self, context: RenderContext, chunk: Chunk, retry: bool = False) -> ChunkResult:
+        """Render `chunk` into the work store; a `retry` (its first worker was lost) first looks
+        for the segment that worker may have committed before it went."""
+        if retry:
+            committed = committed_chunk(context, chunk)
+            if committed is not None:
+                return committed
         pipeline = self._pipeline_for(context)
         sessions = self._models.sessions_for(context.settings)
         # Before the snapshot: finding the source face for the review is not the render's work.
@@ -177,6 +183,17 @@ class RenderActor:
                 self._pipelines.popitem(last=False)
         self._pipelines.move_to_end(context.render_key)
         return pipeline
+
+
+def committed_chunk(context: RenderContext, chunk: Chunk) -> ChunkResult | None:
+    """The chunk's result from its committed segment, or None when it has none (yet)."""
+    segments = SegmentStore(context.work_store, context.render_key, dict(context.storage_options))
+    record = segments.finished([chunk]).get(chunk.index)
+    if record is None:
+        return None
+    result = record.as_chunk_result(chunk.index)
+    result.worker_pid = os.getpid()
+    return result
 
 
 def usage_delta(

@@ -35,8 +35,10 @@ def plan_video(
     outcome: RenderOutcome,
     work_store: str,
     options: JobOptions,
+    balance_over: int = 1,
 ) -> VideoRender | None:
-    """The chunks still to render; None when the output of these inputs is already published."""
+    """The chunks still to render; None when the output of these inputs is already published.
+    The chunks are spread over `balance_over` workers (see `chunk_balance`)."""
     assert prepared.render_key is not None
     request, settings = prepared.request, prepared.request.settings
     segments = SegmentStore(work_store, prepared.render_key, dict(options.storage_options))
@@ -52,7 +54,7 @@ def plan_video(
         finish_report(prepared)
         logger.info("%s: up to date (%s)", request.label, request.output)
         return None
-    chunks = plan_chunks(prepared.info.frame_count, settings.chunk_frames, options.workers)
+    chunks = plan_chunks(prepared.info.frame_count, settings.chunk_frames, balance_over)
     # A segment from another encoder than this render may use (a fallback of an earlier run
     # that allowed one) is rendered again.
     acceptable = acceptable_segment_encoders(settings)
@@ -77,6 +79,16 @@ def plan_video(
             prepared.report.add_chunk(record.as_chunk_result(chunk.index))
     remaining = {chunk.index for chunk in chunks} - set(finished)
     return VideoRender(index, prepared, chunks, segments, remaining, outcome)
+
+
+def chunk_balance(renders: int, workers: int) -> int:
+    """Over how many workers each render's chunks are spread: all of them in a job of fewer
+    renders than workers (a short video would leave workers idle otherwise), none in a larger
+    job, whose many renders keep every worker busy: there, splitting each video further only
+    multiplies the fixed costs of a chunk (two ffmpeg processes, its object-store requests, a
+    task). A 24-frame clip on 8 workers is one chunk, not 8 of 3 frames. The same job plans the
+    same chunks again, so a re-run resumes from its finished segments."""
+    return workers if renders < workers else 1
 
 
 # Report fields a published render records, so an up-to-date re-run still reports them.
