@@ -45,10 +45,15 @@ class TrafficCounts:
     request_bytes: Counter[tuple[str, str]] = field(default_factory=Counter)
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     writes_by_key: Counter[tuple[str, str]] = field(default_factory=Counter)
+    reads_by_key: Counter[tuple[str, str]] = field(default_factory=Counter)  # GET bytes
 
     def bytes_read(self, bucket: str) -> int:
         """Object bytes the server sent for `bucket` (whole objects and ranges)."""
         return self.response_bytes[(bucket, "GET")]
+
+    def bytes_read_of(self, key: str) -> int:
+        """Object bytes the server sent for keys ending in `key`, in any bucket."""
+        return sum(sent for (_, name), sent in self.reads_by_key.items() if name.endswith(key))
 
     def as_dict(self) -> dict[str, dict[str, dict[str, int]]]:
         table: dict[str, dict[str, dict[str, int]]] = {}
@@ -91,6 +96,7 @@ class ByteCountingProxy:
                 Counter(self.counts.request_bytes),
                 Counter(self.counts.requests),
                 Counter(self.counts.writes_by_key),
+                Counter(self.counts.reads_by_key),
             )
 
     def started(self) -> None:
@@ -109,6 +115,8 @@ class ByteCountingProxy:
                 self.counts.response_bytes[(bucket, operation)] += received
                 if operation == "PUT" and key:
                     self.counts.writes_by_key[(bucket, key)] += 1
+                if operation == "GET":
+                    self.counts.reads_by_key[(bucket, key)] += received
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
+from benchmarks.byte_proxy import ByteCountingProxy, counting_proxy
 from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.cache import video_fingerprint
 from facefusion_ray.engine.driver import job_options_for
@@ -35,7 +36,6 @@ from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage import open_filesystem, put_atomic, redact
 from facefusion_ray.storage.locations import STAGED_FOLDER_NAME
 from facefusion_ray.storage.ranged_reads import TargetReads
-from tests.byte_counting_proxy import ByteCounts, counting_proxy
 from tests.media_checks import decoded_frames
 from tests.media_factory import make_indexed_clip, run_ffmpeg_cli
 
@@ -61,7 +61,15 @@ VARIANTS = {
 class Store:
     bucket: str  # s3://name
     options: dict[str, str] = field(repr=False)  # through the counting proxy; credentials
-    counts: ByteCounts = field(repr=False)
+    proxy: ByteCountingProxy = field(repr=False)
+    marks: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def mark(self, key: str) -> None:
+        """Count the reads of `key` from now on."""
+        self.marks[key] = self.proxy.snapshot(settled=True).bytes_read_of(key)
+
+    def read_since_mark(self, key: str) -> int:
+        return self.proxy.snapshot(settled=True).bytes_read_of(key) - self.marks.get(key, 0)
 
     def put(self, local: Path, key: str) -> str:
         location = f"{self.bucket}/{key}"
@@ -76,10 +84,13 @@ def store(s3_server: S3Server) -> Iterator[Store]:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
             patch.delenv(name, raising=False)
         patch.setenv("AWS_DEFAULT_REGION", s3_server.region)
-        with counting_proxy(s3_server.endpoint_url) as (endpoint, counts):
-            options = {**s3_server.storage_options(), "client_kwargs.endpoint_url": endpoint}
+        with counting_proxy(s3_server.endpoint_url) as proxy:
+            options = {
+                **s3_server.storage_options(),
+                "client_kwargs.endpoint_url": proxy.endpoint_url,
+            }
             bucket = f"s3://{s3_server.create_bucket('ranged')}"
-            yield Store(bucket, options, counts)
+            yield Store(bucket, options, proxy)
 
 
 @pytest.fixture(autouse=True)
@@ -142,23 +153,23 @@ def test_the_driver_probes_and_each_chunk_decodes_only_part_of_a_large_target(
 ) -> None:
     local, location = large_clip
     size = local.stat().st_size
-    store.counts.reset()
+    store.mark("large/large.mp4")
     target = resolve_target(location, BY_RANGE, store.options)
     info = probe_media(open_target(target, BY_RANGE, store.options, with_index=True))
-    probed = store.counts.of("large/large.mp4")
+    probed = store.read_since_mark("large/large.mp4")
     assert info.frame_count == 150 and info.has_audio
     assert probed < size * 0.25, f"the probe read {probed} of {size} bytes"
     assert not any((node_cache / STAGED_FOLDER_NAME).rglob("large.mp4"))  # never downloaded
     # The probe's index stand-in holds the audio too: the assembly reads nothing more.
     audio = audio_source(target, BY_RANGE, store.options)
-    assert isinstance(audio, Path) and store.counts.of("large/large.mp4") == probed
+    assert isinstance(audio, Path) and store.read_since_mark("large/large.mp4") == probed
     assert audio_packets(audio) == audio_packets(local)
     # Frames 110..119: from the keyframe at 100 to a little past 119, plus the index.
     expected = [frame_fingerprint(f) for f in iter_frames(local, 110, 10, info)]
-    store.counts.reset()
+    store.mark("large/large.mp4")
     chunk = open_target(target, BY_RANGE, store.options)
     assert [frame_fingerprint(f) for f in iter_frames(chunk, 110, 10, info)] == expected
-    decoded = store.counts.of("large/large.mp4")
+    decoded = store.read_since_mark("large/large.mp4")
     assert decoded < size * 0.4, f"frames 110..119 read {decoded} of {size} bytes"
 
 
