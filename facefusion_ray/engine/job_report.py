@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facefusion_ray.atomic_files import write_bytes_atomically
+from facefusion_ray.engine.startup_report import StartupReport
 from facefusion_ray.pipeline.review_probe import ChunkReview
 from facefusion_ray.pipeline.swap_report import SwapReport
 from facefusion_ray.storage.locations import is_remote, publish_output
@@ -68,6 +69,8 @@ class JobReport:
     workers: int = 0
     startup_seconds: float = 0.0
     workers_replaced: int = 0
+    # What the start-up was made of and what it reused (a kept Ray, warm actors, sessions).
+    startup: StartupReport = field(default_factory=StartupReport)
 
     @property
     def failed(self) -> list[RenderOutcome]:
@@ -85,6 +88,7 @@ class JobReport:
             "workers": self.workers,
             "startup_seconds": self.startup_seconds,
             "workers_replaced": self.workers_replaced,
+            "startup": self.startup.to_dict(),
             "counts": self.counts(),
             "renders": [render.to_dict() for render in self.renders],
         }
@@ -97,6 +101,8 @@ class JobReport:
             f"{counts[UP_TO_DATE]} up to date, {counts[FAILED]} failed in {self.seconds:.1f} s "
             f"on {self.workers} workers"
         )
+        if self.startup.ray:
+            lines.append(self.startup.line())
         return "\n".join(lines)
 
 

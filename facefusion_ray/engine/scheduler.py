@@ -80,6 +80,8 @@ class ChunkScheduler:
         self._cancelled: set[int] = set()
         self._finished: set[tuple[int, int]] = set()
         self.actors_replaced = 0
+        # What each actor answered when it was ready (where it runs, what it had done before).
+        self.ready_answers: list[dict[str, object]] = []
         self._actors_started = 0
         for _ in range(actors):
             self._start_actor()
@@ -182,7 +184,7 @@ class ChunkScheduler:
         for reference in references:
             actor = self._starting.pop(reference)
             try:
-                ray.get(reference)
+                answer = ray.get(reference)
             except _ACTOR_LOST as error:
                 logger.warning("a worker failed to start: %s", str(error).splitlines()[0])
                 if not self._ready_actors and not self._starting:
@@ -190,6 +192,7 @@ class ChunkScheduler:
                 continue
             self._ready_actors.append(actor)
             self._load[actor] = 0
+            self.ready_answers.append(answer)
 
     def _submit(self) -> None:
         while self._queue and self._ready_actors:
