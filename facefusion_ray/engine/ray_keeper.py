@@ -34,7 +34,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    signal.signal(signal.SIGTERM, _exit_on_signal)
     idle_seconds = args.idle_minutes * 60
     ray.init(
         address="local",
@@ -42,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         include_dashboard=False,
         logging_level=logging.WARNING,
     )
+    # After ray.init, which installs a handler of its own: `ray stop` ends the Ray in order.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         publish_idle_seconds(idle_seconds)
         address = ray.get_runtime_context().gcs_address

@@ -95,6 +95,7 @@ class RenderActor:
         # this actor was warm means its sessions (and stores) are stale.
         self._model_sha256s: dict[str, str] = {}
         self._jobs = 0
+        self._rendering = 0
         self._last_used = time.monotonic()
         if idle_seconds is not None:
             threading.Thread(
@@ -125,25 +126,25 @@ class RenderActor:
         held = reserved(actor_resources(self._execution, self._threads))
         return time.monotonic() - self._last_used, held
 
-    def expire_if_idle(self, limit_seconds: float) -> None:
-        """Runs between chunks (an actor runs one call at a time), so it never cuts one."""
-        if time.monotonic() - self._last_used >= limit_seconds:
-            logger.info("idle for %.0f s: this warm worker exits", limit_seconds)
-            ray.actor.exit_actor()
-
     def _watch_idle(self, limit_seconds: float) -> None:
-        me = ray.get_runtime_context().current_actor
+        """Ends this actor once it has rendered nothing for `limit_seconds`. (Not through
+        `exit_actor` in a call to itself: that waits on the calls it owns and never ends.) A
+        chunk that arrives in the very moment is lost with the actor and runs elsewhere."""
         while True:
             time.sleep(min(max(limit_seconds / 4, 0.5), 30.0))
-            if time.monotonic() - self._last_used >= limit_seconds:
-                me.expire_if_idle.remote(limit_seconds)
+            if not self._rendering and time.monotonic() - self._last_used >= limit_seconds:
+                logger.info("idle for %.0f s: this warm worker exits", limit_seconds)
+                ray.kill(ray.get_runtime_context().current_actor)
+                return
 
     def render(self, context: RenderContext, chunk: Chunk) -> ChunkResult:
+        self._rendering += 1
         self._last_used = time.monotonic()
         try:
             return self._render(context, chunk)
         finally:
             self._last_used = time.monotonic()
+            self._rendering -= 1
 
     def _render(self, context: RenderContext, chunk: Chunk) -> ChunkResult:
         self._forget_stale_models(context.plan)

@@ -10,10 +10,12 @@ Ray's idle limit, and dies with the Ray.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from functools import cache
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.experimental.internal_kv import _internal_kv_get, _internal_kv_put
+from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_get, _internal_kv_put
 
 import facefusion_ray
 from facefusion_ray.inference.execution import ExecutionConfig
@@ -34,8 +36,9 @@ WARM_ACTOR_PREFIX = "render-"
 # Where a Ray's keeper says how long idle actors may stay (Ray's own key-value store).
 _KV_NAMESPACE = "facefusion-ray"
 _KV_IDLE_SECONDS = "warm_actor_idle_seconds"
-# An actor of another pool idle this long may be retired to make room for this job's actors.
-RETIRE_AFTER_IDLE_SECONDS = 2.0
+# An actor of another pool idle this long may be retired to make room for this job's actors (a
+# job's actors are never idle between its chunks: each has the next one queued).
+RETIRE_AFTER_IDLE_SECONDS = 1.0
 # How long a job waits for a foreign actor to say whether it is idle (a busy one is left alone).
 _IDLE_QUESTION_TIMEOUT_SECONDS = 2.0
 
@@ -93,6 +96,17 @@ def warm_idle_seconds() -> float | None:
     return float(value) if value else None
 
 
+def stop_keeping_actors() -> list[str]:
+    """This Ray keeps no idle actors from now on, and the warm ones end; returns their names."""
+    _internal_kv_del(_KV_IDLE_SECONDS, namespace=_KV_NAMESPACE)
+    names = warm_actor_names()
+    for name in names:
+        # One that ended by itself meanwhile is no longer found.
+        with contextlib.suppress(ValueError):
+            ray.kill(ray.get_actor(name, namespace=WARM_NAMESPACE))
+    return names
+
+
 def warm_actor_names() -> list[str]:
     return sorted(
         entry["name"]
@@ -129,7 +143,9 @@ def retire_for_room(key: str, needed: Mapping[str, float]) -> list[str]:
         except ray.exceptions.RayActorError:
             continue
         if idle_seconds < RETIRE_AFTER_IDLE_SECONDS:
-            continue
+            # Just finished a job's last chunk, most likely; the same job would have queued
+            # the next one already.
+            time.sleep(RETIRE_AFTER_IDLE_SECONDS - idle_seconds)
         ray.kill(handles[name])
         retired.append(name)
         short = {
