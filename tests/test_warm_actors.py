@@ -12,6 +12,7 @@ import pytest
 import ray
 
 from facefusion_ray.analysis.select import FaceSelection
+from facefusion_ray.engine.actor_pool import workers_that_fit
 from facefusion_ray.engine.driver import job_options_for
 from facefusion_ray.engine.job import run_job
 from facefusion_ray.engine.job_report import RENDERED, JobReport
@@ -123,3 +124,11 @@ def test_the_startup_report_counts_reused_actors_and_sessions_opened_in_the_job(
     startup.count_actors(ready, {10: (2, 0.5), 11: (2, 0.4)})
     assert (startup.actors_reused, startup.actors_created, startup.sessions_opened) == (1, 1, 2)
     assert startup.sessions_seconds == 0.4 and startup.seconds == 0.7
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_a_kept_ray_s_pool_is_cut_to_the_workers_it_can_hold() -> None:
+    # The session's Ray has 2 CPUs.
+    assert workers_that_fit(3, {"CPU": 1.0}) == 2
+    assert workers_that_fit(1, {"CPU": 1.0}) == 1
+    assert workers_that_fit(2, {"CPU": 4.0}) == 1

@@ -67,7 +67,8 @@ def render_videos(
     pool_started = time.perf_counter()
     pool = actor_pool(options, [video.prepared.plan for video in first])
     startup.actors_kept, startup.actors_retired = pool.kept, pool.retired
-    scheduler = ChunkScheduler(pool.make_actor, workers)
+    job.workers = pool.workers
+    scheduler = ChunkScheduler(pool.make_actor, pool.workers)
     videos: dict[int, VideoRender] = {}
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="assemble") as assembler:
