@@ -40,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         num_cpus=args.cpus,
         include_dashboard=False,
         logging_level=logging.WARNING,
+        # The workers' output goes to the jobs that use them, not into the keeper's log.
+        log_to_driver=False,
     )
     # After ray.init, which installs a handler of its own: `ray stop` ends the Ray in order.
     signal.signal(signal.SIGTERM, _exit_on_signal)
