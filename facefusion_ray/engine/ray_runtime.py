@@ -53,29 +53,46 @@ def connect_ray(address: str | None, num_cpus: int) -> RayConnection:
     started = time.perf_counter()
     if ray.is_initialized():
         return RayConnection(ALREADY_CONNECTED, False, 0.0)
-    how, joined = JOINED, cluster_to_join(address)
-    if joined is None:
-        kept = find_kept_ray()
-        if kept is not None:
-            how, joined = KEPT, kept.address
-        else:
-            joined = ray_start_of_this_environment()
-    if joined:
-        logger.info("joining Ray at %s (%s)", joined, how)
-        ray.init(address=joined, logging_level=logging.WARNING, log_to_driver=True)
-    else:
-        how = STARTED
-        logger.info("starting a local Ray with %d CPUs", num_cpus)
-        # "local", not None: with None Ray joins the cluster named in its temp folder's
-        # ray_current_cluster file, which a crashed head leaves behind (then init fails).
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=True,
-        )
-    return RayConnection(how, True, round(time.perf_counter() - started, 3))
+    named = cluster_to_join(address)
+    if named:
+        logger.info("joining Ray at %s", named)
+        ray.init(address=named, logging_level=logging.WARNING, log_to_driver=True)
+        return RayConnection(JOINED, True, _since(started))
+    how, found = found_on_this_machine()
+    if found:
+        logger.info("joining the %s Ray at %s", how, found)
+        try:
+            ray.init(address=found, logging_level=logging.WARNING, log_to_driver=True)
+            return RayConnection(how, True, _since(started))
+        except ConnectionError as error:
+            # Found, not named: a Ray that does not answer is no reason to fail the job.
+            logger.warning(
+                "the Ray at %s did not answer (%s): starting a private one", found, error
+            )
+            ray.shutdown()
+    logger.info("starting a local Ray with %d CPUs", num_cpus)
+    # "local", not None: with None Ray joins the cluster named in its temp folder's
+    # ray_current_cluster file, which a crashed head leaves behind (then init fails).
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=True,
+    )
+    return RayConnection(STARTED, True, _since(started))
+
+
+def found_on_this_machine() -> tuple[str, str | None]:
+    """The kept Ray of this environment, else the last `ray start` of this environment."""
+    kept = find_kept_ray()
+    if kept is not None:
+        return KEPT, kept.address
+    return JOINED, ray_start_of_this_environment()
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
 
 
 def ray_start_of_this_environment() -> str | None:
