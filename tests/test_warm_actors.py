@@ -124,6 +124,9 @@ def test_the_startup_report_counts_reused_actors_and_sessions_opened_in_the_job(
     startup.count_actors(ready, {10: (2, 0.5), 11: (2, 0.4)})
     assert (startup.actors_reused, startup.actors_created, startup.sessions_opened) == (1, 1, 2)
     assert startup.sessions_seconds == 0.4 and startup.seconds == 0.7
+    # An actor that reopened its models (one was re-pinned) counts from zero.
+    startup.count_actors(ready[:1], {10: (1, 0.3)})
+    assert startup.sessions_opened == 1 and startup.sessions_seconds == 0.3
 
 
 @pytest.mark.usefixtures("local_ray")

@@ -42,8 +42,12 @@ class StartupReport:
             after = sessions_after.get(int(_number(answer, "pid")))
             if not isinstance(after, tuple):
                 continue
-            opened += int(after[0]) - int(_number(answer, "sessions_opened"))
-            slowest = max(slowest, float(after[1]) - _number(answer, "session_seconds"))
+            # An actor that dropped its models (one was re-pinned) counts from zero again.
+            before = (_number(answer, "sessions_opened"), _number(answer, "session_seconds"))
+            if after[0] < before[0]:
+                before = (0.0, 0.0)
+            opened += int(after[0] - before[0])
+            slowest = max(slowest, float(after[1] - before[1]))
         self.sessions_opened = opened
         self.sessions_seconds = round(slowest, 3)
 
