@@ -69,14 +69,17 @@ def _run_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warm_workers(address: str) -> list[str]:
+def _warm_workers(address: str) -> list[str] | None:
     import logging
 
     import ray
 
     from facefusion_ray.engine.warm_actors import warm_actor_names
 
-    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except ConnectionError:
+        return None  # its keeper runs, its Ray does not answer (yet)
     try:
         return warm_actor_names()
     finally:

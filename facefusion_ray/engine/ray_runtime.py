@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 # Set by `ray job submit` (and by users) to the cluster a driver should join.
 RAY_ADDRESS_VARIABLE = "RAY_ADDRESS"
 
+# A Ray found on this machine may be slow to answer when the machine is busy: tried twice.
+JOIN_ATTEMPTS = 2
+
 STARTED = "started"  # a private local Ray, ended with the job
 JOINED = "joined"  # a cluster named by the job, or the last `ray start` of this environment
 KEPT = "kept"  # the Ray kept by `facefusion-ray ray start`
@@ -59,17 +62,16 @@ def connect_ray(address: str | None, num_cpus: int) -> RayConnection:
         ray.init(address=named, logging_level=logging.WARNING, log_to_driver=True)
         return RayConnection(JOINED, True, _since(started))
     how, found = found_on_this_machine()
-    if found:
+    for attempt in range(JOIN_ATTEMPTS if found else 0):
         logger.info("joining the %s Ray at %s", how, found)
         try:
             ray.init(address=found, logging_level=logging.WARNING, log_to_driver=True)
             return RayConnection(how, True, _since(started))
         except ConnectionError as error:
-            # Found, not named: a Ray that does not answer is no reason to fail the job.
-            logger.warning(
-                "the Ray at %s did not answer (%s): starting a private one", found, error
-            )
             ray.shutdown()
+            # Found, not named: a Ray that does not answer is no reason to fail the job.
+            if attempt == JOIN_ATTEMPTS - 1:
+                logger.warning("the Ray at %s did not answer (%s): starting one", found, error)
     logger.info("starting a local Ray with %d CPUs", num_cpus)
     # "local", not None: with None Ray joins the cluster named in its temp folder's
     # ray_current_cluster file, which a crashed head leaves behind (then init fails).
