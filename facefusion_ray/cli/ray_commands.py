@@ -64,6 +64,7 @@ def _run_status(args: argparse.Namespace) -> int:
         return 0
     status: dict[str, object] = {"running": True, **kept.to_dict()}
     status["up_seconds"] = round(time.time() - kept.started, 1)
+    kept.join_as_started()
     status["warm_workers"] = _warm_workers(kept.address)
     print(json.dumps(status, indent=2))
     return 0

@@ -25,6 +25,7 @@ from facefusion_ray.errors import FaceFusionRayError
 
 KEEPER_MODULE = "facefusion_ray.engine.ray_keeper"
 DEFAULT_IDLE_MINUTES = 30.0
+AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"
 # How long `ray start` waits for the keeper's Ray, and `ray stop` for it to go.
 START_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 30.0
@@ -39,6 +40,19 @@ class KeptRay:
     idle_minutes: float
     started: float  # time.time() when the Ray was up
     log: str
+    # Ray's RAY_AUTH_MODE in the keeper once its Ray was up ("token" unless set otherwise).
+    auth_mode: str | None = None
+
+    def join_as_started(self) -> None:
+        """Drivers of this process join with the keeper's auth mode: a Ray started with
+        RAY_AUTH_MODE unset requires the user's token, which a joining driver only sends
+        when its own mode says token."""
+        if self.auth_mode != "token" or AUTH_MODE_VARIABLE in os.environ:
+            return
+        # Ray read its configuration when imported: set the mode and have Ray read it again.
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+
+        _enable_token_auth()
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -17,7 +17,7 @@ from types import FrameType
 
 import ray
 
-from facefusion_ray.engine.kept_ray import KeptRay, write_record
+from facefusion_ray.engine.kept_ray import AUTH_MODE_VARIABLE, KeptRay, write_record
 from facefusion_ray.engine.warm_actors import publish_idle_seconds
 
 logger = logging.getLogger("facefusion_ray.ray_keeper")
@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.idle_minutes,
             time.time(),
             str(args.log),
+            os.environ.get(AUTH_MODE_VARIABLE),
         )
         write_record(kept, args.record)
         logger.info(

@@ -89,6 +89,7 @@ def found_on_this_machine() -> tuple[str, str | None]:
     """The kept Ray of this environment, else the last `ray start` of this environment."""
     kept = find_kept_ray()
     if kept is not None:
+        kept.join_as_started()
         return KEPT, kept.address
     return JOINED, ray_start_of_this_environment()
 
