@@ -19,7 +19,7 @@ from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.engine.actor_pool import RENDER_ACTOR_PREFIX as RENDER_ACTOR_PREFIX
 from facefusion_ray.engine.actor_pool import actor_pool
 from facefusion_ray.engine.job_options import JobOptions
-from facefusion_ray.engine.job_report import JobReport, RenderOutcome
+from facefusion_ray.engine.job_report import JobReport, RenderOutcome, job_cpu_seconds
 from facefusion_ray.engine.ray_runtime import connect_ray
 from facefusion_ray.engine.render_actor import RenderContext
 from facefusion_ray.engine.render_feed import RenderFeed
@@ -29,8 +29,10 @@ from facefusion_ray.engine.segment_store import default_work_store, describe
 from facefusion_ray.engine.startup_report import StartupReport
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.media.frame_sampling import sample_frame_indices
+from facefusion_ray.media.process_cpu import CHILD_CPU, own_cpu_seconds
+from facefusion_ray.pipeline.codec_choice import one_encoder_segments
 from facefusion_ray.pipeline.output_assembly import assemble_output
-from facefusion_ray.pipeline.render_preparation import finish_report
+from facefusion_ray.pipeline.render_preparation import finish_report, target_audio
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.review_probe import ReviewFrames
 from facefusion_ray.storage.locations import is_remote, publish_output
@@ -51,6 +53,7 @@ def run_job(requests: Sequence[RenderRequest], options: JobOptions) -> JobReport
     first = feed.take(wait=True)
     if first:
         render_videos(feed, first, options, job)
+    job.cpu_seconds = job_cpu_seconds(job.renders, own_cpu_seconds(), CHILD_CPU.snapshot())
     job.seconds = round(time.perf_counter() - started, 3)
     return job
 
@@ -251,6 +254,7 @@ def render_context(video: VideoRender, options: JobOptions) -> RenderContext:
         render_key=prepared.render_key,
         label=prepared.request.label,
         target=prepared.request.target,
+        target_input=prepared.target_input,
         info=prepared.info,
         settings=prepared.request.settings,
         plan=prepared.plan,
@@ -268,16 +272,23 @@ def assemble(video: VideoRender, options: JobOptions) -> None:
     """Concatenate the segments with the target's audio and publish the output atomically."""
     prepared = video.prepared
     output = prepared.request.output
+    settings = prepared.request.settings
     storage_options = dict(options.storage_options)
-    with video.segments.local_segments(video.chunks) as segments:
+    # Only the audio is read from the target (a remote one's from its index stand-in).
+    target = target_audio(prepared, storage_options) if prepared.info.has_audio else None
+    encoders = video.segments.encoders(video.chunks, settings.output_video_encoder)
+    with (
+        video.segments.local_segments(video.chunks) as stored,
+        one_encoder_segments(stored, encoders, settings, prepared.report.notes) as segments,
+    ):
         if is_remote(output):
             with tempfile.TemporaryDirectory(prefix="facefusion-ray-output-") as scratch:
                 local = Path(scratch) / Path(output).name
-                assemble_output(segments, prepared.target, prepared.info, local, prepared.report)
+                assemble_output(segments, target, prepared.info, local, prepared.report)
                 sha256 = file_sha256(local)
                 publish_output(local, output, storage_options)
         else:
-            assemble_output(segments, prepared.target, prepared.info, Path(output), prepared.report)
+            assemble_output(segments, target, prepared.info, Path(output), prepared.report)
             sha256 = file_sha256(Path(output))
     identity = published_identity(output, sha256, storage_options)
     video.segments.record_published(output, identity, published_counts(prepared.report))

@@ -9,7 +9,7 @@ from pathlib import Path
 from facefusion_ray.atomic_files import write_bytes_atomically
 from facefusion_ray.engine.startup_report import StartupReport
 from facefusion_ray.pipeline.review_probe import ChunkReview
-from facefusion_ray.pipeline.swap_report import SwapReport
+from facefusion_ray.pipeline.swap_report import DRIVER_CPU, DRIVER_FFMPEG_CPU, SwapReport
 from facefusion_ray.storage.locations import is_remote, publish_output
 
 RENDERED = "rendered"
@@ -71,6 +71,8 @@ class JobReport:
     workers_replaced: int = 0
     # What the start-up was made of and what it reused (a kept Ray, warm actors, sessions).
     startup: StartupReport = field(default_factory=StartupReport)
+    # CPU seconds by process kind over the whole job (see `job_cpu_seconds`).
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[RenderOutcome]:
@@ -89,6 +91,7 @@ class JobReport:
             "startup_seconds": self.startup_seconds,
             "workers_replaced": self.workers_replaced,
             "startup": self.startup.to_dict(),
+            "cpu_seconds": self.cpu_seconds,
             "counts": self.counts(),
             "renders": [render.to_dict() for render in self.renders],
         }
@@ -104,6 +107,23 @@ class JobReport:
         if self.startup.ray:
             lines.append(self.startup.line())
         return "\n".join(lines)
+
+
+def job_cpu_seconds(
+    renders: list[RenderOutcome], driver_own: float, driver_children: Mapping[str, float]
+) -> dict[str, float]:
+    """The workers' CPU by kind summed over the renders, and the driver process's own and
+    its ffmpeg children's (probe, assembly) over the whole job."""
+    totals: dict[str, float] = {}
+    for render in renders:
+        if render.report is None:
+            continue
+        for kind, seconds in render.report.cpu_seconds.items():
+            if kind not in (DRIVER_CPU, DRIVER_FFMPEG_CPU):
+                totals[kind] = round(totals.get(kind, 0.0) + seconds, 6)
+    totals[DRIVER_CPU] = round(driver_own, 6)
+    totals[DRIVER_FFMPEG_CPU] = round(sum(driver_children.values()), 6)
+    return totals
 
 
 def write_job_report(report: JobReport, path: Path) -> None:

@@ -12,6 +12,7 @@ from facefusion_ray.engine.render_plan import VideoRender, fail, plan_video
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.pipeline.render_preparation import driver_models, finish_report, prepare_render
 from facefusion_ray.pipeline.render_request import RenderRequest
+from facefusion_ray.pipeline.shared_sources import SharedSources
 from facefusion_ray.pipeline.still_image import render_still_image
 
 logger = logging.getLogger(__name__)
@@ -59,11 +60,12 @@ class RenderFeed:
     def _prepare_all(self) -> None:
         storage_options = dict(self._options.storage_options)
         models = driver_models()
+        shared = SharedSources(storage_options)  # each source prepared once per job
         videos = 0
         try:
             for request, outcome in zip(self._requests, self._outcomes, strict=True):
                 try:
-                    prepared = prepare_render(request, models, storage_options)
+                    prepared = prepare_render(request, models, storage_options, shared)
                     outcome.report = prepared.report
                     if prepared.info.kind == "image":
                         render_still_image(prepared, storage_options)

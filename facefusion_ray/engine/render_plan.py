@@ -8,6 +8,7 @@ from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED, UP_TO_DATE, RenderOutcome
 from facefusion_ray.engine.segment_store import SegmentStore
 from facefusion_ray.pipeline.chunks import Chunk, plan_chunks
+from facefusion_ray.pipeline.codec_choice import acceptable_segment_encoders
 from facefusion_ray.pipeline.render_preparation import PreparedRender, finish_report
 from facefusion_ray.pipeline.swap_report import SwapReport
 from facefusion_ray.storage.published import still_published
@@ -52,7 +53,14 @@ def plan_video(
         logger.info("%s: up to date (%s)", request.label, request.output)
         return None
     chunks = plan_chunks(prepared.info.frame_count, settings.chunk_frames, options.workers)
-    finished = segments.finished(chunks)
+    # A segment from another encoder than this render may use (a fallback of an earlier run
+    # that allowed one) is rendered again.
+    acceptable = acceptable_segment_encoders(settings)
+    finished = {
+        index: record
+        for index, record in segments.finished(chunks).items()
+        if (record.encoder or settings.output_video_encoder) in acceptable
+    }
     prepared.report.chunks = len(chunks)
     prepared.report.workers = options.workers
     prepared.report.chunks_skipped = len(finished)

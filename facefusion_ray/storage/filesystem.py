@@ -287,6 +287,8 @@ def _with_s3_defaults(options: dict[str, Any]) -> dict[str, Any]:
     config = dict(configured.get("config_kwargs") or {})
     config.setdefault("connect_timeout", _S3_CONNECT_TIMEOUT_SECONDS)
     config.setdefault("read_timeout", _S3_READ_TIMEOUT_SECONDS)
+    # Signed URLs (ranged reads of targets) use SigV4 too, not botocore's SigV2 default for them.
+    config.setdefault("signature_version", "s3v4")
     if "AWS_MAX_ATTEMPTS" not in os.environ and "AWS_RETRY_MODE" not in os.environ:
         config.setdefault("retries", {"max_attempts": _S3_BOTOCORE_RETRIES, "mode": "standard"})
     configured["config_kwargs"] = config
