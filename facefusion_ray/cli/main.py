@@ -1,4 +1,5 @@
-"""Command line: `facefusion-ray swap | ab | batch | probe | samples | demo | models | cache`."""
+"""Command line: `facefusion-ray swap | ab | batch | probe | samples | demo | models | cache |
+ray`."""
 
 import argparse
 import json
@@ -10,6 +11,7 @@ from pathlib import Path
 from facefusion_ray.cli.cache_commands import add_cache_commands, run_cache_command
 from facefusion_ray.cli.job_commands import add_batch_commands, run_ab_command, run_batch_command
 from facefusion_ray.cli.model_commands import add_models_commands, run_models_command
+from facefusion_ray.cli.ray_commands import add_ray_commands, run_ray_command
 from facefusion_ray.cli.swap_options import (
     add_job_options,
     add_swap_options,
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_models_commands(commands)
     add_cache_commands(commands)
+    add_ray_commands(commands)
 
     demo = commands.add_parser("demo", help="swap Tom Hanks into the sample group video")
     demo.add_argument(
@@ -140,6 +143,7 @@ COMMANDS = {
     "demo": run_demo_command,
     "models": run_models_command,
     "cache": run_cache_command,
+    "ray": run_ray_command,
     "ab": run_ab_command,
     "batch": run_batch_command,
 }

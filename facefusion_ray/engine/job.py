@@ -4,7 +4,6 @@ as its last segment exists."""
 import logging
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,16 +14,20 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from facefusion_ray.assets.fetch import file_sha256
+
+# Re-exported: tests and operators find a job's own actors by this prefix.
+from facefusion_ray.engine.actor_pool import RENDER_ACTOR_PREFIX as RENDER_ACTOR_PREFIX
+from facefusion_ray.engine.actor_pool import actor_pool
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import JobReport, RenderOutcome, job_cpu_seconds
-from facefusion_ray.engine.ray_runtime import ensure_ray
-from facefusion_ray.engine.render_actor import RenderActor, RenderContext
+from facefusion_ray.engine.ray_runtime import connect_ray
+from facefusion_ray.engine.render_actor import RenderContext
 from facefusion_ray.engine.render_feed import RenderFeed
 from facefusion_ray.engine.render_plan import VideoRender, fail, published_counts
 from facefusion_ray.engine.scheduler import ChunkDone, ChunkFailed, ChunkScheduler, ChunkTask
 from facefusion_ray.engine.segment_store import default_work_store, describe
+from facefusion_ray.engine.startup_report import StartupReport
 from facefusion_ray.errors import FaceFusionRayError
-from facefusion_ray.inference.execution import actor_resources
 from facefusion_ray.media.frame_sampling import sample_frame_indices
 from facefusion_ray.media.process_cpu import CHILD_CPU, own_cpu_seconds
 from facefusion_ray.pipeline.codec_choice import one_encoder_segments
@@ -36,8 +39,6 @@ from facefusion_ray.storage.locations import is_remote, publish_output
 from facefusion_ray.storage.published import published_identity
 
 logger = logging.getLogger(__name__)
-
-RENDER_ACTOR_PREFIX = "facefusion-ray-render-"
 
 
 def run_job(requests: Sequence[RenderRequest], options: JobOptions) -> JobReport:
@@ -70,23 +71,20 @@ def render_videos(
     workers = options.workers
     job.workers = workers
     started = time.perf_counter()
-    started_ray = ensure_ray(options.address, num_cpus=workers * options.threads_per_worker)
-    renderer = ray.remote(RenderActor)
-    resources = actor_resources(options.execution, options.threads_per_worker)
-    # Named per job, so operators (and tests) can find a job's actors in the cluster.
-    job_name = f"{RENDER_ACTOR_PREFIX}{uuid.uuid4().hex[:8]}"
-    scheduler = ChunkScheduler(
-        lambda number: renderer.options(
-            name=f"{job_name}-{number}", max_restarts=0, **resources
-        ).remote(options.execution, options.threads_per_worker),
-        workers,
-    )
+    connection = connect_ray(options.address, num_cpus=workers * options.threads_per_worker)
+    startup = job.startup = StartupReport(ray=connection.how, ray_seconds=connection.seconds)
+    pool_started = time.perf_counter()
+    pool = actor_pool(options, [video.prepared.plan for video in first])
+    startup.actors_kept, startup.actors_retired = pool.kept, pool.retired
+    job.workers = pool.workers
+    scheduler = ChunkScheduler(pool.make_actor, pool.workers)
     videos: dict[int, VideoRender] = {}
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="assemble") as assembler:
             run = JobRun(scheduler, assembler, options, videos)
             run.add(first)
             scheduler.wait_until_ready()
+            startup.actors_seconds = round(time.perf_counter() - pool_started, 3)
             job.startup_seconds = round(time.perf_counter() - started, 3)
             run.drive(feed)
             for video in videos.values():
@@ -98,15 +96,19 @@ def render_videos(
                         output = video.prepared.request.output
                         fail(video.outcome, f"assembling {output}: {error}", error)
         actor_memory = actor_peak_memories(scheduler.actors())
+        startup.count_actors(scheduler.ready_answers, actor_sessions(scheduler.actors()))
+        logger.info(startup.line())
         for video in videos.values():
+            video.prepared.report.startup = startup.to_dict()
             for number, memory in actor_memory.items():
                 video.prepared.report.peak_memory_bytes[f"actor_{number}"] = memory
         job.workers_replaced = scheduler.actors_replaced
         job.chunks_dispatched = scheduler.dispatched
         job.scheduling_seconds = round(scheduler.driver_seconds + run.driver_seconds, 3)
     finally:
-        scheduler.shutdown()
-        if started_ray:
+        if not pool.kept:
+            scheduler.shutdown()
+        if connection.initialized:
             ray.shutdown()
 
 
@@ -233,6 +235,18 @@ def actor_peak_memories(actors: Sequence[Any]) -> dict[int, int]:
         except ray.exceptions.RayActorError:
             logger.warning("render actor %d is gone; its peak memory is not reported", number)
     return memories
+
+
+def actor_sessions(actors: Sequence[Any]) -> dict[int, tuple[int, float]]:
+    """Sessions each actor has opened so far and the seconds that took, by its pid."""
+    sessions: dict[int, tuple[int, float]] = {}
+    for reference in [actor.sessions_opened.remote() for actor in actors]:
+        try:
+            pid, opened, seconds = ray.get(reference)
+        except ray.exceptions.RayActorError:
+            continue
+        sessions[pid] = (opened, seconds)
+    return sessions
 
 
 def queue_chunks(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facefusion_ray.atomic_files import write_bytes_atomically
+from facefusion_ray.engine.startup_report import StartupReport
 from facefusion_ray.pipeline.review_probe import ChunkReview
 from facefusion_ray.pipeline.swap_report import DRIVER_CPU, DRIVER_FFMPEG_CPU, SwapReport
 from facefusion_ray.storage.locations import is_remote, publish_output
@@ -75,6 +76,8 @@ class JobReport:
     # spent queueing, handing out and collecting them (waiting on the actors left out).
     chunks_dispatched: int = 0
     scheduling_seconds: float = 0.0
+    # What the start-up was made of and what it reused (a kept Ray, warm actors, sessions).
+    startup: StartupReport = field(default_factory=StartupReport)
     # CPU seconds by process kind over the whole job (see `job_cpu_seconds`).
     cpu_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -96,6 +99,7 @@ class JobReport:
             "workers_replaced": self.workers_replaced,
             "chunks_dispatched": self.chunks_dispatched,
             "scheduling_seconds": self.scheduling_seconds,
+            "startup": self.startup.to_dict(),
             "cpu_seconds": self.cpu_seconds,
             "counts": self.counts(),
             "renders": [render.to_dict() for render in self.renders],
@@ -109,6 +113,8 @@ class JobReport:
             f"{counts[UP_TO_DATE]} up to date, {counts[FAILED]} failed in {self.seconds:.1f} s "
             f"on {self.workers} workers"
         )
+        if self.startup.ray:
+            lines.append(self.startup.line())
         return "\n".join(lines)
 
 

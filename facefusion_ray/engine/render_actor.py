@@ -3,6 +3,8 @@
 import logging
 import os
 import tempfile
+import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,7 +15,8 @@ import ray
 
 from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.engine.segment_store import SegmentStore
-from facefusion_ray.inference.execution import ExecutionConfig
+from facefusion_ray.engine.warm_actors import reserved
+from facefusion_ray.inference.execution import ExecutionConfig, actor_resources
 from facefusion_ray.inference.session_factory import ModelUsage
 from facefusion_ray.log_redaction import install_redaction
 from facefusion_ray.media import MediaInfo
@@ -34,6 +37,8 @@ from facefusion_ray.pipeline.swap_report import ChunkResult
 from facefusion_ray.pipeline.target_input import TargetInput, open_target
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import stage_input
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,11 @@ class RenderActor:
     render the actor serves; nothing but the encoded segment leaves the actor's node.
     """
 
-    def __init__(self, execution: ExecutionConfig, threads: int) -> None:
+    def __init__(
+        self, execution: ExecutionConfig, threads: int, idle_seconds: float | None = None
+    ) -> None:
+        """`idle_seconds`: a warm actor (one that outlives its job) exits by itself once idle
+        this long; None: it lives until the job ends it."""
         # One actor per CPU: OpenCV's own thread pool would only fight the other actors.
         cv2.setNumThreads(threads)
         # An actor process starts with no root handler (records fall through to stderr, which
@@ -80,22 +89,75 @@ class RenderActor:
             logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         install_redaction()
         self._clock = StageClock()
+        self._execution = execution
+        self._threads = threads
         self._models = JobModels(execution)
         self._pipelines: OrderedDict[str, FramePipeline] = OrderedDict()
         self._caches: dict[str | None, AnalysisCache] = {}
         self._review_frames: dict[str, ReviewFrames] = {}
+        # The file each model id was opened from: a model re-pinned under the same id while
+        # this actor was warm means its sessions (and stores) are stale.
+        self._model_sha256s: dict[str, str] = {}
+        self._jobs = 0
+        self._rendering = 0
+        self._last_used = time.monotonic()
+        if idle_seconds is not None:
+            threading.Thread(
+                target=self._watch_idle, args=(idle_seconds,), name="idle-watch", daemon=True
+            ).start()
 
     def ready(self) -> dict[str, object]:
-        """Answered once the actor is placed and built: where it runs."""
-        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
+        """Answered once the actor is placed and built (and by a warm actor to every job that
+        takes it over): where it runs, how many jobs it served before, its sessions so far."""
+        self._last_used = time.monotonic()
+        jobs_before, self._jobs = self._jobs, self._jobs + 1
+        opened, seconds = self._models.sessions_opened()
+        return {
+            "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "jobs_before": jobs_before,
+            "sessions_opened": opened,
+            "session_seconds": seconds,
+        }
+
+    def sessions_opened(self) -> tuple[int, int, float]:
+        """This actor's pid, the sessions it opened over its life and the seconds that took."""
+        opened, seconds = self._models.sessions_opened()
+        return os.getpid(), opened, seconds
+
+    def idle_state(self) -> tuple[float, dict[str, float]]:
+        """Seconds since the last chunk or job, and the resources this actor holds."""
+        held = reserved(actor_resources(self._execution, self._threads))
+        return time.monotonic() - self._last_used, held
+
+    def _watch_idle(self, limit_seconds: float) -> None:
+        """Ends this actor once it has rendered nothing for `limit_seconds`. (Not through
+        `exit_actor` in a call to itself: that waits on the calls it owns and never ends.) A
+        chunk that arrives in the very moment is lost with the actor and runs elsewhere."""
+        while True:
+            time.sleep(min(max(limit_seconds / 4, 0.5), 30.0))
+            if not self._rendering and time.monotonic() - self._last_used >= limit_seconds:
+                logger.info("idle for %.0f s: this warm worker exits", limit_seconds)
+                ray.kill(ray.get_runtime_context().current_actor)
+                return
 
     def render(self, context: RenderContext, chunk: Chunk, retry: bool = False) -> ChunkResult:
         """Render `chunk` into the work store; a `retry` (its first worker was lost) first looks
         for the segment that worker may have committed before it went."""
-        if retry:
-            committed = committed_chunk(context, chunk)
-            if committed is not None:
-                return committed
+        self._rendering += 1
+        self._last_used = time.monotonic()
+        try:
+            if retry:
+                committed = committed_chunk(context, chunk)
+                if committed is not None:
+                    return committed
+            return self._render(context, chunk)
+        finally:
+            self._last_used = time.monotonic()
+            self._rendering -= 1
+
+    def _render(self, context: RenderContext, chunk: Chunk) -> ChunkResult:
+        self._forget_stale_models(context.plan)
         pipeline = self._pipeline_for(context)
         sessions = self._models.sessions_for(context.settings)
         # Before the snapshot: finding the source face for the review is not the render's work.
@@ -145,6 +207,17 @@ class RenderActor:
 
     def peak_memory(self) -> int:
         return peak_memory_bytes()
+
+    def _forget_stale_models(self, plan: ModelPlan) -> None:
+        """Start over with fresh stores and sessions when a model id now names another file."""
+        files = {model.model_id: model.sha256 for model in plan.models}
+        if any(self._model_sha256s.get(model, sha) != sha for model, sha in files.items()):
+            logger.info("a model changed since this worker opened it: reopening its models")
+            self._models = JobModels(self._execution)
+            self._pipelines.clear()
+            self._review_frames.clear()
+            self._model_sha256s.clear()
+        self._model_sha256s.update(files)
 
     def _review_probe(self, context: RenderContext) -> ReviewProbe | None:
         """The A/B review of this chunk, with the source's embedding found once per render.

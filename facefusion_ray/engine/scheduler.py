@@ -83,6 +83,8 @@ class ChunkScheduler:
         # Chunks handed to actors, and the driver's seconds in this class outside `ray.wait`.
         self.dispatched = 0
         self.driver_seconds = 0.0
+        # What each actor answered when it was ready (where it runs, what it had done before).
+        self.ready_answers: list[dict[str, object]] = []
         self._actors_started = 0
         for _ in range(actors):
             self._start_actor()
@@ -189,7 +191,7 @@ class ChunkScheduler:
         for reference in references:
             actor = self._starting.pop(reference)
             try:
-                ray.get(reference)
+                answer = ray.get(reference)
             except _ACTOR_LOST as error:
                 logger.warning("a worker failed to start: %s", str(error).splitlines()[0])
                 if not self._ready_actors and not self._starting:
@@ -197,6 +199,7 @@ class ChunkScheduler:
                 continue
             self._ready_actors.append(actor)
             self._load[actor] = 0
+            self.ready_answers.append(answer)
 
     def _submit(self) -> None:
         while self._queue and self._ready_actors:

@@ -8,6 +8,7 @@ which variant holds a model's FP16 weights.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal, TypedDict
@@ -50,12 +51,18 @@ class SessionFactory:
         self._sessions: dict[str, ModelSession] = {}
         self._fp16_paths: dict[str, Path] = {}
         self._lock = threading.Lock()
+        # Sessions opened over the factory's life and the seconds it took (start-up cost).
+        self.opened = 0
+        self.open_seconds = 0.0
 
     def get(self, model_id: str) -> ModelSession:
         with self._lock:
             session = self._sessions.get(model_id)
             if session is None:
+                started = time.perf_counter()
                 session = self._open(model_id)
+                self.open_seconds += time.perf_counter() - started
+                self.opened += 1
                 self._sessions[model_id] = session
             return session
 

@@ -59,6 +59,14 @@ class JobModels:
             self._sessions[key] = sessions
         return sessions
 
+    def sessions_opened(self) -> tuple[int, float]:
+        """Sessions opened so far by every store's factory, and the seconds that took."""
+        factories = list(self._sessions.values())
+        return (
+            sum(factory.opened for factory in factories),
+            sum(factory.open_seconds for factory in factories),
+        )
+
 
 def _store_key(settings: SwapSettings) -> StoreKey:
     return (settings.model_store, settings.manifest_path)

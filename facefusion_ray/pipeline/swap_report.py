@@ -60,6 +60,9 @@ class SwapReport:
     workers: int = 0
     seconds: float = 0.0
     startup_seconds: float = 0.0
+    # The job's start-up in parts (Ray, actors, sessions) and what it reused: shared by the
+    # job's renders (engine/startup_report.py; empty without Ray).
+    startup: dict[str, object] = field(default_factory=dict)
     model_calls: dict[str, int] = field(default_factory=dict)
     model_seconds: dict[str, float] = field(default_factory=dict)
     # model id -> where its sessions ran, e.g. ["CPUExecutionProvider fp32"]
