@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 # Bump when the generated media change, so caches holding the old ones are not reused.
 SAMPLE_VERSION = 1
 WIDTH, HEIGHT, FPS = 1280, 720, 30
+GROUP_SHOT_SECONDS, ASTRONAUT_SHOT_SECONDS = 7.0, 3.0
+# The frame the README's before/after picture shows: the middle of the astronaut shot, a
+# public-domain NASA portrait.
+PICTURE_FRAME = round((GROUP_SHOT_SECONDS + ASTRONAUT_SHOT_SECONDS / 2) * FPS)
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,9 @@ def sample_shots(group: np.ndarray, astronaut: np.ndarray) -> list[Shot]:
     top = (group_height - group_width * HEIGHT / WIDTH) / 2
     return [
         # The group of six: a slow push-in from the full width towards the right half.
-        Shot(group, 7.0, (0.0, top, float(group_width)), (300.0, top + 60.0, 900.0)),
+        Shot(group, GROUP_SHOT_SECONDS, (0.0, top, float(group_width)), (300.0, top + 60.0, 900.0)),
         # The astronaut: a drift across the upper part of the photo, where the face is.
-        Shot(astronaut, 3.0, (0.0, 0.0, 512.0), (60.0, 20.0, 400.0)),
+        Shot(astronaut, ASTRONAUT_SHOT_SECONDS, (0.0, 0.0, 512.0), (60.0, 20.0, 400.0)),
     ]
 
 

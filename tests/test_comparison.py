@@ -20,11 +20,12 @@ from facefusion_ray.comparison import (
     similarity_stats,
     source_embedding_for,
 )
+from facefusion_ray.comparison.before_after import GAP_PIXELS, write_before_after
 from facefusion_ray.comparison.contact_sheet import header_height
 from facefusion_ray.comparison.frames import frame_runs
 from facefusion_ray.errors import MediaError, NoFaceError
 from facefusion_ray.media import SegmentEncoder, read_image
-from tests.media_factory import frame_index, make_indexed_clip
+from tests.media_factory import INDEXED_SIZE, frame_index, make_indexed_clip
 
 CLIP_WIDTH, CLIP_HEIGHT = 320, 240
 TOM_FRAMES = range(0, 4)
@@ -233,3 +234,24 @@ def test_contact_sheet_needs_rows(tmp_path: Path, sample_media) -> None:
     with pytest.raises(ValueError):
         build_contact_sheet([], [0], tmp_path / "empty.png")
     assert not (tmp_path / "empty.png").exists()
+
+
+# --- before / after picture ------------------------------------------------------------------
+
+
+def test_the_before_after_picture_shows_the_same_frame_of_target_then_output(
+    tmp_path: Path,
+) -> None:
+    target = make_indexed_clip(tmp_path / "target.mp4", frames=30)
+    output = make_indexed_clip(tmp_path / "output.mp4", frames=30, extra_filter="negate")
+    height = INDEXED_SIZE[1]  # the clip's own size: no scaling blurs the index blocks
+
+    picture = read_image(write_before_after(target, output, 17, tmp_path / "ba.jpg", height))
+
+    panel_width = (picture.shape[1] - GAP_PIXELS) // 2
+    before, after = picture[:, :panel_width], picture[:, panel_width + GAP_PIXELS :]
+    assert picture.shape[0] == height
+    assert frame_index(before) == 17
+    assert frame_index(255 - after) == 17
+    with pytest.raises(MediaError, match="has 30 frames"):
+        write_before_after(target, output, 30, tmp_path / "late.jpg", height)

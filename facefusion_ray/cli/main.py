@@ -106,8 +106,9 @@ def run_samples_command(args: argparse.Namespace) -> int:
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
+    from facefusion_ray.comparison.before_after import write_before_after
     from facefusion_ray.engine.driver import run_swap
-    from facefusion_ray.sample_media import build_sample_media
+    from facefusion_ray.sample_media import PICTURE_FRAME, build_sample_media
 
     media = build_sample_media()
     report_path = args.report or args.output.with_suffix(".report.json")
@@ -124,8 +125,11 @@ def run_demo_command(args: argparse.Namespace) -> int:
         force=args.force,
     )
     print(report.summary())
+    picture = args.output.with_suffix(".before_after.jpg")
+    write_before_after(media.target_video, args.output, PICTURE_FRAME, picture)
     print(f"demo output: {args.output.resolve()}")
     print(f"report: {report_path.resolve()}")
+    print(f"before and after: {picture.resolve()}")
     return 0
 
 
