@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from facefusion_ray.media.decode import DecodedFrame
@@ -44,34 +45,38 @@ class YuvPlanes:
 
 
 class PlaneEdit:
-    """A BGR canvas of `frame` for the processors, filled in `boxes` (None: the whole frame),
-    and the decoded planes with its changes put back (`finish`)."""
+    """A BGR canvas of `frame` for the processors, filled in `boxes` (None: the whole frame;
+    `whole_canvas` fills it all while changes are still looked for in `boxes` alone), and the
+    decoded planes with its changes put back (`finish`)."""
 
-    def __init__(self, frame: DecodedFrame, boxes: Sequence[Box] | None) -> None:
+    def __init__(
+        self, frame: DecodedFrame, boxes: Sequence[Box] | None, whole_canvas: bool = False
+    ) -> None:
         planes = frame.planes
         if planes is None:
             raise ValueError("a plane edit needs a frame decoded as 4:2:0 planes")
         self._frame = frame
         self._source = YuvPlanes(planes, frame.width, frame.height)
-        whole = (0, 0, frame.width, frame.height)
         if boxes is None:
-            self._boxes = [whole]
+            self._boxes = [(0, 0, frame.width, frame.height)]
         else:
             even = [even_box(box, frame.width, frame.height) for box in boxes]
             self._boxes = merged_boxes(even)
-        self.canvas = self._fill(boxes is None)
+        self.canvas = self._fill(whole_canvas or boxes is None)
         self._before = [self.canvas[y0:y1, x0:x1].copy() for x0, y0, x1, y1 in self._boxes]
 
     @property
     def boxes(self) -> list[Box]:
-        """The even-aligned, non-overlapping rectangles of the canvas that hold the frame."""
+        """The even-aligned, non-overlapping rectangles where changes are looked for."""
         return list(self._boxes)
 
     def _fill(self, whole: bool) -> np.ndarray:
         frame = self._frame
         if whole and frame.matrix == BT601:
-            # The analysis's view of the frame is already this conversion (and often made).
+            # The analysis's view of the frame is this very conversion (and often made already).
             return frame.pixels.copy()
+        if whole:
+            return self._source.bgr((0, 0, frame.width, frame.height), frame)
         canvas = np.empty((frame.height, frame.width, 3), dtype=np.uint8)
         for box in self._boxes:
             x0, y0, x1, y1 = box
@@ -84,7 +89,8 @@ class PlaneEdit:
         output: YuvPlanes | None = None
         for box, before in zip(self._boxes, self._before, strict=True):
             x0, y0, x1, y1 = box
-            changed = np.any(self.canvas[y0:y1, x0:x1] != before, axis=2)
+            difference = cv2.absdiff(self.canvas[y0:y1, x0:x1], before)
+            changed = (difference[..., 0] | difference[..., 1] | difference[..., 2]) != 0
             changed_box = _changed_box(changed)
             if changed_box is None:
                 continue
@@ -102,8 +108,11 @@ class PlaneEdit:
         x0, y0, x1, y1 = box
         luma, u, v = bgr_to_yuv420(self.canvas[y0:y1, x0:x1], self._frame.matrix)
         np.copyto(output.y[y0:y1, x0:x1], luma, where=changed)
-        height, width = changed.shape
-        blocks = changed.reshape(height // 2, 2, width // 2, 2).any(axis=(1, 3))
+        # A chroma sample changes with any of its 2x2 pixels (slices: numpy's small-axis
+        # reductions are ten times slower).
+        blocks = (
+            changed[0::2, 0::2] | changed[1::2, 0::2] | changed[0::2, 1::2] | changed[1::2, 1::2]
+        )
         chroma = np.s_[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
         np.copyto(output.u[chroma], u, where=blocks)
         np.copyto(output.v[chroma], v, where=blocks)

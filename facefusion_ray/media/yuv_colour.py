@@ -64,7 +64,9 @@ def yuv420_to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: YuvMatrix
     """BGR uint8 (h, w, 3) from luma (h, w) and chroma (h/2, w/2) planes of an even rectangle;
     each chroma sample covers its 2x2 block, as in OpenCV's I420 conversion."""
     if matrix == BT601:
-        return cv2.cvtColorTwoPlane(y, cv2.merge([u, v]), cv2.COLOR_YUV2BGR_NV12)
+        interleaved = np.empty((*u.shape, 2), dtype=np.uint8)
+        interleaved[..., 0], interleaved[..., 1] = u, v
+        return cv2.cvtColorTwoPlane(np.ascontiguousarray(y), interleaved, cv2.COLOR_YUV2BGR_NV12)
     size = (y.shape[1], y.shape[0])
     u_full = cv2.resize(u, size, interpolation=cv2.INTER_NEAREST)
     v_full = cv2.resize(v, size, interpolation=cv2.INTER_NEAREST)

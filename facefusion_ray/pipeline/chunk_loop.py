@@ -123,11 +123,12 @@ def _render_frame(
         return _swap_frame(pipeline, clock, review, frame_index, frame, faces), frame
     chosen = pipeline.choose(faces)
     shape = (decoded_frame.height, decoded_frame.width, 3)
-    boxes = pipeline.reach(faces, chosen, shape) if review is None else None
-    if boxes == []:
+    boxes = pipeline.reach(faces, chosen, shape)
+    if boxes == [] and review is None:
         return FrameOutcome(len(faces), 0), decoded_frame.planes  # untouched: as decoded
     with clock.measure("convert"):
-        edit = PlaneEdit(decoded_frame, boxes)
+        # The review looks at the whole frame; the processors still write only in `boxes`.
+        edit = PlaneEdit(decoded_frame, boxes, whole_canvas=review is not None)
     outcome = _swap_frame(pipeline, clock, review, frame_index, edit.canvas, faces, chosen)
     with clock.measure("convert"):
         return outcome, edit.finish()

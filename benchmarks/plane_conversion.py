@@ -1,0 +1,87 @@
+"""What a frame's colour conversions cost: the whole frame both ways against the faces' regions.
+
+Before, every frame crossed 4:2:0 -> BGR (after decoding) and BGR -> 4:2:0 (before encoding)
+whole, with OpenCV. Now a frame keeps its decoded planes and only the rectangles its faces reach
+go to BGR and back (media/plane_edit.py); a frame without faces to swap is not converted at all,
+and on a cache miss the analysis still reads the whole frame as BGR (one OpenCV conversion).
+
+The first FRAMES frames of the 720p sample (six faces in each), the embedded models, Tom Hanks
+as the source; faces are analysed once outside the timing, and each way is timed around the
+same swap (conversions only), alternating, one process, one thread:
+
+    .venv/bin/python -m benchmarks.plane_conversion
+"""
+
+import json
+import statistics
+import time
+
+import cv2
+import numpy as np
+
+from facefusion_ray.inference.execution import ExecutionConfig
+from facefusion_ray.media import iter_decoded_frames, probe_media
+from facefusion_ray.media.plane_edit import PlaneEdit
+from facefusion_ray.pipeline.frame_pipeline import FramePipeline
+from facefusion_ray.pipeline.job_models import JobModels
+from facefusion_ray.pipeline.model_loading import load_detector
+from facefusion_ray.pipeline.sources import prepare_source_identity
+from facefusion_ray.pipeline.stage_clock import StageClock
+from facefusion_ray.sample_media import build_sample_media
+from facefusion_ray.settings import SwapSettings
+
+FRAMES = 60
+ROUNDS = 3
+
+
+def main() -> None:
+    cv2.setNumThreads(1)
+    media = build_sample_media()
+    settings = SwapSettings()
+    models = JobModels(ExecutionConfig(intra_op_threads=1))
+    plan, sessions = models.plan_for(settings), models.sessions_for(settings)
+    identity = prepare_source_identity(
+        [media.source_tom_hanks], load_detector(plan, settings, sessions)
+    )
+    pipeline = FramePipeline(settings, plan, identity, StageClock(), sessions)
+    info = probe_media(media.target_video)
+    frames = list(iter_decoded_frames(media.target_video, 0, FRAMES, info))
+    faces = [pipeline.analyse(frame.pixels) for frame in frames]
+    shape = (info.height, info.width, 3)
+    whole: list[float] = []
+    regions: list[float] = []
+    area: list[float] = []
+    for _ in range(ROUNDS):
+        for frame, frame_faces in zip(frames, faces, strict=True):
+            planes = np.asarray(frame.planes)
+            started = time.perf_counter()
+            bgr = cv2.cvtColor(planes, cv2.COLOR_YUV2BGR_I420)
+            converted = time.perf_counter()
+            pipeline.apply(bgr, frame_faces)
+            restarted = time.perf_counter()
+            cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+            whole.append(converted - started + time.perf_counter() - restarted)
+
+            chosen = pipeline.choose(frame_faces)
+            started = time.perf_counter()
+            edit = PlaneEdit(frame, pipeline.reach(frame_faces, chosen, shape))
+            converted = time.perf_counter()
+            pipeline.apply(edit.canvas, frame_faces, chosen)
+            restarted = time.perf_counter()
+            edit.finish()
+            regions.append(converted - started + time.perf_counter() - restarted)
+            covered = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in edit.boxes)
+            area.append(covered / (info.width * info.height))
+    result = {
+        "frames": FRAMES,
+        "rounds": ROUNDS,
+        "faces_per_frame": statistics.mean(len(frame_faces) for frame_faces in faces),
+        "whole_frame_ms_median": round(statistics.median(whole) * 1000, 3),
+        "face_regions_ms_median": round(statistics.median(regions) * 1000, 3),
+        "face_regions_share_of_frame": round(statistics.mean(area), 3),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
