@@ -18,8 +18,11 @@ from facefusion_ray.media.decode import DecodedFrame, iter_decoded_frames
 from facefusion_ray.media.ffmpeg_tool import ffmpeg_executable
 from facefusion_ray.media.plane_edit import PlaneEdit
 from facefusion_ray.media.yuv_colour import BT601, BT709, bgr_to_yuv420, yuv420_to_bgr
+from facefusion_ray.pipeline.chunk_loop import render_range
+from facefusion_ray.pipeline.chunks import Chunk
 from facefusion_ray.pipeline.frame_pipeline import FramePipeline
 from facefusion_ray.pipeline.job_models import JobModels
+from facefusion_ray.pipeline.review_probe import ReviewFrames, ReviewProbe
 from facefusion_ray.pipeline.sources import prepare_source_identity
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.settings import SwapSettings
@@ -222,3 +225,25 @@ def test_swapped_regions_match_the_whole_frame_path(
         assert chroma.mean() < 0.5
         back = cv2.cvtColor(new, cv2.COLOR_YUV2BGR_I420)
         assert np.abs(back.astype(int) - whole).mean() < 1.0
+
+
+def test_a_reviewed_render_writes_the_same_pixels(
+    pipeline: FramePipeline, group_frames, tmp_path: Path
+) -> None:
+    """The A/B review looks at whole frames; what is encoded stays the faces' regions alone."""
+    target = encode_clip(tmp_path / "group.mp4", iter(group_frames[FACE_FRAMES - 3 :]), None)
+    info = probe_media(target)
+    settings = SwapSettings(output_video_quality=100)
+    outputs = []
+    for review in (None, ReviewProbe(ReviewFrames((0,), (1,)), None)):
+        segment = tmp_path / f"segment-{review is None}.mp4"
+        chunk = Chunk(0, 0, info.frame_count)
+        render_range(
+            pipeline, StageClock(), settings, str(target), info, chunk, segment, None, None, review
+        )
+        outputs.append(decoded_planes(segment))
+        if review is not None:
+            assert review.result.thumbnails and 0 in review.result.shots
+    for plain, reviewed in zip(*outputs, strict=True):
+        assert np.array_equal(plain, reviewed)
+    assert np.array_equal(outputs[0][-1], decoded_planes(target)[-1])  # no face: as decoded
