@@ -27,6 +27,7 @@ from facefusion_ray.pipeline.sources import prepare_source_identity
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.settings import SwapSettings
 from tests.media_checks import psnr
+from tests.media_factory import run_ffmpeg_cli
 
 # The issue's clip: 854x480 at 29.97 fps, the group of six above a face-free table.
 WIDTH, HEIGHT, RATE = 854, 480, "30000/1001"
@@ -247,3 +248,39 @@ def test_a_reviewed_render_writes_the_same_pixels(
     for plain, reviewed in zip(*outputs, strict=True):
         assert np.array_equal(plain, reviewed)
     assert np.array_equal(outputs[0][-1], decoded_planes(target)[-1])  # no face: as decoded
+
+
+@pytest.mark.parametrize(
+    ("pixel_format", "size"), [("yuv444p", "96x64"), ("yuv444p", "97x65")]
+)  # fmt: skip
+def test_frames_swscale_converts_keep_their_colours_and_bt709_tags(
+    tmp_path: Path, pixel_format: str, size: str
+) -> None:
+    """4:4:4 and odd sizes cross the pipes as BGR: the encoder turns them back in the input's
+    matrix (its own conversion for 4:2:0, swscale for 4:4:4), so colours do not shift."""
+    target = tmp_path / "tagged.mp4"
+    width, height = (int(side) for side in size.split("x"))
+    # Smooth colours, constant over 2x2 blocks, so 4:2:0 loses nothing but rounding.
+    smooth = f"scale={width // 2}:{height // 2},gblur=sigma=2,scale={width}:{height}:flags=neighbor"
+    run_ffmpeg_cli(
+        *("-loglevel", "error", "-f", "lavfi", "-i", f"testsrc=size={size}:rate=25:duration=0.2"),
+        *("-vf", f"{smooth},{BT709_FILTER}", "-c:v", "libx264", "-qp", "0"),
+        *("-pix_fmt", pixel_format, str(target)),
+    )
+    info = probe_media(target)
+    assert info.colour.matrix == BT709
+    frames = list(iter_decoded_frames(target, 0, info.frame_count, info))
+    assert frames[0].planes is None
+    segment = tmp_path / "segment.mp4"
+    assert info.fps is not None
+    with SegmentEncoder(segment, info.width, info.height, info.fps, 100, colour=info.colour) as out:
+        for frame in frames:
+            out.write(frame.pixels)
+    output = probe_media(segment)
+    assert output.colour == info.colour
+    for before, after in zip(frames, iter_decoded_frames(segment, 0, 5, output), strict=True):
+        if after.planes is None:  # odd size: 4:4:4 out, through swscale back
+            pixels = after.pixels
+        else:  # 4:2:0 out: each chroma sample over its block, in the tagged matrix
+            pixels = yuv420_to_bgr(*split(after.planes, info.width, info.height), after.matrix)
+        assert np.abs(before.pixels.astype(int) - pixels).mean() < 0.5
