@@ -199,8 +199,8 @@ def test_swapped_regions_match_the_whole_frame_path(
     pipeline: FramePipeline, group_frames, tmp_path: Path
 ) -> None:
     """Against converting the whole frame (OpenCV BT.601 both ways, the path before planes):
-    the same faces, the same pixels within a level or two, and outside the faces' reach the
-    decoded planes exactly where the whole-frame path shifts them."""
+    every value is the whole-frame path's or the decoded one, and outside the faces' reach the
+    decoded one, where the whole-frame path shifts some."""
     target = encode_clip(tmp_path / "group.mp4", iter(group_frames[:3]), None)
     info = probe_media(target)
     for frame in iter_decoded_frames(target, 0, 3, info):
@@ -214,18 +214,15 @@ def test_swapped_regions_match_the_whole_frame_path(
         edit = PlaneEdit(frame, boxes)
         pipeline.apply(edit.canvas, faces, chosen)
         new, decoded = edit.finish(), np.asarray(frame.planes)
+        assert np.all((new == old) | (new == decoded))
         reached = np.zeros((HEIGHT, WIDTH), dtype=bool)
         for x0, y0, x1, y1 in edit.boxes:
             reached[y0:y1, x0:x1] = True
-        luma_new, luma_old = new[:HEIGHT].astype(int), old[:HEIGHT].astype(int)
-        assert np.array_equal(luma_new[~reached], decoded[:HEIGHT][~reached])
-        assert not np.array_equal(luma_old[~reached], decoded[:HEIGHT][~reached])
-        difference = np.abs(luma_new - luma_old)[reached]
-        assert np.mean(difference <= 2) > 0.999
-        chroma = np.abs(new[HEIGHT:].astype(int) - old[HEIGHT:])
-        assert chroma.mean() < 0.5
-        back = cv2.cvtColor(new, cv2.COLOR_YUV2BGR_I420)
-        assert np.abs(back.astype(int) - whole).mean() < 1.0
+        luma_new, luma_old, luma_decoded = new[:HEIGHT], old[:HEIGHT], decoded[:HEIGHT]
+        assert np.array_equal(luma_new[~reached], luma_decoded[~reached])
+        assert not np.array_equal(luma_old[~reached], luma_decoded[~reached])
+        assert np.mean(luma_new[reached] == luma_old[reached]) > 0.99
+        assert np.mean(new[HEIGHT:] == old[HEIGHT:]) > 0.99
 
 
 def test_a_reviewed_render_writes_the_same_pixels(

@@ -89,8 +89,8 @@ class PlaneEdit:
         output: YuvPlanes | None = None
         for box, before in zip(self._boxes, self._before, strict=True):
             x0, y0, x1, y1 = box
-            difference = cv2.absdiff(self.canvas[y0:y1, x0:x1], before)
-            changed = (difference[..., 0] | difference[..., 1] | difference[..., 2]) != 0
+            blue, green, red = cv2.split(cv2.absdiff(self.canvas[y0:y1, x0:x1], before))
+            changed = cv2.bitwise_or(cv2.bitwise_or(blue, green), red) != 0
             changed_box = _changed_box(changed)
             if changed_box is None:
                 continue

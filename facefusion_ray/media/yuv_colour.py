@@ -5,8 +5,9 @@ matrix as data and work on any even-aligned rectangle, so a frame is converted w
 and nowhere else. BT.601 rectangles go to BGR through OpenCV itself, so they are exactly the
 pixels the analysis sees of the whole frame; other matrices through `cv2.transform` (rounded).
 
-Towards YUV each 2x2 block's chroma comes from the mean of its four pixels (OpenCV's I420
-conversion takes the top-left pixel's alone), so a pasted face's edges do not alias in colour.
+Towards YUV each 2x2 block's chroma comes from its top-left pixel, as OpenCV's I420 conversion
+takes it: for BT.601 the pixels of a swapped region are exactly those the whole-frame conversion
+gave before frames kept their planes.
 """
 
 from __future__ import annotations
@@ -74,11 +75,21 @@ def yuv420_to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: YuvMatrix
 
 
 def bgr_to_yuv420(bgr: np.ndarray, matrix: YuvMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Luma (h, w) and chroma (h/2, w/2) uint8 planes of an even-sized BGR rectangle."""
+    """Luma (h, w) and chroma (h/2, w/2) uint8 planes of an even-sized BGR rectangle; each
+    2x2 block's chroma is its top-left pixel's, as in OpenCV's I420 conversion (for BT.601 it
+    is OpenCV's, so swapped pixels come out as they did when whole frames were converted)."""
     height, width = bgr.shape[:2]
+    if matrix == BT601:
+        planes = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2YUV_I420).reshape(-1)
+        quarter = (height // 2) * (width // 2)
+        luma_size = height * width
+        return (
+            planes[:luma_size].reshape(height, width),
+            planes[luma_size : luma_size + quarter].reshape(height // 2, width // 2),
+            planes[luma_size + quarter :].reshape(height // 2, width // 2),
+        )
     luma = cv2.transform(bgr, matrix.to_yuv[:1])
-    block_means = cv2.resize(bgr, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
-    chroma = cv2.transform(block_means, matrix.to_yuv[1:])
+    chroma = cv2.transform(np.ascontiguousarray(bgr[0::2, 0::2]), matrix.to_yuv[1:])
     return luma.reshape(height, width), chroma[..., 0], chroma[..., 1]
 
 
