@@ -48,6 +48,11 @@ class DecodedFrame:
         pipe = PipeFormat(self.pixel_format, self.width, self.height, self.matrix)
         return pipe.to_bgr(self.delivered)
 
+    def pixels_if_converted(self) -> np.ndarray | None:
+        """`pixels` if something has asked for them already, else None (nothing converted)."""
+        converted = self.__dict__.get("pixels")
+        return converted if isinstance(converted, np.ndarray) else None
+
     @property
     def planes(self) -> np.ndarray | None:
         """The delivered 4:2:0 planes as one read-only (height * 3 / 2, width) array, or None

@@ -77,10 +77,13 @@ class PlaneEdit:
             return frame.pixels.copy()
         if whole:
             return self._source.bgr((0, 0, frame.width, frame.height), frame)
+        # The analysis's view, when a cache miss made it, already holds these pixels.
+        analysed = frame.pixels_if_converted() if frame.matrix == BT601 else None
         canvas = np.empty((frame.height, frame.width, 3), dtype=np.uint8)
         for box in self._boxes:
             x0, y0, x1, y1 = box
-            canvas[y0:y1, x0:x1] = self._source.bgr(box, frame)
+            source = self._source.bgr(box, frame) if analysed is None else analysed[y0:y1, x0:x1]
+            canvas[y0:y1, x0:x1] = source
         return canvas
 
     def finish(self) -> np.ndarray:
