@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.process_tree_cpu import ACTOR_PROCESSES, RAY, ProcessTreeCpu
+
 # Lines of a failed command's stderr shown in the error.
 STDERR_TAIL_LINES = 20
 
@@ -27,17 +29,30 @@ def shown(command: Sequence[str]) -> str:
 
 def run_timed(command: Sequence[str]) -> float:
     """Wall seconds of `command`, run with no input; its output is kept only for errors."""
+    return run_sampled(command)[0]
+
+
+def run_sampled(command: Sequence[str]) -> tuple[float, dict[str, float]]:
+    """Wall seconds of `command` and the CPU seconds of its process tree by kind (sampled)."""
     started = time.perf_counter()
-    completed = subprocess.run(
-        list(command), stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+    process = subprocess.Popen(
+        list(command),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    tree = ProcessTreeCpu(process.pid)
+    tree.start()
+    try:
+        _, stderr = process.communicate()
+    finally:
+        tree.stop()
     wall = time.perf_counter() - started
-    if completed.returncode != 0:
-        tail = "\n".join(completed.stderr.splitlines()[-STDERR_TAIL_LINES:])
-        raise BenchmarkCommandFailed(
-            f"{shown(command)} exited with {completed.returncode}:\n{tail}"
-        )
-    return wall
+    if process.returncode != 0:
+        tail = "\n".join(stderr.splitlines()[-STDERR_TAIL_LINES:])
+        raise BenchmarkCommandFailed(f"{shown(command)} exited with {process.returncode}:\n{tail}")
+    return wall, tree.by_kind()
 
 
 def job_arguments(workers: int, report_path: Path, work_store: Path) -> list[str]:
@@ -55,6 +70,28 @@ def run_reported(command: Sequence[str], report_path: Path) -> tuple[float, dict
     """Wall seconds of `command` and the JSON report it wrote."""
     wall = run_timed(command)
     return wall, json.loads(report_path.read_text())
+
+
+def cpu_by_process_kind(
+    report: Mapping[str, object], tree: Mapping[str, float]
+) -> dict[str, float]:
+    """CPU seconds of one render by process kind: the report's exact figures (the driver and
+    its ffmpeg children, the frame loops, ffmpeg decoding and encoding) and, sampled from the
+    process tree, the actor processes outside their frame loops (start-up: imports, sessions;
+    Ray's threads) and Ray's own processes. Reports written before the figures existed give
+    the sampled tree alone."""
+    exact = report.get("cpu_seconds")
+    figures = {kind: round(as_float(value), 2) for kind, value in _mapping(exact).items()}
+    actors = tree.get(ACTOR_PROCESSES)
+    if actors is not None and "frame_loop" in figures:
+        figures["actor_outside_frame_loop"] = round(actors - figures["frame_loop"], 2)
+    figures["ray"] = round(tree.get(RAY, 0.0), 2)
+    figures["total"] = round(sum(figures.values()), 2)
+    return figures
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, dict) else {}
 
 
 def swap_figures(report: Mapping[str, object], wall: float) -> dict[str, object]:

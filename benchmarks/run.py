@@ -21,6 +21,10 @@ from pathlib import Path
 
 from benchmarks.ab_scaling import AB_SOURCE_COUNTS, AbScaling, ab_scenario_name
 from benchmarks.cache_read import CACHE_READ_SCENARIOS, run_cache_read
+from benchmarks.facefusion_overhead import FACEFUSION_OVERHEAD, FaceFusionOverhead
+from benchmarks.model_memory import SCENARIO as MEMORY_SCENARIO
+from benchmarks.model_memory import TARGET as MEMORY_TARGET
+from benchmarks.model_memory import run_memory_scenario
 from benchmarks.swap_scenarios import SCENARIOS, run_swap_scenario
 from benchmarks.targets import targets_summary
 from benchmarks.workspace import Workspace
@@ -38,6 +42,8 @@ SCENARIO_NAMES = (
     *(scenario.name for scenario in SCENARIOS),
     *(ab_scenario_name(count) for count in AB_SOURCE_COUNTS),
     *CACHE_READ_SCENARIOS,
+    FACEFUSION_OVERHEAD,
+    MEMORY_SCENARIO,
 )
 PREREQUISITES = {scenario.name: scenario.after for scenario in SCENARIOS if scenario.after}
 
@@ -88,12 +94,25 @@ def scenario_runners(workspace: Workspace) -> dict[str, Callable[[], dict[str, o
         runners[ab_scenario_name(count)] = partial(ab.run, count)
     for name, selector_mode in CACHE_READ_SCENARIOS.items():
         runners[name] = partial(run_cache_read, workspace, selector_mode)
+    runners[FACEFUSION_OVERHEAD] = FaceFusionOverhead(workspace).run
+    runners[MEMORY_SCENARIO] = lambda: run_memory_scenario(
+        workspace.published_cost_store(),
+        workspace.source("tom_hanks"),
+        workspace.target(MEMORY_TARGET),
+        workspace.folder,
+    )
     return runners
 
 
 def headline(result: dict[str, object]) -> str:
+    if "skipped" in result:
+        return f"skipped: {result['skipped']}"
+    if "ratio_to_facefusion" in result:
+        return f"{result['ratio_to_facefusion']}x FaceFusion's frames/s"
     if "ab_share_of_separate" in result:
         return f"A/B takes {result['ab_share_of_separate']} of the separate renders' time"
+    if "whole_job_peak_mb" in result:
+        return f"peak memory {result['peak_memory_mb']} MB, {result['whole_job_peak_mb']} MB in all"
     if "stores" in result:
         return f"analysis {result['analysis_seconds']} s, reads {result['stores']}"
     return f"{result['frames_per_second']} frames/s"

@@ -1,10 +1,18 @@
 """Scenarios of one `facefusion-ray swap` each: the engine, the sequential baseline, the analysis
 cache, and the stand-in neural swapper."""
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.measure import cli_command, job_arguments, run_reported, shown, swap_figures
+from benchmarks.measure import (
+    cli_command,
+    cpu_by_process_kind,
+    job_arguments,
+    run_sampled,
+    shown,
+    swap_figures,
+)
 from benchmarks.workspace import Workspace
 
 
@@ -74,6 +82,23 @@ SCENARIOS = (
         after="720p_reference_cache_cold",
         selector_mode="reference",
     ),
+    # The same pair in one process, frame by frame (no Ray, no start-up).
+    Scenario(
+        "720p_sequential_cache_cold",
+        "720p",
+        1,
+        sequential=True,
+        analysis_cache="720p_sequential",
+    ),
+    Scenario(
+        "720p_sequential_cache_warm_new_source",
+        "720p",
+        1,
+        sequential=True,
+        analysis_cache="720p_sequential",
+        source="astronaut",
+        after="720p_sequential_cache_cold",
+    ),
     Scenario("720p_engine_2_workers", "720p", 2),
     Scenario("720p_engine_1_worker", "720p", 1),
     Scenario("720p_sequential_baseline", "720p", 1, sequential=True),
@@ -126,9 +151,12 @@ def report_path(scenario: Scenario, workspace: Workspace) -> Path:
 
 def run_swap_scenario(scenario: Scenario, workspace: Workspace) -> dict[str, object]:
     command = swap_command(scenario, workspace)
-    wall, report = run_reported(command, report_path(scenario, workspace))
+    wall, tree = run_sampled(command)
+    report = json.loads(report_path(scenario, workspace).read_text())
     (workspace.folder / f"{scenario.name}.mp4").unlink()
     result: dict[str, object] = {"command": shown(command), **swap_figures(report, wall)}
+    result["cpu_seconds_by_process_kind"] = cpu_by_process_kind(report, tree)
+    result["cpu_seconds_sampled_tree"] = tree
     if scenario.neural:
         result["swapper"] = swapper_figures(report, workspace)
     return result

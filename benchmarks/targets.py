@@ -4,7 +4,10 @@ this invocation is left out rather than judged."""
 from collections.abc import Mapping
 
 from benchmarks.cache_read import CACHE_READ_SCENARIOS, READ_TARGET_SHARE
+from benchmarks.facefusion_overhead import FACEFUSION_OVERHEAD, RATIO_TARGET
 from benchmarks.measure import as_float
+from benchmarks.model_memory import SCENARIO as MEMORY_SCENARIO
+from benchmarks.model_memory import actor_memory_target
 
 Results = Mapping[str, Mapping[str, object]]
 
@@ -21,6 +24,7 @@ WARM_CACHE_TARGET = 0.25
 WARM_CACHE_PAIRS = {
     "warm_cache_rerender_vs_cold": "720p_cache",
     "warm_cache_rerender_vs_cold_reference_selector": "720p_reference_cache",
+    "warm_cache_rerender_vs_cold_sequential": "720p_sequential_cache",
 }
 
 
@@ -57,8 +61,18 @@ def targets_summary(results: Results) -> dict[str, object]:
         cold, warm = results.get(f"{prefix}_cold"), results.get(f"{prefix}_warm_new_source")
         if cold and warm:
             summary[key] = warm_cache_share(cold, warm)
+    overhead = results.get(FACEFUSION_OVERHEAD)
+    if overhead and overhead.get("ratio_to_facefusion") is not None:
+        ratio = as_float(overhead["ratio_to_facefusion"])
+        summary["facefusion_overhead_ratio"] = {
+            "ratio": ratio,
+            "target": RATIO_TARGET,
+            "met": ratio >= RATIO_TARGET,
+        }
     summary.update(cache_read_targets(results))
     summary.update(ab_targets(results))
+    if MEMORY_SCENARIO in results:
+        summary["actor_peak_memory_published_costs"] = actor_memory_target(results[MEMORY_SCENARIO])
     return summary
 
 

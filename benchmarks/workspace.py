@@ -5,12 +5,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.face_crops import crop_group_faces
+from benchmarks.model_memory import PublishedCostStore, build_published_cost_store
 from benchmarks.neural_store import NeuralStore, build_neural_store
 from facefusion_ray.media.ffmpeg_tool import run_ffmpeg
 from facefusion_ray.sample_media import build_sample_media
 
 # Trimmed targets: name -> frames taken from the start of the 720p sample (30 frames/s).
-TRIMMED_TARGETS = {"720p_120_frames": 120, "720p_30_frames": 30}
+TRIMMED_TARGETS = {"720p_120_frames": 120, "720p_30_frames": 30, "720p_12_frames": 12}
 SAMPLE_FPS = 30
 
 
@@ -25,6 +26,7 @@ class Workspace:
         self._targets: dict[str, Path] = {"720p": self._media.target_video}
         self._group_faces: list[Path] | None = None
         self._neural_store: NeuralStore | None = None
+        self._published_cost_store: PublishedCostStore | None = None
 
     def target(self, name: str) -> Path:
         if name not in self._targets:
@@ -47,11 +49,20 @@ class Workspace:
             self._neural_store = build_neural_store(self.folder / "neural-models")
         return self._neural_store
 
+    def published_cost_store(self) -> PublishedCostStore:
+        if self._published_cost_store is None:
+            folder = self.folder / "published-cost-models"
+            self._published_cost_store = build_published_cost_store(folder)
+        return self._published_cost_store
+
     def setup(self) -> dict[str, object]:
         """What was prepared besides the targets, for the result document."""
         setup: dict[str, object] = {}
         if self._neural_store is not None:
             setup["neural_store"] = asdict(self._neural_store)
+        if self._published_cost_store is not None:
+            store = self._published_cost_store
+            setup["published_cost_store"] = {"url": store.url, "commands": store.commands}
         return setup
 
     def _prepare_target(self, name: str) -> Path:

@@ -12,6 +12,7 @@ from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.media.pixel_limit import DEFAULT_MAX_PIXELS
 from facefusion_ray.media.video_codecs import DECODE_HWACCELS, VIDEO_ENCODERS, VIDEO_PRESETS
 from facefusion_ray.option_scopes import Scope, check_declared_values, declared, nested
+from facefusion_ray.storage.ranged_reads import TargetReads
 
 CLASSIC_SWAPPER = "classic"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
@@ -54,6 +55,8 @@ class SwapSettings:
     workers: int = declared(2, NEITHER, bounds=(1, None))
     execution: ExecutionConfig = nested(ExecutionConfig)
     face_selector: FaceSelection = nested(FaceSelection)
+    # How an s3:// target is read and named in the keys (ranged reads, staging, identity).
+    target_reads: TargetReads = nested(TargetReads)
     reference_frame_number: int = declared(0, PIXELS, bounds=(0, None))
     debug_overlay: bool = declared(False, PIXELS)
     # Where the actors find their models: a store URL (None: this machine's default store)

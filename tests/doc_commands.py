@@ -20,7 +20,7 @@ _INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 _PROGRAM = re.compile(
     r"(?:^|[\s;&(])((?:\S*/)?facefusion-ray|(?:\S*/)?python -m \w+(?:\.\w+)*)(?=\s|$)"
 )
-_CHECKED_MODULES = ("ray_jobs.", "benchmarks.run")
+_CHECKED_MODULES = ("ray_jobs.", "benchmarks.run", "benchmarks.gpu_check", "benchmarks.scale")
 
 
 @dataclass(frozen=True)

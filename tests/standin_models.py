@@ -19,10 +19,14 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from facefusion_ray.zoo.manifest import ModelSpec, TensorSpec
+from facefusion_ray.zoo.model_metadata import extract_metadata, metadata_path, write_metadata
 
 STANDIN_PRODUCER = "facefusion-ray stand-in"
 STANDIN_OPSET = 17
 STANDIN_IR_VERSION = 10
+# How far (0-255) a swap with an FP16 model may stray from the FP32 one, per pixel value: the
+# tests and benchmarks/gpu_check.py hold the FP16 swapper to it.
+FP16_MAX_PIXEL_DIFFERENCE = 2
 
 _ONNX_TYPES = {
     "float32": TensorProto.FLOAT,
@@ -35,8 +39,9 @@ _ONNX_TYPES = {
 }
 
 
-def build_standin(spec: ModelSpec, path: Path, batch: int = 1) -> Path:
-    """Write a stand-in for `spec` to `path`. `batch` replaces a leading dimension of 1."""
+def build_standin(spec: ModelSpec, path: Path, batch: int = 1, metadata: bool = False) -> Path:
+    """Write a stand-in for `spec` to `path`. `batch` replaces a leading dimension of 1; with
+    `metadata`, the metadata preparation would store goes beside it."""
     graph = _GraphBuilder()
     inputs = [_resized_batch(tensor, batch) for tensor in spec.inputs]
     outputs = [_resized_batch(tensor, batch) for tensor in spec.outputs]
@@ -66,6 +71,7 @@ def build_standin(spec: ModelSpec, path: Path, batch: int = 1) -> Path:
         spec.model_id,
         "generated test double with the real model's tensor names and shapes; NOT the real "
         "model, its outputs are meaningless",
+        metadata=metadata,
     )
 
 
@@ -75,6 +81,7 @@ def save_standin_model(
     imitates: str,
     description: str,
     producer: str = STANDIN_PRODUCER,
+    metadata: bool = False,
 ) -> Path:
     """Write `graph` as a checked ONNX file marked as a stand-in for `imitates` in its producer,
     doc string and metadata, so it can never pass for the real model."""
@@ -89,6 +96,10 @@ def save_standin_model(
     onnx.checker.check_model(model, full_check=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
+    if metadata:
+        # What preparation stores beside a prepared file (a swapper's emap), for tests that
+        # open the file directly rather than through a model store.
+        write_metadata(extract_metadata(model), metadata_path(path))
     return path
 
 

@@ -221,6 +221,9 @@ def test_engine_matches_the_sequential_path_frame_for_frame(
     for report in (engine, sequential):
         assert set(report.stage_seconds) >= {"decode", "swap", "encode", "assemble"}
         assert report.peak_memory_bytes["driver"] > 0
+        # CPU by process kind: the frame loops and their ffmpeg children, exact; the driver's.
+        kinds = ("frame_loop", "ffmpeg_decode", "ffmpeg_encode", "driver", "driver_ffmpeg")
+        assert all(report.cpu_seconds[kind] > 0 for kind in kinds), report.cpu_seconds
     assert engine.peak_memory_bytes["actor_0"] > 0
     # The second render of the same frames was served by the analysis cache.
     assert sum(engine.cache.values()) == 40 and sequential.cache["hits"] == 40

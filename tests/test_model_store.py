@@ -37,6 +37,7 @@ from facefusion_ray.storage import (
 from facefusion_ray.zoo import get_model_spec
 from facefusion_ray.zoo.lockfile import LOCK_FILE_NAME
 from facefusion_ray.zoo.manifest import Manifest, ModelSource, Preparation, UpstreamHash
+from facefusion_ray.zoo.model_metadata import METADATA_SUFFIX
 from facefusion_ray.zoo.model_store import ModelStore
 from facefusion_ray.zoo.store_layout import prepared_file_name
 from tests.prepared_files import is_prepared_intact
@@ -118,7 +119,12 @@ def test_pull_then_local_path_gives_verified_files(
         status = store.status(model_id)
         assert status.present and status.verified and status.pinned_sha256 == sha256
         assert status.variants == dict.fromkeys(spec.variants, True)
-        stored = [source] + [f"prepared/{model_id}/{name}" for name in prepared_names(model_id)]
+        # Each prepared file is stored with its metadata (signatures; a swapper's emap).
+        stored = [source] + [
+            f"prepared/{model_id}/{name}{suffix}"
+            for name in prepared_names(model_id)
+            for suffix in ("", METADATA_SUFFIX)
+        ]
         assert status.size_bytes == sum(len(store_under_test.read(key)) for key in stored)
     assert ModelSession(paths["sface"], "sface").output_names == ("fc1",)
     assert log_count(store_log, "copied") == 2

@@ -30,3 +30,13 @@ def test_chunks_are_balanced_over_the_workers() -> None:
 def test_one_worker_keeps_the_requested_chunk_size() -> None:
     assert [chunk.count for chunk in plan_chunks(150, 64)] == [50, 50, 50]
     assert [chunk.count for chunk in plan_chunks(128, 64)] == [64, 64]
+
+
+def test_a_catalog_job_does_not_split_its_short_videos_further() -> None:
+    from facefusion_ray.engine.render_plan import chunk_balance
+
+    # One 24-frame video on 8 workers: spread over all of them.
+    assert len(plan_chunks(24, 64, chunk_balance(1, 8))) == 8
+    # 2,400 such renders on 8 workers keep them busy: each clip is one chunk, not 8 of 3 frames.
+    assert len(plan_chunks(24, 64, chunk_balance(2400, 8))) == 1
+    assert (chunk_balance(7, 8), chunk_balance(8, 8)) == (8, 1)

@@ -28,7 +28,7 @@ from facefusion_ray.media.video_codecs import (
     hwaccel_failure,
     quality_value,
 )
-from facefusion_ray.pipeline.codec_choice import with_usable_codecs
+from facefusion_ray.pipeline.codec_choice import usable_codecs
 from facefusion_ray.settings import SwapSettings
 from tests.media_factory import (
     container_summary_facts,
@@ -125,7 +125,7 @@ def test_cuda_decoding_adds_hwaccel_before_the_input_and_keeps_the_range(
 @pytest.mark.skipif(hwaccel_failure("cuda") is None, reason="this machine decodes on CUDA")
 def test_cuda_decoding_without_a_gpu_fails_in_one_line(indexed_clip: Path) -> None:
     info = probe_media(indexed_clip)
-    # Reached only where the driver's probe passed but this node has no GPU: still one line.
+    # Reached only where this node's probe passed but the GPU still fails: still one line.
     with pytest.raises(MediaError, match=r"^decode hwaccel cuda: .*device setup failed") as raised:
         list(iter_decoded_frames(indexed_clip, 0, 2, info, "cuda"))
     assert "\n" not in str(raised.value)
@@ -156,13 +156,13 @@ def test_nvenc_and_cuda_without_a_gpu_refuse_or_fall_back() -> None:
         execution=settings.execution.__class__(allow_cpu_fallback=True),
     )
     with pytest.raises(CodecUnavailable):
-        with_usable_codecs(settings)
-    usable, notes = with_usable_codecs(fallback)
-    assert (usable.output_video_encoder, usable.decode_hwaccel) == ("libx264", "none")
-    assert len(notes) == 2 and "encoded with libx264" in notes[0]
-    assert "decoded on the CPU" in notes[1]
-    unchanged, none = with_usable_codecs(SwapSettings(output_video_encoder="libx265"))
-    assert unchanged.output_video_encoder == "libx265" and none == ()
+        usable_codecs(settings)
+    usable = usable_codecs(fallback)
+    assert (usable.encoder, usable.hwaccel) == ("libx264", "none")
+    assert len(usable.notes) == 2 and "encoded with libx264" in usable.notes[0]
+    assert "decoded on the CPU" in usable.notes[1]
+    unchanged = usable_codecs(SwapSettings(output_video_encoder="libx265"))
+    assert unchanged.encoder == "libx265" and unchanged.notes == ()
 
 
 @pytest.mark.skipif(encoder_failure("h264_nvenc") is None, reason="this machine has NVENC")
@@ -188,7 +188,7 @@ def test_swap_with_nvenc_here_is_one_error_line_or_libx264_with_a_note(
 
 @pytest.mark.skipif(encoder_failure("h264_nvenc") is None, reason="this machine has NVENC")
 def test_a_segment_whose_encoder_cannot_open_names_the_cause(tmp_path: Path) -> None:
-    # Where the driver's probe passed but this node has no GPU, the segment fails with the cause.
+    # Where this node's probe passed but the encoder still fails, the segment names the cause.
     segment = tmp_path / "nvenc.mp4"
     writer = SegmentEncoder(segment, 64, 48, Fraction(25), encoder="h264_nvenc")
     with pytest.raises(MediaError, match="cannot encode segment") as raised, writer:

@@ -131,6 +131,26 @@ SWAP_OPTIONS: tuple[SwapOption, ...] = (
         "model store URL, e.g. s3://bucket/models (default: local store)",
     ),
     SwapOption(
+        "--target-identity",
+        "target_reads.identity",
+        "what names an s3:// target in the keys: metadata (ETag, size, version id; nothing "
+        "downloaded) or content (SHA-256 of the whole object, read once by the driver)",
+    ),
+    SwapOption(
+        "--stage-below-bytes",
+        "target_reads.stage_below_bytes",
+        "s3:// targets smaller than this are downloaded whole to each node; larger ones are "
+        "read by range, each chunk only its own part",
+        metavar="N",
+    ),
+    SwapOption(
+        "--signed-url-seconds",
+        "target_reads.signed_url_seconds",
+        "lifetime of the signed URL through which a chunk reads an s3:// target by range: "
+        "longer than one chunk takes",
+        metavar="N",
+    ),
+    SwapOption(
         "--output-video-quality",
         "output_video_quality",
         "0-100, mapped per encoder like FaceFusion: CRF for libx264/libx265/libvpx-vp9/"
@@ -190,6 +210,11 @@ SWAP_OPTIONS: tuple[SwapOption, ...] = (
         "draw boxes, landmarks, scores and the selected faces onto the output",
     ),
     SwapOption("--execution-provider", "execution.device", "where the models run in each actor"),
+    SwapOption(
+        "--precision",
+        "execution.precision",
+        "model weights: auto (FP16 variants on a GPU, FP32 on the CPU), fp16 or fp32",
+    ),
     SwapOption(
         "--allow-cpu-fallback",
         "execution.allow_cpu_fallback",

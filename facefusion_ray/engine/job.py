@@ -16,7 +16,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from facefusion_ray.assets.fetch import file_sha256
 from facefusion_ray.engine.job_options import JobOptions
-from facefusion_ray.engine.job_report import JobReport, RenderOutcome
+from facefusion_ray.engine.job_report import JobReport, RenderOutcome, job_cpu_seconds
 from facefusion_ray.engine.ray_runtime import ensure_ray
 from facefusion_ray.engine.render_actor import RenderActor, RenderContext
 from facefusion_ray.engine.render_feed import RenderFeed
@@ -26,8 +26,10 @@ from facefusion_ray.engine.segment_store import default_work_store, describe
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.inference.execution import actor_resources
 from facefusion_ray.media.frame_sampling import sample_frame_indices
+from facefusion_ray.media.process_cpu import CHILD_CPU, own_cpu_seconds
+from facefusion_ray.pipeline.codec_choice import one_encoder_segments
 from facefusion_ray.pipeline.output_assembly import assemble_output
-from facefusion_ray.pipeline.render_preparation import finish_report
+from facefusion_ray.pipeline.render_preparation import finish_report, target_audio
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.review_probe import ReviewFrames
 from facefusion_ray.storage.locations import is_remote, publish_output
@@ -46,10 +48,17 @@ def run_job(requests: Sequence[RenderRequest], options: JobOptions) -> JobReport
             RenderOutcome(request.label, request.target, request.output) for request in requests
         ]
     )
-    feed = RenderFeed(requests, job.renders, options.work_store or default_work_store(), options)
+    feed = RenderFeed(
+        requests,
+        job.renders,
+        options.work_store or default_work_store(),
+        options,
+        ahead=READY_VIDEOS_PER_WORKER * options.workers,
+    )
     first = feed.take(wait=True)
     if first:
         render_videos(feed, first, options, job)
+    job.cpu_seconds = job_cpu_seconds(job.renders, own_cpu_seconds(), CHILD_CPU.snapshot())
     job.seconds = round(time.perf_counter() - started, 3)
     return job
 
@@ -93,6 +102,8 @@ def render_videos(
             for number, memory in actor_memory.items():
                 video.prepared.report.peak_memory_bytes[f"actor_{number}"] = memory
         job.workers_replaced = scheduler.actors_replaced
+        job.chunks_dispatched = scheduler.dispatched
+        job.scheduling_seconds = round(scheduler.driver_seconds + run.driver_seconds, 3)
     finally:
         scheduler.shutdown()
         if started_ray:
@@ -101,6 +112,12 @@ def render_videos(
 
 # While renders are still being prepared, the driver looks for new ones this often.
 FEED_POLL_SECONDS = 0.5
+# Back-pressure, so the driver's memory and the object store's contexts do not grow with the
+# catalog: new videos are taken from the feed only while fewer chunks than this (per worker)
+# wait or run, and the feed prepares at most this many videos (per worker) before they are
+# taken.
+CHUNKS_WAITING_PER_WORKER = 4
+READY_VIDEOS_PER_WORKER = 2
 
 
 class JobRun:
@@ -122,9 +139,14 @@ class JobRun:
         self._frames_queued = 0
         self._chunks_queued = 0
         self._chunks_done = 0
+        # Chunks of failed renders that will never be done.
+        self._chunks_dropped = 0
         self._videos_done = 0
+        # The driver's seconds queueing chunks and taking in their results.
+        self.driver_seconds = 0.0
 
     def add(self, videos: list[VideoRender]) -> None:
+        started = time.perf_counter()
         for video in videos:
             self._videos[video.index] = video
             queue_chunks(video, self._scheduler, self._options, self._leaders)
@@ -134,6 +156,7 @@ class JobRun:
             )
             if not video.remaining:
                 self._assemble(video)
+        self.driver_seconds += time.perf_counter() - started
 
     def drive(self, feed: RenderFeed) -> None:
         with (
@@ -148,14 +171,17 @@ class JobRun:
             ) as progress,
         ):
             while True:
-                if not feed.finished:
+                if not feed.finished and self._chunks_waiting() < self._waiting_limit():
                     self.add(feed.take(wait=not self._scheduler.busy()))
                     progress.total = self._frames_queued
                 if not self._scheduler.busy() and feed.finished:
                     break
                 timeout = None if feed.finished else FEED_POLL_SECONDS
-                for event in self._scheduler.step(timeout):
+                events = self._scheduler.step(timeout)
+                started = time.perf_counter()
+                for event in events:
                     self._handle(event, progress)
+                self.driver_seconds += time.perf_counter() - started
                 progress.set_postfix_str(
                     f"videos {self._videos_done}/{len(self._videos)} "
                     f"chunks {self._chunks_done}/{self._chunks_queued}",
@@ -172,6 +198,7 @@ class JobRun:
             dropped = sum(other.count for other in video.chunks if other.index in video.remaining)
             self._frames_queued -= dropped
             progress.total = self._frames_queued
+            self._chunks_dropped += len(video.remaining)
             video.remaining.clear()
             return
         video.prepared.report.add_chunk(event.result)
@@ -182,6 +209,13 @@ class JobRun:
         progress.update(event.result.frames)
         if not video.remaining:
             self._assemble(video)
+
+    def _chunks_waiting(self) -> int:
+        """Chunks queued, waiting for their leader, or in flight."""
+        return self._chunks_queued - self._chunks_done - self._chunks_dropped
+
+    def _waiting_limit(self) -> int:
+        return CHUNKS_WAITING_PER_WORKER * self._options.workers
 
     def _assemble(self, video: VideoRender) -> None:
         video.assembly = self._assembler.submit(assemble, video, self._options)
@@ -237,6 +271,7 @@ def render_context(video: VideoRender, options: JobOptions) -> RenderContext:
         render_key=prepared.render_key,
         label=prepared.request.label,
         target=prepared.request.target,
+        target_input=prepared.target_input,
         info=prepared.info,
         settings=prepared.request.settings,
         plan=prepared.plan,
@@ -254,16 +289,23 @@ def assemble(video: VideoRender, options: JobOptions) -> None:
     """Concatenate the segments with the target's audio and publish the output atomically."""
     prepared = video.prepared
     output = prepared.request.output
+    settings = prepared.request.settings
     storage_options = dict(options.storage_options)
-    with video.segments.local_segments(video.chunks) as segments:
+    # Only the audio is read from the target (a remote one's from its index stand-in).
+    target = target_audio(prepared, storage_options) if prepared.info.has_audio else None
+    encoders = video.segments.encoders(video.chunks, settings.output_video_encoder)
+    with (
+        video.segments.local_segments(video.chunks) as stored,
+        one_encoder_segments(stored, encoders, settings, prepared.report.notes) as segments,
+    ):
         if is_remote(output):
             with tempfile.TemporaryDirectory(prefix="facefusion-ray-output-") as scratch:
                 local = Path(scratch) / Path(output).name
-                assemble_output(segments, prepared.target, prepared.info, local, prepared.report)
+                assemble_output(segments, target, prepared.info, local, prepared.report)
                 sha256 = file_sha256(local)
                 publish_output(local, output, storage_options)
         else:
-            assemble_output(segments, prepared.target, prepared.info, Path(output), prepared.report)
+            assemble_output(segments, target, prepared.info, Path(output), prepared.report)
             sha256 = file_sha256(Path(output))
     identity = published_identity(output, sha256, storage_options)
     video.segments.record_published(output, identity, published_counts(prepared.report))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from facefusion_ray.atomic_files import write_bytes_atomically
 from facefusion_ray.pipeline.review_probe import ChunkReview
-from facefusion_ray.pipeline.swap_report import SwapReport
+from facefusion_ray.pipeline.swap_report import DRIVER_CPU, DRIVER_FFMPEG_CPU, SwapReport
 from facefusion_ray.storage.locations import is_remote, publish_output
 
 RENDERED = "rendered"
@@ -28,6 +28,8 @@ class RenderOutcome:
     cause: BaseException | None = None
     # What an A/B review took from each rendered chunk (when the job reviews its renders).
     reviews: list[ChunkReview] = field(default_factory=list)
+    # Driver seconds spent preparing the render (inputs, keys, sources) and planning its chunks.
+    preparation_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         report = self.report
@@ -38,6 +40,7 @@ class RenderOutcome:
             "status": self.status,
             "error": self.error,
             "seconds": report.seconds if report else 0.0,
+            "preparation_seconds": self.preparation_seconds,
             "frames": report.frames_total if report else 0,
             "chunks": report.chunks if report else 0,
             "chunks_skipped": report.chunks_skipped if report else 0,
@@ -68,6 +71,12 @@ class JobReport:
     workers: int = 0
     startup_seconds: float = 0.0
     workers_replaced: int = 0
+    # Chunks handed to actors (a retried chunk counts again) and the driver's own seconds
+    # spent queueing, handing out and collecting them (waiting on the actors left out).
+    chunks_dispatched: int = 0
+    scheduling_seconds: float = 0.0
+    # CPU seconds by process kind over the whole job (see `job_cpu_seconds`).
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[RenderOutcome]:
@@ -85,6 +94,9 @@ class JobReport:
             "workers": self.workers,
             "startup_seconds": self.startup_seconds,
             "workers_replaced": self.workers_replaced,
+            "chunks_dispatched": self.chunks_dispatched,
+            "scheduling_seconds": self.scheduling_seconds,
+            "cpu_seconds": self.cpu_seconds,
             "counts": self.counts(),
             "renders": [render.to_dict() for render in self.renders],
         }
@@ -98,6 +110,23 @@ class JobReport:
             f"on {self.workers} workers"
         )
         return "\n".join(lines)
+
+
+def job_cpu_seconds(
+    renders: list[RenderOutcome], driver_own: float, driver_children: Mapping[str, float]
+) -> dict[str, float]:
+    """The workers' CPU by kind summed over the renders, and the driver process's own and
+    its ffmpeg children's (probe, assembly) over the whole job."""
+    totals: dict[str, float] = {}
+    for render in renders:
+        if render.report is None:
+            continue
+        for kind, seconds in render.report.cpu_seconds.items():
+            if kind not in (DRIVER_CPU, DRIVER_FFMPEG_CPU):
+                totals[kind] = round(totals.get(kind, 0.0) + seconds, 6)
+    totals[DRIVER_CPU] = round(driver_own, 6)
+    totals[DRIVER_FFMPEG_CPU] = round(sum(driver_children.values()), 6)
+    return totals
 
 
 def write_job_report(report: JobReport, path: Path) -> None:

@@ -19,6 +19,7 @@ from facefusion_ray.log_redaction import install_redaction
 from facefusion_ray.media import MediaInfo
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.media.images import read_image
+from facefusion_ray.media.remote_media import MediaSource
 from facefusion_ray.pipeline.cached_analysis import CachePlan
 from facefusion_ray.pipeline.chunk_loop import peak_memory_bytes, render_range
 from facefusion_ray.pipeline.chunks import Chunk
@@ -30,6 +31,7 @@ from facefusion_ray.pipeline.review_probe import ReviewFrames, ReviewProbe, sour
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.pipeline.swap_report import ChunkResult
+from facefusion_ray.pipeline.target_input import TargetInput, open_target
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import stage_input
 
@@ -53,6 +55,8 @@ class RenderContext:
     storage_options: tuple[tuple[str, str], ...] = ()
     # What an A/B review measures of this render's frames (None: not reviewed).
     review: ReviewFrames | None = None
+    # How the target is read (a remote one by range); None: staged like any input.
+    target_input: TargetInput | None = None
 
 
 # Pipelines kept per actor: a batch interleaves renders, and building one is cheap next to a
@@ -85,14 +89,20 @@ class RenderActor:
         """Answered once the actor is placed and built: where it runs."""
         return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
 
-    def render(self, context: RenderContext, chunk: Chunk) -> ChunkResult:
+    def render(self, context: RenderContext, chunk: Chunk, retry: bool = False) -> ChunkResult:
+        """Render `chunk` into the work store; a `retry` (its first worker was lost) first looks
+        for the segment that worker may have committed before it went."""
+        if retry:
+            committed = committed_chunk(context, chunk)
+            if committed is not None:
+                return committed
         pipeline = self._pipeline_for(context)
         sessions = self._models.sessions_for(context.settings)
         # Before the snapshot: finding the source face for the review is not the render's work.
         review = self._review_probe(context)
         usage_before = sessions.stats()
         options = dict(context.storage_options)
-        target = stage_input(context.target, options)
+        target = self._target(context, options)
         cache = None
         if context.cache_plan is not None:
             cache = self._caches.get(context.cache_plan.url)
@@ -105,7 +115,7 @@ class RenderActor:
                 pipeline,
                 self._clock,
                 context.settings,
-                str(target),
+                target,
                 context.info,
                 chunk,
                 local_segment,
@@ -118,6 +128,20 @@ class RenderActor:
         result.model_usage = usage_delta(usage_before, sessions.stats())
         result.worker_pid = os.getpid()
         return result
+
+    @staticmethod
+    def _target(context: RenderContext, options: dict[str, str]) -> MediaSource:
+        """This chunk's view of the target: a remote one read by range through a URL signed
+        for this chunk (the index stand-in too when frames are off the constant-rate grid);
+        a small one staged on this node."""
+        target = context.target_input
+        if target is None or target.remote is None:
+            return stage_input(context.target, options)
+        if not target.read_by_range:
+            return stage_input(target.location, options)
+        varying_rate = not context.info.constant_frame_rate
+        reads = context.settings.target_reads
+        return open_target(target, reads, options, with_index=varying_rate, check_version=True)
 
     def peak_memory(self) -> int:
         return peak_memory_bytes()
@@ -159,6 +183,17 @@ class RenderActor:
                 self._pipelines.popitem(last=False)
         self._pipelines.move_to_end(context.render_key)
         return pipeline
+
+
+def committed_chunk(context: RenderContext, chunk: Chunk) -> ChunkResult | None:
+    """The chunk's result from its committed segment, or None when it has none (yet)."""
+    segments = SegmentStore(context.work_store, context.render_key, dict(context.storage_options))
+    record = segments.finished([chunk]).get(chunk.index)
+    if record is None:
+        return None
+    result = record.as_chunk_result(chunk.index)
+    result.worker_pid = os.getpid()
+    return result
 
 
 def usage_delta(

@@ -8,6 +8,7 @@ from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import FAILED, UP_TO_DATE, RenderOutcome
 from facefusion_ray.engine.segment_store import SegmentStore
 from facefusion_ray.pipeline.chunks import Chunk, plan_chunks
+from facefusion_ray.pipeline.codec_choice import acceptable_segment_encoders
 from facefusion_ray.pipeline.render_preparation import PreparedRender, finish_report
 from facefusion_ray.pipeline.swap_report import SwapReport
 from facefusion_ray.storage.published import still_published
@@ -34,8 +35,10 @@ def plan_video(
     outcome: RenderOutcome,
     work_store: str,
     options: JobOptions,
+    balance_over: int = 1,
 ) -> VideoRender | None:
-    """The chunks still to render; None when the output of these inputs is already published."""
+    """The chunks still to render; None when the output of these inputs is already published.
+    The chunks are spread over `balance_over` workers (see `chunk_balance`)."""
     assert prepared.render_key is not None
     request, settings = prepared.request, prepared.request.settings
     segments = SegmentStore(work_store, prepared.render_key, dict(options.storage_options))
@@ -51,8 +54,15 @@ def plan_video(
         finish_report(prepared)
         logger.info("%s: up to date (%s)", request.label, request.output)
         return None
-    chunks = plan_chunks(prepared.info.frame_count, settings.chunk_frames, options.workers)
-    finished = segments.finished(chunks)
+    chunks = plan_chunks(prepared.info.frame_count, settings.chunk_frames, balance_over)
+    # A segment from another encoder than this render may use (a fallback of an earlier run
+    # that allowed one) is rendered again.
+    acceptable = acceptable_segment_encoders(settings)
+    finished = {
+        index: record
+        for index, record in segments.finished(chunks).items()
+        if (record.encoder or settings.output_video_encoder) in acceptable
+    }
     prepared.report.chunks = len(chunks)
     prepared.report.workers = options.workers
     prepared.report.chunks_skipped = len(finished)
@@ -69,6 +79,16 @@ def plan_video(
             prepared.report.add_chunk(record.as_chunk_result(chunk.index))
     remaining = {chunk.index for chunk in chunks} - set(finished)
     return VideoRender(index, prepared, chunks, segments, remaining, outcome)
+
+
+def chunk_balance(renders: int, workers: int) -> int:
+    """Over how many workers each render's chunks are spread: all of them in a job of fewer
+    renders than workers (a short video would leave workers idle otherwise), none in a larger
+    job, whose many renders keep every worker busy: there, splitting each video further only
+    multiplies the fixed costs of a chunk (two ffmpeg processes, its object-store requests, a
+    task). A 24-frame clip on 8 workers is one chunk, not 8 of 3 frames. The same job plans the
+    same chunks again, so a re-run resumes from its finished segments."""
+    return workers if renders < workers else 1
 
 
 # Report fields a published render records, so an up-to-date re-run still reports them.

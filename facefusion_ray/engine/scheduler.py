@@ -80,6 +80,9 @@ class ChunkScheduler:
         self._cancelled: set[int] = set()
         self._finished: set[tuple[int, int]] = set()
         self.actors_replaced = 0
+        # Chunks handed to actors, and the driver's seconds in this class outside `ray.wait`.
+        self.dispatched = 0
+        self.driver_seconds = 0.0
         self._actors_started = 0
         for _ in range(actors):
             self._start_actor()
@@ -120,18 +123,22 @@ class ChunkScheduler:
     def step(self, timeout: float | None = None) -> list[ChunkDone | ChunkFailed]:
         """Hand out what can be handed out, then wait (at most `timeout` once the pool has an
         actor) for the next chunk or actor to finish; [] when nothing finished in time."""
+        started = time.perf_counter()
         self._submit()
         waiting = list(self._in_flight) + list(self._starting)
+        self.driver_seconds += time.perf_counter() - started
         if not waiting:
             if self.busy():
                 raise FaceFusionRayError("no worker is left to render the remaining chunks")
             return []
         done = self._wait(waiting, timeout)
+        started = time.perf_counter()
         self._collect_started([ref for ref in done if ref in self._starting])
         events: list[ChunkDone | ChunkFailed] = []
         for reference in done:
             if reference in self._in_flight:
                 events.extend(self._collect_chunk(reference))
+        self.driver_seconds += time.perf_counter() - started
         return events
 
     def actors(self) -> list[ActorHandle]:
@@ -201,9 +208,11 @@ class ChunkScheduler:
             if self._load[actor] > 0 and len(self._queue) < len(self._ready_actors):
                 return
             task = heapq.heappop(self._queue)[3]
-            reference = actor.render.remote(task.context, task.chunk)
+            # A retried chunk may have been committed by the worker that was lost.
+            reference = actor.render.remote(task.context, task.chunk, task.attempts > 0)
             self._in_flight[reference] = (actor, task)
             self._load[actor] += 1
+            self.dispatched += 1
 
     def _collect_chunk(self, reference: ray.ObjectRef) -> Iterator[ChunkDone | ChunkFailed]:
         actor, task = self._in_flight.pop(reference)

@@ -4,7 +4,7 @@ Layout under the work store (a local folder by default, any fsspec URL on a clus
 nodes do not share a disk):
 
     <root>/<render_key>/frames-<start>-<count>.mp4    an encoded chunk
-    <root>/<render_key>/frames-<start>-<count>.json   {frames, bytes, sha256}: written last,
+    <root>/<render_key>/frames-<start>-<count>.json   {frames, bytes, sha256, encoder...}: last,
                                                       so its presence commits the segment
     <root>/done/<render_key>.json                     the output a finished render published
 
@@ -53,6 +53,8 @@ class SegmentRecord:
     frames_with_faces: int = 0
     frames_swapped: int = 0
     faces_swapped: int = 0
+    # The encoder that made the segment ("" in records older than the field: the one asked for).
+    encoder: str = ""
 
     def as_chunk_result(self, index: int) -> ChunkResult:
         return ChunkResult(
@@ -62,6 +64,7 @@ class SegmentRecord:
             self.faces_swapped,
             0.0,
             frames_swapped=self.frames_swapped,
+            encoder=self.encoder,
         )
 
 
@@ -106,6 +109,7 @@ class SegmentStore:
             result.frames_with_faces,
             result.frames_swapped,
             result.faces_swapped,
+            result.encoder,
         )
         # Moved, not copied, when the work store is on the actor's disk.
         self._make_private_folder(self._folder)
@@ -155,6 +159,7 @@ class SegmentStore:
                 int(fields.get("frames_with_faces", 0)),
                 int(fields.get("frames_swapped", 0)),
                 int(fields.get("faces_swapped", 0)),
+                str(fields.get("encoder", "")),
             )
         except (ObjectNotFoundError, ValueError, KeyError, TypeError):
             return None
@@ -166,6 +171,11 @@ class SegmentStore:
         if storage.is_local(self._filesystem):
             return file_sha256(Path(segment)) == record.sha256
         return True
+
+    def encoders(self, chunks: Sequence[Chunk], requested: str) -> list[str]:
+        """The encoder that made each chunk's segment, in order (`requested` for old records)."""
+        records = [self._read_record(self._record_path(chunk)) for chunk in chunks]
+        return [record.encoder if record and record.encoder else requested for record in records]
 
     @contextmanager
     def local_segments(self, chunks: Sequence[Chunk]) -> Iterator[list[Path]]:

@@ -9,10 +9,11 @@ from fractions import Fraction
 from pathlib import Path
 
 from facefusion_ray.errors import MediaError
-from facefusion_ray.media.container_header import ffmpeg_input_url, read_container_header
+from facefusion_ray.media.container_header import read_container_header
 from facefusion_ray.media.encode import segment_frame_count
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
 from facefusion_ray.media.images import partial_path
+from facefusion_ray.media.remote_media import MediaSource, ffmpeg_input_args, hidden_urls
 
 OUTPUT_MUXERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
@@ -24,7 +25,7 @@ _DTS_LAG_FRAMES = 3
 
 
 def assemble_video(
-    segments: Sequence[Path], fps: Fraction, output: Path, audio_source: Path | None
+    segments: Sequence[Path], fps: Fraction, output: Path, audio_source: MediaSource | None
 ) -> None:
     """Concatenate SegmentEncoder segments into `output`, adding `audio_source`'s audio if any.
 
@@ -78,8 +79,12 @@ class _MuxPlan:
         self.output = output
         self.destination = destination
 
-    def run(self, audio_source: Path | None, audio_codec: str | None) -> None:
-        process = FfmpegProcess(self._args(audio_source, audio_codec), stdin=subprocess.PIPE)
+    def run(self, audio_source: MediaSource | None, audio_codec: str | None) -> None:
+        process = FfmpegProcess(
+            self._args(audio_source, audio_codec),
+            stdin=subprocess.PIPE,
+            hidden=hidden_urls(audio_source),
+        )
         try:
             stdin = process.process.stdin
             assert stdin is not None
@@ -93,7 +98,7 @@ class _MuxPlan:
         finally:
             process.close()
 
-    def _args(self, audio_source: Path | None, audio_codec: str | None) -> list[str]:
+    def _args(self, audio_source: MediaSource | None, audio_codec: str | None) -> list[str]:
         frame_ticks = f"{self.fps.denominator}/({self.fps.numerator}*TB)"
         args = [
             "-loglevel", "error",
@@ -103,7 +108,7 @@ class _MuxPlan:
         if audio_source is not None:
             # Stop the audio at the video's end; -shortest would cut video if audio ends early.
             duration = self.total_frames / self.fps
-            args += ["-t", f"{float(duration):.6f}", "-i", ffmpeg_input_url(audio_source)]
+            args += ["-t", f"{float(duration):.6f}", *ffmpeg_input_args(audio_source)]
         args += ["-map", "0:v:0", "-c:v", "copy"]
         args += ["-bsf:v", f"setts=pts=PTS:dts=round((N-{_DTS_LAG_FRAMES})*{frame_ticks})"]
         if audio_source is not None:

@@ -12,6 +12,14 @@ from fractions import Fraction
 from facefusion_ray.errors import MediaError
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess, meaningful_stderr_line
 from facefusion_ray.media.images import ensure_readable_file
+from facefusion_ray.media.remote_media import (
+    MediaSource,
+    PerVersionCache,
+    RemoteMedia,
+    ffmpeg_input_args,
+    hidden_urls,
+)
+from facefusion_ray.media.remote_media import ffmpeg_input_url as ffmpeg_input_url
 
 # Demuxers whose input seeking (`-ss` before `-i`) lands before the wanted frame, so accurate
 # seeking can then drop exactly the frames before it. MPEG-TS/PS seeking can overshoot to a
@@ -58,16 +66,12 @@ class ContainerHeader:
         return None if match is None else Fraction(match["rate"])
 
 
-def ffmpeg_input_url(path: str | os.PathLike[str]) -> str:
-    """Path as an ffmpeg URL, so names with ':' or a leading '-' are never misread."""
-    return "file:" + os.path.abspath(path)
-
-
-def read_container_header(path: str | os.PathLike[str]) -> ContainerHeader:
-    """Parse ffmpeg's stream summary; MediaError if ffmpeg cannot open the file as media."""
-    file_path = ensure_readable_file(path)
+def read_container_header(path: MediaSource) -> ContainerHeader:
+    """Parse ffmpeg's stream summary; MediaError if ffmpeg cannot open the file as media.
+    Remote media is read by range: the header and index, never the whole object."""
+    file_path = path if isinstance(path, RemoteMedia) else ensure_readable_file(path)
     # Without an output ffmpeg always exits non-zero, so only the printed summary counts.
-    process = FfmpegProcess(["-i", ffmpeg_input_url(file_path)])
+    process = FfmpegProcess(ffmpeg_input_args(file_path), hidden=hidden_urls(file_path))
     try:
         process.wait()
         stderr = process.stderr_text()
@@ -76,17 +80,26 @@ def read_container_header(path: str | os.PathLike[str]) -> ContainerHeader:
     header = _parse_header(stderr.splitlines())
     if header is None:
         reason = meaningful_stderr_line(stderr)
+        if isinstance(file_path, RemoteMedia):  # a refused or failed request reads the same
+            raise MediaError(f"cannot read {file_path} as a video: {reason}")
         raise MediaError(f"not a video or image: {file_path} ({reason})")
     if header.video_details is None:
         raise MediaError(f"not a video or image (no video stream): {file_path}")
     return header
 
 
-def cached_container_header(path: str | os.PathLike[str]) -> ContainerHeader:
+def cached_container_header(path: MediaSource) -> ContainerHeader:
     """`read_container_header`, read once per file version: every chunk of a video needs it."""
+    if isinstance(path, RemoteMedia):
+        if path.header is not None:
+            return path.header
+        return REMOTE_HEADERS.get(path, lambda: read_container_header(path))
     file_path = ensure_readable_file(path)
     status = os.stat(file_path)
     return _header_of_version(str(file_path), status.st_size, status.st_mtime_ns)
+
+
+REMOTE_HEADERS: PerVersionCache[ContainerHeader] = PerVersionCache()
 
 
 @functools.lru_cache(maxsize=8)

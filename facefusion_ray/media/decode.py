@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,15 +14,19 @@ from typing import IO
 import numpy as np
 
 from facefusion_ray.errors import MediaError
-from facefusion_ray.media.container_header import (
-    ContainerHeader,
-    cached_container_header,
-    ffmpeg_input_url,
-)
+from facefusion_ray.media.container_header import ContainerHeader, cached_container_header
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
 from facefusion_ray.media.images import read_image
 from facefusion_ray.media.pixel_transfer import PipeFormat, decoding_pipe_format
 from facefusion_ray.media.probe import MAIN_VIDEO_STREAM, MediaInfo, read_frame_timestamps
+from facefusion_ray.media.process_cpu import DECODE
+from facefusion_ray.media.remote_media import (
+    QUICK_OPEN_ARGS,
+    MediaSource,
+    RemoteMedia,
+    ffmpeg_input_args,
+    hidden_urls,
+)
 from facefusion_ray.media.video_codecs import NO_HWACCEL, hwaccel_args
 from facefusion_ray.media.yuv_colour import BT601, YuvMatrix
 
@@ -70,9 +73,7 @@ class DecodedFrame:
         )
 
 
-def iter_frames(
-    path: str | os.PathLike[str], start: int, count: int, info: MediaInfo
-) -> Iterator[np.ndarray]:
+def iter_frames(path: MediaSource, start: int, count: int, info: MediaInfo) -> Iterator[np.ndarray]:
     """Yield frames `start .. start+count-1` of `path` as (height, width, 3) BGR uint8 arrays.
 
     The range is checked now; ffmpeg starts on the first `next()` and is killed if the
@@ -82,7 +83,7 @@ def iter_frames(
 
 
 def iter_decoded_frames(
-    path: str | os.PathLike[str],
+    path: MediaSource,
     start: int,
     count: int,
     info: MediaInfo,
@@ -114,7 +115,9 @@ def _naming_hwaccel(frames: Iterator[DecodedFrame], hwaccel: str) -> Iterator[De
         raise MediaError(f"decode hwaccel {hwaccel}: {error}") from error
 
 
-def _image_frames(path: str | os.PathLike[str], count: int) -> Iterator[DecodedFrame]:
+def _image_frames(path: MediaSource, count: int) -> Iterator[DecodedFrame]:
+    if isinstance(path, RemoteMedia):
+        raise MediaError(f"{path} is an image: images are staged, not read by range")
     if count:
         # `info` comes from probe_media, which held the image to the job's pixel limit.
         pixels = np.ascontiguousarray(read_image(path, max_pixels=None))
@@ -123,7 +126,7 @@ def _image_frames(path: str | os.PathLike[str], count: int) -> Iterator[DecodedF
 
 
 def _decode_args(
-    path: str | os.PathLike[str],
+    path: MediaSource,
     start: int,
     count: int,
     info: MediaInfo,
@@ -149,11 +152,15 @@ def _decode_args(
             position_args += ["-to", f"{end_seconds:.6f}"]
     elif start > 0:
         filter_args = ["-vf", f"trim=start_frame={start}"]  # decode from the start, then count
+    # The probe knew the stream already: a chunk of a remote target does not read the file's
+    # start again to learn it (a request per chunk).
+    open_args = QUICK_OPEN_ARGS if isinstance(path, RemoteMedia) else []
     return [
         "-loglevel", "error",
         *hwaccel_args(hwaccel),
+        *open_args,
         *position_args,
-        "-i", ffmpeg_input_url(path),
+        *ffmpeg_input_args(path),
         "-map", MAIN_VIDEO_STREAM,
         *filter_args,
         "-frames:v", str(count),
@@ -165,7 +172,7 @@ def _decode_args(
     ]  # fmt: skip
 
 
-def _seconds_before_frame(path: str | os.PathLike[str], start: int, info: MediaInfo) -> float:
+def _seconds_before_frame(path: MediaSource, start: int, info: MediaInfo) -> float:
     """Seconds after the first frame's time that lie halfway between frames start-1 and start."""
     assert info.fps is not None
     if info.constant_frame_rate:
@@ -179,14 +186,14 @@ def _seconds_before_frame(path: str | os.PathLike[str], start: int, info: MediaI
 
 def _decoded_frames(
     args: list[str],
-    path: str | os.PathLike[str],
+    path: MediaSource,
     start: int,
     count: int,
     info: MediaInfo,
     pipe: PipeFormat,
 ) -> Iterator[DecodedFrame]:
     frame_bytes = pipe.frame_bytes
-    process = FfmpegProcess(args, stdout=subprocess.PIPE)
+    process = FfmpegProcess(args, stdout=subprocess.PIPE, kind=DECODE, hidden=hidden_urls(path))
     try:
         stdout = process.process.stdout
         assert stdout is not None
@@ -221,7 +228,7 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytearray | None:
 
 def _truncated_error(
     process: FfmpegProcess,
-    path: str | os.PathLike[str],
+    path: MediaSource,
     start: int,
     stopped_at: int,
     count: int,

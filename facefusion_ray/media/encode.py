@@ -28,6 +28,7 @@ from facefusion_ray.media.colour_tags import ColourTags
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
 from facefusion_ray.media.images import ensure_readable_file, partial_path
 from facefusion_ray.media.pixel_transfer import encoding_pipe_format
+from facefusion_ray.media.process_cpu import ENCODE
 from facefusion_ray.media.video_codecs import (
     FALLBACK_VIDEO_ENCODER,
     VIDEO_PRESETS,
@@ -161,7 +162,7 @@ class SegmentEncoder:
         self._temporary.unlink(missing_ok=True)
 
     def _start(self) -> FfmpegProcess:
-        self._process = FfmpegProcess(self._ffmpeg_args(), stdin=subprocess.PIPE)
+        self._process = FfmpegProcess(self._ffmpeg_args(), stdin=subprocess.PIPE, kind=ENCODE)
         return self._process
 
     def _ffmpeg_args(self) -> list[str]:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
+import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO
 
 import imageio_ffmpeg
 
 from facefusion_ray.errors import MediaError
+from facefusion_ray.media.process_cpu import CHILD_CPU, OTHER, usage_seconds
+from facefusion_ray.media.remote_media import without_urls
 
 _LOG_PREFIX = re.compile(r"^(\[[^\]]*@ 0x[0-9a-f]+\]\s*)+")
 # Lines ffmpeg prints after the real cause; they never explain what went wrong.
@@ -77,7 +81,10 @@ def run_ffmpeg(args: Sequence[str], failure: str) -> str:
 class FfmpegProcess:
     """A running ffmpeg whose stderr is captured in a temporary file.
 
-    `args` excludes the executable and the standard `-nostdin -hide_banner` flags.
+    `args` excludes the executable and the standard `-nostdin -hide_banner` flags. The child
+    is reaped with `os.wait4`, so its CPU time is known (`cpu_seconds`) and filed in
+    `CHILD_CPU` under `kind` (process_cpu.DECODE, ENCODE or OTHER).
+    `hidden` maps the signed URLs among the inputs to the names its stderr shows instead.
     """
 
     def __init__(
@@ -86,7 +93,13 @@ class FfmpegProcess:
         *,
         stdin: int | IO[bytes] = subprocess.DEVNULL,
         stdout: int | IO[bytes] = subprocess.DEVNULL,
+        kind: str = OTHER,
+        hidden: Mapping[str, str] | None = None,
     ) -> None:
+        self.kind = kind
+        self._hidden = dict(hidden or {})
+        # CPU seconds (user + system) of ffmpeg, known once it has been reaped.
+        self.cpu_seconds: float | None = None
         # Lives as long as this object; close() releases it.
         self._stderr_file = tempfile.TemporaryFile()  # noqa: SIM115
         try:
@@ -98,17 +111,36 @@ class FfmpegProcess:
             raise MediaError(f"cannot start ffmpeg ({ffmpeg_executable()}): {error}") from error
 
     def wait(self) -> int:
-        return self.process.wait()
+        if self.process.returncode is None:
+            self._reap(blocking=True)
+        return self.process.returncode
 
     def stop(self) -> None:
         """Kill ffmpeg if it is still running and reap it."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
+        if self.process.returncode is None and not self._reap(blocking=False):
+            # Not Popen.kill: its poll() could reap the child and lose its resource usage.
+            # An unreaped child keeps its pid, so the signal cannot reach another process.
+            os.kill(self.process.pid, signal.SIGKILL)
+            self._reap(blocking=True)
+
+    def _reap(self, *, blocking: bool) -> bool:
+        """Collect ffmpeg's exit status and CPU time; False if it is still running."""
+        try:
+            pid, status, usage = os.wait4(self.process.pid, 0 if blocking else os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: the status is all there is
+            self.process.wait()
+            return True
+        if pid == 0:
+            return False
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        self.cpu_seconds = usage_seconds(usage)
+        CHILD_CPU.add(self.kind, self.cpu_seconds)
+        return True
 
     def stderr_text(self) -> str:
         self._stderr_file.seek(0)
-        return self._stderr_file.read().decode("utf-8", errors="replace")
+        text = self._stderr_file.read().decode("utf-8", errors="replace")
+        return without_urls(text, self._hidden)
 
     def failure_reason(self) -> str:
         return meaningful_stderr_line(self.stderr_text())

@@ -23,12 +23,19 @@ from facefusion_ray.errors import MediaError
 from facefusion_ray.media.colour_tags import ColourTags, parse_colour_tags
 from facefusion_ray.media.container_header import (
     ContainerHeader,
-    ffmpeg_input_url,
+    cached_container_header,
     read_container_header,
 )
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess, meaningful_stderr_line
 from facefusion_ray.media.images import decode_image_file, ensure_readable_file
 from facefusion_ray.media.pixel_limit import DEFAULT_MAX_PIXELS, check_pixels, video_header_size
+from facefusion_ray.media.remote_media import (
+    MediaSource,
+    PerVersionCache,
+    RemoteMedia,
+    hidden_urls,
+    packet_scan_input_args,
+)
 
 MediaKind = Literal["video", "image"]
 
@@ -127,27 +134,34 @@ class FrameTimestamps:
         return float((ticks - float(self.ticks[0])) * self.time_base)
 
 
-def probe_media(
-    path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> MediaInfo:
+def probe_media(path: MediaSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> MediaInfo:
     """Probe a video or image file; MediaError for anything that is not readable media, or
-    whose header claims more than `max_pixels` pixels per frame (None: no limit)."""
-    header = read_container_header(path)
+    whose header claims more than `max_pixels` pixels per frame (None: no limit).
+
+    Remote media (a video read by range) costs its header, its index and, where the index
+    does not list the packets' timing (MPEG-TS), a read of the whole stream."""
+    remote = isinstance(path, RemoteMedia)
+    header = cached_container_header(path) if remote else read_container_header(path)
     if header.is_image:
         return _probe_image(path, header, max_pixels)
     if max_pixels is None:
         return _probe_video(path, header)
     size = video_header_size(header.video_details or "")
     if size is not None:
-        check_pixels(*size, max_pixels, os.fspath(path))
+        check_pixels(*size, max_pixels, media_name(path))
     info = _probe_video(path, header)  # reads packets, never decodes a frame
-    check_pixels(info.width, info.height, max_pixels, os.fspath(path))  # a summary without size
+    check_pixels(info.width, info.height, max_pixels, media_name(path))  # a summary without size
     return info
 
 
-def _probe_image(
-    path: str | os.PathLike[str], header: ContainerHeader, max_pixels: int | None
-) -> MediaInfo:
+def media_name(path: MediaSource) -> str:
+    """How messages and MediaInfo name the input: its path, or a remote input's location."""
+    return str(path) if isinstance(path, RemoteMedia) else os.fspath(path)
+
+
+def _probe_image(path: MediaSource, header: ContainerHeader, max_pixels: int | None) -> MediaInfo:
+    if isinstance(path, RemoteMedia):
+        raise MediaError(f"{path} is an image: images are staged, not read by range")
     image = decode_image_file(path, max_pixels)
     if image is None:
         raise MediaError(f"unsupported or corrupt image: {path}")
@@ -167,7 +181,7 @@ def _probe_image(
     )
 
 
-def _probe_video(path: str | os.PathLike[str], header: ContainerHeader) -> MediaInfo:
+def _probe_video(path: MediaSource, header: ContainerHeader) -> MediaInfo:
     timing = _read_packet_timing(path)
     if timing.count == 0:
         raise MediaError(f"video has no frames: {path}")
@@ -178,7 +192,7 @@ def _probe_video(path: str | os.PathLike[str], header: ContainerHeader) -> Media
     if header.rotation % 180 == 90:
         width, height = height, width  # ffmpeg autorotates decoded frames
     return MediaInfo(
-        path=os.fspath(path),
+        path=media_name(path),
         kind="video",
         width=width,
         height=height,
@@ -212,15 +226,24 @@ def _is_constant_rate(timing: _PacketTiming, fps: Fraction) -> bool:
     return bool(np.abs(times - grid).max() <= _CONSTANT_RATE_SLACK * frame_ticks)
 
 
-def read_frame_timestamps(path: str | os.PathLike[str]) -> FrameTimestamps:
+def read_frame_timestamps(path: MediaSource) -> FrameTimestamps:
     """Every frame's timestamp, via one packet scan cached per file version in this process."""
+    if isinstance(path, RemoteMedia):
+        return _REMOTE_TIMESTAMPS.get(path, lambda: _frame_timestamps(path))
     file_path = ensure_readable_file(path)
     status = file_path.stat()
     return _cached_frame_timestamps(str(file_path.resolve()), status.st_size, status.st_mtime_ns)
 
 
+_REMOTE_TIMESTAMPS: PerVersionCache[FrameTimestamps] = PerVersionCache()
+
+
 @functools.lru_cache(maxsize=8)
 def _cached_frame_timestamps(path: str, size: int, modified_ns: int) -> FrameTimestamps:
+    return _frame_timestamps(path)
+
+
+def _frame_timestamps(path: MediaSource) -> FrameTimestamps:
     timing = _read_packet_timing(path)
     times = timing.presentation_times()
     if times is None:
@@ -233,11 +256,11 @@ def _nominal_rate(header: ContainerHeader) -> Fraction | None:
     return None if rate is None or rate <= 0 else snap_frame_rate(rate, 1e-3)
 
 
-def _read_packet_timing(path: str | os.PathLike[str]) -> _PacketTiming:
+def _read_packet_timing(path: MediaSource) -> _PacketTiming:
     """Count the main video stream's packets by stream-copying them into a framecrc listing."""
-    args = ["-loglevel", "error", "-i", ffmpeg_input_url(path), "-map", MAIN_VIDEO_STREAM]
+    args = ["-loglevel", "error", *packet_scan_input_args(path), "-map", MAIN_VIDEO_STREAM]
     args += ["-c", "copy", "-f", "framecrc", "pipe:1"]
-    process = FfmpegProcess(args, stdout=subprocess.PIPE)
+    process = FfmpegProcess(args, stdout=subprocess.PIPE, hidden=hidden_urls(path))
     timing = _PacketTiming()
     try:
         assert process.process.stdout is not None

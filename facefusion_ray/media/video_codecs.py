@@ -11,6 +11,7 @@ preset number, av1_nvenc CQ 63..0 and NVENC's preset names.
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 from dataclasses import dataclass
 
@@ -36,6 +37,9 @@ VIDEO_ENCODERS = CPU_VIDEO_ENCODERS + NVENC_VIDEO_ENCODERS
 FALLBACK_VIDEO_ENCODER = "libx264"
 NO_HWACCEL = "none"
 DECODE_HWACCELS = (NO_HWACCEL, "cuda")
+# For tests only: comma-separated encoders treated as missing from this process's ffmpeg, so a
+# test can give one Ray node an ffmpeg "without" an encoder the others have.
+HIDDEN_ENCODERS_ENV = "FACEFUSION_RAY_TEST_HIDDEN_VIDEO_ENCODERS"
 
 _X26X = ("libx264", "libx265")
 # The worst value of each encoder's quality scale; quality 100 maps to 0.
@@ -110,9 +114,11 @@ def available_video_encoders() -> frozenset[str]:
     listing = subprocess.run(
         ffmpeg_command("-encoders"), capture_output=True, text=True, check=False
     ).stdout
-    return frozenset(
+    listed = {
         line.split()[1] for line in listing.splitlines() if line.startswith(" V") and line.split()
-    )
+    }
+    hidden = {name.strip() for name in os.environ.get(HIDDEN_ENCODERS_ENV, "").split(",")}
+    return frozenset(listed - hidden)
 
 
 @functools.cache

@@ -13,12 +13,16 @@ from facefusion_ray.analysis.face import Face
 from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_decoded_frames
 from facefusion_ray.media.plane_edit import PlaneEdit
+from facefusion_ray.media.process_cpu import CHILD_CPU, cpu_delta, own_cpu_seconds
+from facefusion_ray.media.remote_media import MediaSource
 from facefusion_ray.pipeline.cached_analysis import CachePlan, ChunkAnalysis
 from facefusion_ray.pipeline.chunks import Chunk
+from facefusion_ray.pipeline.codec_choice import usable_codecs
 from facefusion_ray.pipeline.frame_pipeline import FrameOutcome, FramePipeline
+from facefusion_ray.pipeline.pipe_overlap import ReadAhead, WriteBehind
 from facefusion_ray.pipeline.review_probe import ReviewProbe
 from facefusion_ray.pipeline.stage_clock import StageClock
-from facefusion_ray.pipeline.swap_report import ChunkResult
+from facefusion_ray.pipeline.swap_report import FRAME_LOOP_CPU, ChunkResult
 from facefusion_ray.settings import SwapSettings
 
 
@@ -50,7 +54,7 @@ def render_range(
     pipeline: FramePipeline,
     clock: StageClock,
     settings: SwapSettings,
-    target: str,
+    target: MediaSource,
     info: MediaInfo,
     chunk: Chunk,
     segment_path: Path,
@@ -64,6 +68,7 @@ def render_range(
     started = time.perf_counter()
     counts = _ChunkCounts()
     stages_before = clock.snapshot()
+    codecs = usable_codecs(settings)  # this node's choice: the driver may lack a GPU
     encoder = SegmentEncoder(
         segment_path,
         info.width,
@@ -71,24 +76,25 @@ def render_range(
         info.fps,
         quality=settings.output_video_quality,
         preset=settings.output_video_preset,
-        encoder=settings.output_video_encoder,
+        encoder=codecs.encoder,
         colour=info.colour,
     )
     analysis = ChunkAnalysis(cache, cache_plan, chunk, clock)
-    with encoder:
-        decoded = iter_decoded_frames(
-            target, chunk.start, chunk.count, info, settings.decode_hwaccel
-        )
-        for offset, decoded_frame in enumerate(timed_frames(decoded, clock)):
+    cpu_before = _cpu_snapshot()
+    decoded = iter_decoded_frames(target, chunk.start, chunk.count, info, codecs.hwaccel)
+    # The decoder reads ahead and the encoder writes behind in threads of their own: `decode`
+    # and `encode` are the time this loop waited for them.
+    with ReadAhead(decoded) as frames, WriteBehind(encoder) as writer:
+        for offset, decoded_frame in enumerate(timed_frames(iter(frames), clock)):
             faces = analysis.faces(offset, decoded_frame, pipeline.analyse)
             outcome, output = _render_frame(
                 pipeline, clock, review, chunk.start + offset, decoded_frame, faces
             )
             with clock.measure("encode"):
-                encoder.write(output)
+                writer.write(output)
             counts.add(outcome)
         with clock.measure("encode"):
-            encoder.close()
+            writer.close()
     analysis.finish()
     stages = {
         stage: round(seconds - stages_before.get(stage, 0.0), 6)
@@ -105,7 +111,16 @@ def render_range(
         cache_misses=analysis.misses,
         frames_swapped=counts.frames_swapped,
         review=review.result if review is not None else None,
+        cpu_seconds=cpu_delta(cpu_before, _cpu_snapshot()),
+        encoder=codecs.encoder,
+        notes=codecs.notes,
     )
+
+
+def _cpu_snapshot() -> dict[str, float]:
+    """CPU seconds so far of this process (all threads) and of its ffmpeg children by kind."""
+    children = {f"ffmpeg_{kind}": seconds for kind, seconds in CHILD_CPU.snapshot().items()}
+    return {FRAME_LOOP_CPU: own_cpu_seconds(), **children}
 
 
 def _render_frame(
@@ -156,9 +171,18 @@ def _swap_frame(
 
 
 def peak_memory_bytes() -> int:
-    """Peak resident memory of this process.
+    """Peak resident memory of this process since it started its program.
 
-    ffmpeg children are not counted: getrusage reports a child's peak including the parent
-    pages it held between fork and exec, which says nothing about ffmpeg itself.
+    Linux's VmHWM, which starts again at exec; getrusage's ru_maxrss keeps the peak the
+    process had before exec, i.e. what its parent held when it forked (a benchmark harness that
+    had just written a 683 MB model made a small driver report 4.3 GB). ffmpeg children are not
+    counted. Elsewhere, ru_maxrss.
     """
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        status = ""
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -2,7 +2,6 @@
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -11,6 +10,7 @@ from facefusion_ray.errors import NoFaceError
 from facefusion_ray.inference.session_factory import SessionFactory
 from facefusion_ray.media import MediaInfo, iter_frames
 from facefusion_ray.media.frame_sampling import sample_frame_indices
+from facefusion_ray.media.remote_media import MediaSource
 from facefusion_ray.pipeline.model_loading import load_analyser, load_recognizer
 from facefusion_ray.pipeline.model_plan import ModelPlan, Role
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
@@ -24,7 +24,11 @@ SAMPLED_FRAMES = 24
 
 
 def find_target_people(
-    target: Path, info: MediaInfo, settings: SwapSettings, plan: ModelPlan, sessions: SessionFactory
+    target: MediaSource,
+    info: MediaInfo,
+    settings: SwapSettings,
+    plan: ModelPlan,
+    sessions: SessionFactory,
 ) -> list[np.ndarray]:
     """Centroids of the people seen in sampled frames, most seen first."""
     detector = load_analyser(plan, settings, sessions)
@@ -45,7 +49,7 @@ def find_target_people(
 
 
 def build_identity_map(
-    target: Path,
+    target: MediaSource,
     info: MediaInfo,
     settings: SwapSettings,
     plan: ModelPlan,

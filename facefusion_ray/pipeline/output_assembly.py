@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from facefusion_ray.media import MediaInfo, assemble_video
+from facefusion_ray.media.remote_media import MediaSource
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.pipeline.swap_report import SwapReport
 
@@ -22,7 +23,11 @@ def segment_folder(output: Path) -> Iterator[Path]:
 
 
 def assemble_output(
-    segments: Sequence[Path], target: Path, info: MediaInfo, output: Path, report: SwapReport
+    segments: Sequence[Path],
+    target: MediaSource | None,
+    info: MediaInfo,
+    output: Path,
+    report: SwapReport,
 ) -> None:
     """Concatenate the segments with the target's audio into `output`; timed in the report."""
     if info.fps is None:

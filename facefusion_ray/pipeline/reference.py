@@ -1,7 +1,6 @@
 """The reference face of `--face-selector-mode reference`: found once by the driver."""
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -9,6 +8,7 @@ from facefusion_ray.analysis.select import face_at_position, sort_faces
 from facefusion_ray.errors import NoFaceError
 from facefusion_ray.inference.session_factory import SessionFactory
 from facefusion_ray.media import MediaInfo, iter_frames
+from facefusion_ray.media.remote_media import MediaSource
 from facefusion_ray.pipeline.model_loading import load_analyser, load_recognizer
 from facefusion_ray.pipeline.model_plan import ModelPlan, Role
 from facefusion_ray.settings import SwapSettings
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def reference_embedding_for(
-    target: Path,
+    target: MediaSource,
     info: MediaInfo,
     settings: SwapSettings,
     plan: ModelPlan,

@@ -1,6 +1,5 @@
 """The driver's part of a render before any frame is touched: inputs, identity, keys, plan."""
 
-import dataclasses
 import logging
 import os
 import time
@@ -9,16 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from facefusion_ray.assets.fetch import file_sha256
-from facefusion_ray.cache import video_fingerprint
 from facefusion_ray.errors import MediaError
 from facefusion_ray.inference.execution import ExecutionConfig
 from facefusion_ray.inference.session_factory import SessionFactory
 from facefusion_ray.media import MediaInfo, probe_media
-from facefusion_ray.media.pixel_limit import check_image_file
+from facefusion_ray.media.process_cpu import CHILD_CPU, own_cpu_seconds
+from facefusion_ray.media.remote_media import MediaSource
 from facefusion_ray.pipeline.cached_analysis import CachePlan
 from facefusion_ray.pipeline.chunk_loop import peak_memory_bytes
-from facefusion_ray.pipeline.codec_choice import with_usable_codecs
 from facefusion_ray.pipeline.content_keys import analysis_key, render_key
 from facefusion_ray.pipeline.identity_map import build_identity_map
 from facefusion_ray.pipeline.job_models import JobModels
@@ -26,10 +23,19 @@ from facefusion_ray.pipeline.model_loading import load_analyser, load_recognizer
 from facefusion_ray.pipeline.model_plan import ModelPlan, Role
 from facefusion_ray.pipeline.reference import reference_embedding_for
 from facefusion_ray.pipeline.render_request import RenderRequest
+from facefusion_ray.pipeline.shared_sources import SharedSources
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity, prepare_source_identity
 from facefusion_ray.pipeline.swap_report import SwapReport
+from facefusion_ray.pipeline.target_input import (
+    TargetInput,
+    audio_source,
+    open_target,
+    resolve_target,
+    target_fingerprint,
+    with_header,
+)
 from facefusion_ray.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES, SwapSettings
-from facefusion_ray.storage.locations import is_remote, stage_input
+from facefusion_ray.storage.locations import is_remote
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +50,9 @@ def driver_models() -> JobModels:
 @dataclass
 class PreparedRender:
     request: RenderRequest
-    target: Path  # a local file: the target itself, or its staged copy
+    # A local file (the target itself, or its staged copy) or a signed URL that was valid
+    # while the render was prepared: `reopen_target` gives one for later reads.
+    target: MediaSource
     info: MediaInfo
     plan: ModelPlan
     identity: SourceIdentity
@@ -54,30 +62,59 @@ class PreparedRender:
     cache_plan: CachePlan | None = None
     render_key: str | None = None  # videos only
     started: float = field(default_factory=time.perf_counter)
+    target_input: TargetInput | None = None
+
+
+def target_audio(
+    prepared: PreparedRender, storage_options: dict[str, str] | None = None
+) -> MediaSource:
+    """Where the final assembly reads the target's audio (for a remote target read by range,
+    the audio its index stand-in holds: the video data is not read again)."""
+    if prepared.target_input is None:
+        return prepared.target
+    reads = prepared.request.settings.target_reads
+    return audio_source(prepared.target_input, reads, storage_options)
+
+
+def reopen_target(
+    prepared: PreparedRender, storage_options: dict[str, str] | None = None
+) -> MediaSource:
+    """The target for a read now (a remote one's URL signed anew: the one used to prepare the
+    render may have expired; its index stand-in is already on this node)."""
+    if prepared.target_input is None:
+        return prepared.target
+    reads = prepared.request.settings.target_reads
+    return open_target(prepared.target_input, reads, storage_options, with_index=True)
 
 
 def prepare_render(
     request: RenderRequest,
     models: JobModels,
     storage_options: dict[str, str] | None = None,
+    shared: SharedSources | None = None,
 ) -> PreparedRender:
-    """Checks the inputs and analyses the sources; raises a project error for bad input."""
+    """Checks the inputs and analyses the sources; raises a project error for bad input.
+
+    A remote target is probed by range (never downloaded whole unless it is small); `shared`
+    keeps what the job's renders share about their sources, so each is prepared once."""
     started = time.perf_counter()
-    target = stage_input(request.target, storage_options)
+    shared = shared or SharedSources(storage_options)
+    reads = request.settings.target_reads
+    target_input = resolve_target(request.target, reads, storage_options)
+    target = open_target(target_input, reads, storage_options, with_index=True)
     info = probe_media(target, request.settings.max_pixels)
+    target_input = with_header(target_input, target)
     check_output_location(request.output, info)
-    codec_notes: tuple[str, ...] = ()
-    if info.kind == "video":
-        usable, codec_notes = with_usable_codecs(request.settings)
-        request = dataclasses.replace(request, settings=usable)
+    # Encoders and decode acceleration are probed by the process that renders the chunks
+    # (pipeline/codec_choice): a CPU head node may plan for GPU workers.
     settings = request.settings
-    sources = [stage_input(source, storage_options) for source in request.sources]
-    for source in sources:  # from the header, before any source is decoded
-        check_image_file(source, settings.max_pixels)
+    sources = shared.local_files(request.sources, settings.max_pixels)
     plan = models.plan_for(settings)
     sessions = models.sessions_for(settings)
     calls_before = {model: int(usage["calls"]) for model, usage in sessions.stats().items()}
-    identity, identity_map = _source_identities(target, info, settings, plan, sessions, sources)
+    identity, identity_map = _source_identities(
+        target, info, settings, plan, sessions, sources, shared
+    )
     reference = reference_embedding_for(target, info, settings, plan, sessions)
     report = SwapReport(
         target=request.target,
@@ -85,7 +122,6 @@ def prepare_render(
         output=request.output,
         kind=info.kind,
     )
-    report.notes.extend(codec_notes)
     report.source_model_calls = {
         model: int(usage["calls"]) - calls_before.get(model, 0)
         for model, usage in sessions.stats().items()
@@ -94,35 +130,48 @@ def prepare_render(
     prepared = PreparedRender(
         request, target, info, plan, identity, report, reference, identity_map, started=started
     )
+    prepared.target_input = target_input
     if info.kind == "video":
-        _plan_video_keys(prepared, sources, storage_options)
+        _plan_video_keys(prepared, sources, storage_options, shared)
     return prepared
 
 
 def _source_identities(
-    target: Path,
+    target: MediaSource,
     info: MediaInfo,
     settings: SwapSettings,
     plan: ModelPlan,
     sessions: SessionFactory,
     sources: list[Path],
+    shared: SharedSources,
 ) -> tuple[SourceIdentity, IdentityMap | None]:
     """The identity to swap in, and with identity-map, the identity of each person."""
-    recognizer = plan.get(Role.SOURCE_RECOGNIZER)
-    embedder = None if recognizer is None else load_recognizer(recognizer.spec, sessions)
-    detector = load_analyser(plan, settings, sessions)
+
+    def identity_of(paths: list[Path]) -> SourceIdentity:
+        def prepare() -> SourceIdentity:
+            recognizer = plan.get(Role.SOURCE_RECOGNIZER)
+            embedder = None if recognizer is None else load_recognizer(recognizer.spec, sessions)
+            detector = load_analyser(plan, settings, sessions)
+            return prepare_source_identity(paths, detector, embedder)
+
+        return shared.identity(paths, settings, plan, prepare)
+
     if settings.face_selector.mode != "identity-map":
-        return prepare_source_identity(sources, detector, embedder), None
-    per_source = [prepare_source_identity([path], detector, embedder) for path in sources]
+        return identity_of(sources), None
+    per_source = [identity_of([path]) for path in sources]
     identity_map = build_identity_map(target, info, settings, plan, sessions, per_source)
     return per_source[0], identity_map
 
 
 def _plan_video_keys(
-    prepared: PreparedRender, sources: list[Path], storage_options: dict[str, str] | None
+    prepared: PreparedRender,
+    sources: list[Path],
+    storage_options: dict[str, str] | None,
+    shared: SharedSources,
 ) -> None:
     settings = prepared.request.settings
-    fingerprint = video_fingerprint(prepared.target)
+    assert prepared.target_input is not None
+    fingerprint = target_fingerprint(prepared.target_input, settings.target_reads, storage_options)
     if settings.use_analysis_cache:
         prepared.cache_plan = CachePlan(
             settings.analysis_cache,
@@ -133,7 +182,7 @@ def _plan_video_keys(
     prepared.render_key = render_key(
         prepared.request.output,
         fingerprint,
-        [file_sha256(path) for path in sources],
+        shared.fingerprints(sources),
         settings,
         prepared.plan,
     )
@@ -156,6 +205,7 @@ def check_output_location(output: str, info: MediaInfo) -> None:
 def finish_report(prepared: PreparedRender) -> None:
     report = prepared.report
     report.peak_memory_bytes["driver"] = peak_memory_bytes()
+    report.set_driver_cpu(own_cpu_seconds(), CHILD_CPU.snapshot())
     if report.frames_total and report.frames_with_faces == 0 and NO_FACE_NOTE not in report.notes:
         report.notes.append(NO_FACE_NOTE)
         logger.warning("%s: %s", prepared.request.target, NO_FACE_NOTE)

@@ -14,6 +14,8 @@ from facefusion_ray.pipeline.render_preparation import (
     driver_models,
     finish_report,
     prepare_render,
+    reopen_target,
+    target_audio,
 )
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.stage_clock import StageClock
@@ -22,7 +24,9 @@ from facefusion_ray.pipeline.swap_report import SwapReport
 from facefusion_ray.storage.locations import is_remote
 
 
-def render_video_sequential(prepared: PreparedRender, output: Path) -> None:
+def render_video_sequential(
+    prepared: PreparedRender, output: Path, storage_options: dict[str, str] | None = None
+) -> None:
     """Decode, analyse, swap and encode every frame in turn, like FaceFusion's own loop."""
     info, settings, report = prepared.info, prepared.request.settings, prepared.report
     if info.fps is None:
@@ -46,7 +50,7 @@ def render_video_sequential(prepared: PreparedRender, output: Path) -> None:
                 pipeline,
                 clock,
                 settings,
-                str(prepared.target),
+                reopen_target(prepared, storage_options),
                 info,
                 whole_video,
                 segment,
@@ -57,7 +61,8 @@ def render_video_sequential(prepared: PreparedRender, output: Path) -> None:
         report.chunks = 1
         report.workers = 1
         report.add_model_stats(pipeline.model_calls())
-        assemble_output([segment], prepared.target, info, output, report)
+        audio = target_audio(prepared, storage_options)
+        assemble_output([segment], audio, info, output, report)
 
 
 def run_sequential(request: RenderRequest, storage_options: dict[str, str]) -> SwapReport:
@@ -68,6 +73,6 @@ def run_sequential(request: RenderRequest, storage_options: dict[str, str]) -> S
     if prepared.info.kind == "image":
         render_still_image(prepared, storage_options)
     else:
-        render_video_sequential(prepared, Path(request.output))
+        render_video_sequential(prepared, Path(request.output), storage_options)
     finish_report(prepared)
     return prepared.report

@@ -9,6 +9,12 @@ from pathlib import Path
 from facefusion_ray.inference.session_factory import ModelUsage
 from facefusion_ray.pipeline.review_probe import ChunkReview
 
+# Process kinds of `cpu_seconds`: the worker process running the frame loop, and the driver's
+# own process (outside any frame loop it ran itself) with its ffmpeg children (probe, assembly).
+FRAME_LOOP_CPU = "frame_loop"
+DRIVER_CPU = "driver"
+DRIVER_FFMPEG_CPU = "driver_ffmpeg"
+
 
 @dataclass
 class ChunkResult:
@@ -27,6 +33,12 @@ class ChunkResult:
     worker_pid: int = 0
     # What an A/B review took from the chunk's frames (None when the render is not reviewed).
     review: ChunkReview | None = None
+    # CPU seconds spent on the chunk by process kind: FRAME_LOOP_CPU (the worker process, all
+    # its threads) and its ffmpeg children, `ffmpeg_decode`, `ffmpeg_encode` (`ffmpeg_other`).
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    # The encoder that made the chunk's segment, and what its node gave up (codec fallbacks).
+    encoder: str = ""
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -62,6 +74,14 @@ class SwapReport:
     # Calls made by the driver for the source images and the reference face.
     source_model_calls: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # CPU seconds by process kind, summed over the chunks (see ChunkResult.cpu_seconds), and
+    # the driver's: DRIVER_CPU, DRIVER_FFMPEG_CPU (set when the render is finished).
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The part of `cpu_seconds` spent by chunks rendered in the driver's own process (the
+        # sequential path), which the driver's process totals must not count twice.
+        self._cpu_in_driver: dict[str, float] = {}
 
     def add_chunk(self, result: ChunkResult) -> None:
         self.frames_total += result.frames
@@ -72,9 +92,23 @@ class SwapReport:
         self.cache["hits"] += result.cache_hits
         self.cache["misses"] += result.cache_misses
         self.add_model_stats(result.model_usage)
+        _add_seconds(self.cpu_seconds, result.cpu_seconds)
+        if not result.worker_pid:
+            _add_seconds(self._cpu_in_driver, result.cpu_seconds)
+        self.notes.extend(note for note in dict.fromkeys(result.notes) if note not in self.notes)
         if result.worker_pid:
             worker = str(result.worker_pid)
             self.chunks_by_worker[worker] = self.chunks_by_worker.get(worker, 0) + 1
+
+    def set_driver_cpu(self, own_seconds: float, children: Mapping[str, float]) -> None:
+        """The driver process's CPU so far (its own, and its ffmpeg children's by kind), less
+        the frame loops that ran in it and are counted as such."""
+        in_driver = self._cpu_in_driver
+        self.cpu_seconds[DRIVER_CPU] = round(own_seconds - in_driver.get(FRAME_LOOP_CPU, 0.0), 6)
+        ffmpeg = sum(
+            seconds - in_driver.get(f"ffmpeg_{kind}", 0.0) for kind, seconds in children.items()
+        )
+        self.cpu_seconds[DRIVER_FFMPEG_CPU] = round(max(ffmpeg, 0.0), 6)
 
     def add_stage_seconds(self, stages: dict[str, float]) -> None:
         for stage, seconds in stages.items():
@@ -107,6 +141,11 @@ class SwapReport:
             f"{self.faces_swapped} faces swapped, {self.chunks} chunks on {self.workers} workers "
             f"in {self.seconds:.1f} s ({fps:.1f} frames/s)"
         )
+
+
+def _add_seconds(into: dict[str, float], seconds: Mapping[str, float]) -> None:
+    for kind, value in seconds.items():
+        into[kind] = round(into.get(kind, 0.0) + value, 6)
 
 
 def write_report(report: SwapReport, path: Path) -> None:

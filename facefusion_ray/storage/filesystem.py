@@ -281,12 +281,15 @@ def _typed_value(text: str) -> Any:
 
 def _with_s3_defaults(options: dict[str, Any]) -> dict[str, Any]:
     configured = dict(options)
-    # Cached instances and listings would hide other processes' writes (the lock file).
-    configured.setdefault("skip_instance_cache", True)
+    # Cached listings would hide other processes' writes (the lock file). The client itself is
+    # shared per set of options: a new one per call held ~20 MiB of botocore models each and
+    # cost a catalog driver seconds per render (benchmarks/README.md, catalog scale).
     configured.setdefault("use_listings_cache", False)
     config = dict(configured.get("config_kwargs") or {})
     config.setdefault("connect_timeout", _S3_CONNECT_TIMEOUT_SECONDS)
     config.setdefault("read_timeout", _S3_READ_TIMEOUT_SECONDS)
+    # Signed URLs (ranged reads of targets) use SigV4 too, not botocore's SigV2 default for them.
+    config.setdefault("signature_version", "s3v4")
     if "AWS_MAX_ATTEMPTS" not in os.environ and "AWS_RETRY_MODE" not in os.environ:
         config.setdefault("retries", {"max_attempts": _S3_BOTOCORE_RETRIES, "mode": "standard"})
     configured["config_kwargs"] = config

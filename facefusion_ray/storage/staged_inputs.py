@@ -28,13 +28,20 @@ def staged_copies(root: Path | None = None) -> list[StagedCopy]:
     copies = [
         StagedCopy(
             folder,
-            sum(path.stat().st_size for path in folder.iterdir() if path.is_file()),
+            sum(_bytes_on_disk(path) for path in folder.iterdir() if path.is_file()),
             folder.stat().st_mtime,
         )
         for folder in root.iterdir()
         if folder.is_dir()
     ]
     return sorted(copies, key=lambda copy: copy.last_used)
+
+
+def _bytes_on_disk(path: Path) -> int:
+    """A file's size, or the space it takes when that is less: an index stand-in is a sparse
+    file as long as its target that holds only the index."""
+    status = path.stat()
+    return min(status.st_size, status.st_blocks * 512)
 
 
 def prune_staged_copies(max_bytes: int, root: Path | None = None) -> list[StagedCopy]:

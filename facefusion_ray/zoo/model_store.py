@@ -56,7 +56,7 @@ from facefusion_ray.zoo.store_layout import (
     PullResult,
     StoreLayout,
     VerifyResult,
-    has_sha256,
+    companion_label,
     variant_label,
 )
 from facefusion_ray.zoo.store_prepared import PreparedFiles
@@ -181,12 +181,13 @@ class ModelStore(SourceFiles, PreparedFiles):
         sha256 = self._pinned_sha256(spec) or self.pull(model_id).source_sha256
         prepared = self._layout.prepared_file(spec, sha256, variant)
         target = self._layout.node_prepared_path(model_id, prepared.name)
-        # The node copy is checked against the lock file's pin, not the sidecar beside it.
-        if has_sha256(target, self._prepared_pin(spec, prepared.name)):
+        # The node copy (with its metadata and weights) is checked against the lock file's
+        # pins, not the sidecar beside it.
+        if self.node_copy_intact(spec, prepared.name, target):
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{target}.lock"):
-            if has_sha256(target, self._prepared_pin(spec, prepared.name)):
+            if self.node_copy_intact(spec, prepared.name, target):
                 return target  # another process on this node copied it while we waited
             if target.exists():
                 logger.warning(
@@ -234,9 +235,12 @@ class ModelStore(SourceFiles, PreparedFiles):
         ]
         lock = read_lock(self._filesystem, self._root)
         for prepared in self._layout.prepared_files(spec, sha256):
-            key = self._layout.prepared_key(model_id, prepared.name)
-            pin = self._prepared_pin(spec, prepared.name, lock)
-            checks.append(self._layout.check_object(prepared.label, key, pin))
+            names = [prepared.name, *self.companion_names(spec, prepared.name, lock)]
+            for name in names:
+                key = self._layout.prepared_key(model_id, name)
+                label = companion_label(prepared.label, name.removeprefix(prepared.name))
+                pin = self._prepared_pin(spec, name, lock)
+                checks.append(self._layout.check_object(label, key, pin))
         return VerifyResult(model_id, tuple(checks))
 
     def pinned_sha256s(self, model_ids: Collection[str]) -> dict[str, str]:

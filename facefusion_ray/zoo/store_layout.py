@@ -205,6 +205,16 @@ def variant_label(name: str) -> str:
     return f"variant {name}"
 
 
+# What `verify` calls the files stored with a prepared file, by the suffix of their names.
+_COMPANION_LABELS = {".meta.npz": "metadata", ".data": "weights"}
+
+
+def companion_label(label: str, suffix: str) -> str:
+    """`label` ("prepared", "variant fp16") of the prepared file, or of its companion with
+    `suffix` ("" for the prepared file itself)."""
+    return f"{label} {_COMPANION_LABELS[suffix]}" if suffix else label
+
+
 class CorruptedStoreObject(Exception):
     def __init__(self, location: str, expected: str, actual: str) -> None:
         super().__init__(f"store object {location} has sha256 {actual}, expected {expected}")

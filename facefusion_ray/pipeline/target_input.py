@@ -1,0 +1,160 @@
+"""How a render reads its target: a local file in place, a small remote object staged whole, or
+a large one read by range through a signed URL (signed anew for each use, never logged).
+
+The driver resolves a target once (`resolve_target`: one metadata request for a remote one);
+each chunk, the probe and the final audio remux then `open_target` it, which signs a fresh URL
+for a remote target read by range. Facts that need the whole packet index (the frame count,
+each frame's time) come from a local stand-in holding only the object's index
+(`media.index_copy`), made once per node and object version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from filelock import FileLock
+
+from facefusion_ray.atomic_files import PRIVATE_FOLDER_MODE, temporary_file_beside
+from facefusion_ray.cache import video_fingerprint
+from facefusion_ray.media.container_header import ContainerHeader, cached_container_header
+from facefusion_ray.media.index_copy import write_index_copy
+from facefusion_ray.media.remote_media import MediaSource, RemoteMedia
+from facefusion_ray.paths import cache_root
+from facefusion_ray.settings import IMAGE_SUFFIXES
+from facefusion_ray.storage.locations import STAGED_FOLDER_NAME, is_remote, stage_input
+from facefusion_ray.storage.ranged_reads import (
+    CONTENT_IDENTITY,
+    RemoteObject,
+    TargetReads,
+    check_unchanged,
+    content_sha256,
+    range_reader,
+    remote_object,
+    signed_url,
+)
+
+_INDEX_COPY_PREFIX = "index-"
+# Beside an index stand-in that also holds the data of every track but video (its audio).
+_WITH_AUDIO_MARK = "with-audio"
+
+
+@dataclass(frozen=True)
+class TargetInput:
+    """A resolved target: `local` when it is read from a local file (the target itself or its
+    staged copy), `remote` for an object-store target (its version, read by range unless
+    `local` is set). Plain data: travels to the actors."""
+
+    location: str
+    local: Path | None = None
+    remote: RemoteObject | None = None
+    # A remote target's container header as the driver's probe read it.
+    header: ContainerHeader | None = None
+
+    @property
+    def read_by_range(self) -> bool:
+        return self.local is None
+
+
+def resolve_target(
+    location: str, reads: TargetReads, storage_options: Mapping[str, str] | None = None
+) -> TargetInput:
+    """Local targets as today; remote ones by their metadata, staged whole when small or an
+    image (an image is read whole by its decoder anyway)."""
+    if not is_remote(location):
+        return TargetInput(location, local=stage_input(location, storage_options))
+    remote = remote_object(location, storage_options)
+    is_image = posixpath.splitext(location)[1].lower() in IMAGE_SUFFIXES
+    if is_image or remote.size < reads.stage_below_bytes:
+        return TargetInput(location, stage_input(location, storage_options), remote)
+    return TargetInput(location, remote=remote)
+
+
+def open_target(
+    target: TargetInput,
+    reads: TargetReads,
+    storage_options: Mapping[str, str] | None = None,
+    *,
+    with_index: bool = False,
+    check_version: bool = False,
+) -> MediaSource:
+    """What ffmpeg reads: the local file, or a freshly signed URL valid for
+    `reads.signed_url_seconds`. `with_index`: also make this node's index stand-in (needed
+    to probe, or to decode a video whose frames are not on a constant-rate grid).
+    `check_version`: fail when the object is no longer the version the job planned with."""
+    if target.local is not None:
+        return target.local
+    remote = target.remote
+    assert remote is not None
+    if check_version and remote.version_id is None:
+        check_unchanged(remote, storage_options)
+    index = index_copy(remote, storage_options) if with_index else None
+    return RemoteMedia(
+        url=signed_url(remote, reads.signed_url_seconds, storage_options),
+        location=remote.location,
+        version=remote.fingerprint,
+        index_copy=None if index is None else str(index),
+        header=target.header,
+    )
+
+
+def with_header(target: TargetInput, probed: MediaSource) -> TargetInput:
+    """`target` carrying the header its probe read (`probed` is what the probe opened)."""
+    if not isinstance(probed, RemoteMedia):
+        return target
+    return replace(target, header=cached_container_header(probed))
+
+
+def target_fingerprint(
+    target: TargetInput, reads: TargetReads, storage_options: Mapping[str, str] | None = None
+) -> str:
+    """The target's identity in the keys. Local targets: the SHA-256 of their content, as
+    always. Remote ones: their metadata identity, or with `content` identity the SHA-256 of
+    their content (hashed from the staged copy, else streamed once by the driver)."""
+    if target.remote is None or reads.identity == CONTENT_IDENTITY:
+        if target.local is not None:
+            return video_fingerprint(target.local)
+        return content_sha256(target.location, storage_options)
+    return target.remote.fingerprint
+
+
+def index_copy(remote: RemoteObject, storage_options: Mapping[str, str] | None) -> Path | None:
+    """This node's index stand-in of `remote` (made once per version, sparse on disk), or
+    None when the object is not an MP4/MOV file (its packets are then scanned by range)."""
+    digest = hashlib.sha256(f"index\n{remote.fingerprint}".encode()).hexdigest()
+    root = cache_root() / STAGED_FOLDER_NAME
+    folder = root / digest
+    copy = folder / f"{_INDEX_COPY_PREFIX}{posixpath.basename(remote.location)}"
+    absent = folder / "not-indexable"
+    root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER_MODE)
+    with FileLock(str(root / f"{digest}.lock")):
+        if copy.is_file():
+            return copy
+        if absent.is_file():
+            return None
+        folder.mkdir(exist_ok=True, mode=PRIVATE_FOLDER_MODE)
+        with temporary_file_beside(copy) as temporary:
+            reader = range_reader(remote, storage_options)
+            written = write_index_copy(reader, remote.size, temporary)
+            if written is not None:
+                if written.other_tracks:
+                    (folder / _WITH_AUDIO_MARK).touch()
+                temporary.replace(copy)
+                return copy
+        absent.touch()
+        return None
+
+
+def audio_source(
+    target: TargetInput, reads: TargetReads, storage_options: Mapping[str, str] | None = None
+) -> MediaSource:
+    """Where the final assembly reads the target's audio: a remote target's index stand-in
+    when that holds the audio data (made by the probe on this node), else the target itself."""
+    if target.read_by_range and target.remote is not None:
+        copy = index_copy(target.remote, storage_options)
+        if copy is not None and (copy.parent / _WITH_AUDIO_MARK).is_file():
+            return copy
+    return open_target(target, reads, storage_options)
