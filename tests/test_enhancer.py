@@ -173,3 +173,25 @@ def test_rejects_a_blend_outside_zero_to_hundred(
 ) -> None:
     with pytest.raises(ValueError, match="blend"):
         FaceEnhancer(identity_session, spec, blend=101)
+
+
+def test_the_enhancer_reads_and_writes_only_within_its_reach(
+    spec: ModelSpec,
+    identity_session: ModelSession,
+    group_photo: np.ndarray,
+    group_faces: list[Face],
+) -> None:
+    """What the planes path relies on: outside `reach` the frame may hold anything (the
+    identity stand-in gives back whatever its crop read)."""
+    enhancer = FaceEnhancer(identity_session, spec, blend=100)
+    face = group_faces[0]
+    reach = enhancer.reach(face, group_photo.shape)
+    inside = np.s_[reach.y0 : reach.y1, reach.x0 : reach.x1]
+    whole, partial = group_photo.copy(), np.zeros_like(group_photo)
+    partial[inside] = group_photo[inside]
+    [written] = enhancer.enhance_batch(whole, [face])
+    enhancer.enhance_batch(partial, [face])
+    assert reach.x0 <= written.x0 and written.x1 <= reach.x1
+    assert reach.y0 <= written.y0 and written.y1 <= reach.y1
+    assert np.array_equal(partial[inside], whole[inside])
+    assert not partial[: reach.y0].any() and not partial[reach.y1 :].any()

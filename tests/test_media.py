@@ -109,6 +109,10 @@ def test_probe_30fps_clip_with_audio(clip_30fps_audio: Path) -> None:
         "video_codec": "h264",
         "constant_frame_rate": True,
         "pixel_format": "yuv420p",
+        "color_space": "",
+        "color_primaries": "",
+        "color_trc": "",
+        "color_range": "",
     }
 
 
@@ -411,6 +415,10 @@ def test_images_read_write_probe_and_decode(tmp_path: Path) -> None:
         "video_codec": "png",
         "constant_frame_rate": True,
         "pixel_format": "",
+        "color_space": "",
+        "color_primaries": "",
+        "color_trc": "",
+        "color_range": "",
     }
     [frame] = list(iter_frames(path, 0, 1, info))
     assert np.array_equal(frame, image)

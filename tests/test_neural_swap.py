@@ -362,3 +362,24 @@ def test_swap_with_occlusion_mask(
     regions = swapper.swap_batch(frame, group_faces[:2])
     assert occluder_session.stats()["xseg"]["calls"] == 2
     assert np.array_equal(outside(frame, regions), outside(group_photo, regions))
+
+
+@pytest.mark.parametrize("model_id", SWAPPERS)
+def test_a_swap_reads_and_writes_only_within_its_reach(
+    model_id: str, tmp_path: Path, group_photo: np.ndarray, group_faces: list[Face]
+) -> None:
+    """What the planes path relies on: outside `reach` the frame may hold anything."""
+    spec = get_model_spec(model_id)
+    session = ModelSession(identity_swapper(spec, tmp_path / "swap.onnx"), model_id)
+    swapper = NeuralSwapper(session, spec, source_embedding())
+    face = group_faces[0]
+    reach = swapper.reach(face, group_photo.shape)
+    inside = np.s_[reach.y0 : reach.y1, reach.x0 : reach.x1]
+    whole, partial = group_photo.copy(), np.zeros_like(group_photo)
+    partial[inside] = group_photo[inside]
+    [written] = swapper.swap_batch(whole, [face])
+    swapper.swap_batch(partial, [face])
+    assert reach.x0 <= written.x0 and written.x1 <= reach.x1
+    assert reach.y0 <= written.y0 and written.y1 <= reach.y1
+    assert np.array_equal(partial[inside], whole[inside])
+    assert not partial[: reach.y0].any() and not partial[reach.y1 :].any()

@@ -7,6 +7,8 @@ in the 5-landmark order [right eye, left eye, nose tip, right mouth corner, left
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # InsightFace's ArcFace reference points for a 112x112 crop; also what OpenCV's SFace uses.
@@ -103,8 +105,16 @@ def estimate_similarity(
 
     Closed-form Umeyama fit, as OpenCV's FaceRecognizerSF.alignCrop computes it; FaceFusion's
     estimateAffinePartial2D(RANSAC, threshold 100) converges to the same least-squares fit.
+    The last fits are remembered: a frame's faces are fitted once to find the region they
+    reach and again to be cut out.
     """
-    source = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
+    source = np.ascontiguousarray(landmarks, dtype=np.float64).reshape(-1, 2)
+    return _remembered_fit(source.tobytes(), template_name, crop_size).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _remembered_fit(landmark_bytes: bytes, template_name: str, crop_size: CropSize) -> np.ndarray:
+    source = np.frombuffer(landmark_bytes, dtype=np.float64).reshape(-1, 2)
     target = template_points(template_name, crop_size)
     if source.shape != target.shape:
         raise ValueError(f"expected {target.shape[0]} landmarks, got {source.shape[0]}")

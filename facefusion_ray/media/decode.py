@@ -1,7 +1,9 @@
-"""Frame-exact decoding of any frame range to BGR uint8 arrays, one frame in memory at a time."""
+"""Frame-exact decoding of any frame range, one frame in memory at a time: as delivered (4:2:0
+planes or BGR bytes), with a whole-frame BGR view made on first use."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 from collections.abc import Iterator
@@ -26,21 +28,49 @@ from facefusion_ray.media.remote_media import (
     hidden_urls,
 )
 from facefusion_ray.media.video_codecs import NO_HWACCEL, hwaccel_args
+from facefusion_ray.media.yuv_colour import BT601, YuvMatrix
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DecodedFrame:
-    """A frame as BGR pixels, with the bytes the decoder delivered it as (the video's own 4:2:0
-    planes where the pipe carries them, half the size of the BGR array; else the BGR bytes,
-    which then share memory with `pixels`: fingerprint before changing the pixels)."""
+    """A frame as the decoder delivered it: the video's own 4:2:0 planes (I420 layout) where the
+    pipe carries them, else BGR bytes. These bytes are never changed: they are what the
+    analysis cache fingerprints and what an untouched frame is encoded from."""
 
-    pixels: np.ndarray
     delivered: bytes | bytearray | memoryview
     pixel_format: str
+    width: int
+    height: int
+    # The colour matrix of the planes, for converting the regions that faces touch.
+    matrix: YuvMatrix = BT601
+
+    @functools.cached_property
+    def pixels(self) -> np.ndarray:
+        """The whole frame as BGR, as the analysis reads it, converted on first use. From BGR
+        bytes this shares their memory: fingerprint before changing it."""
+        pipe = PipeFormat(self.pixel_format, self.width, self.height, self.matrix)
+        return pipe.to_bgr(self.delivered)
+
+    def pixels_if_converted(self) -> np.ndarray | None:
+        """`pixels` if something has asked for them already, else None (nothing converted)."""
+        converted = self.__dict__.get("pixels")
+        return converted if isinstance(converted, np.ndarray) else None
+
+    @property
+    def planes(self) -> np.ndarray | None:
+        """The delivered 4:2:0 planes as one read-only (height * 3 / 2, width) array, or None
+        when the frame came as BGR."""
+        if self.pixel_format != "yuv420p":
+            return None
+        planes = np.frombuffer(self.delivered, dtype=np.uint8)
+        planes = planes.reshape(self.height * 3 // 2, self.width)
+        planes.flags.writeable = False
+        return planes
 
     def fingerprint(self) -> str:
-        height, width = self.pixels.shape[:2]
-        return delivered_frame_fingerprint(self.delivered, self.pixel_format, width, height)
+        return delivered_frame_fingerprint(
+            self.delivered, self.pixel_format, self.width, self.height
+        )
 
 
 def iter_frames(path: MediaSource, start: int, count: int, info: MediaInfo) -> Iterator[np.ndarray]:
@@ -71,7 +101,7 @@ def iter_decoded_frames(
     if info.kind == "image":
         return _image_frames(path, count)
     header = cached_container_header(path)
-    pipe = decoding_pipe_format(info.pixel_format, info.width, info.height)
+    pipe = decoding_pipe_format(info.pixel_format, info.width, info.height, info.colour)
     args = _decode_args(path, start, count, info, header, pipe, hwaccel)
     frames = _decoded_frames(args, path, start, count, info, pipe)
     return frames if hwaccel == NO_HWACCEL else _naming_hwaccel(frames, hwaccel)
@@ -91,7 +121,8 @@ def _image_frames(path: MediaSource, count: int) -> Iterator[DecodedFrame]:
     if count:
         # `info` comes from probe_media, which held the image to the job's pixel limit.
         pixels = np.ascontiguousarray(read_image(path, max_pixels=None))
-        yield DecodedFrame(pixels, pixels.data, "bgr24")
+        height, width = pixels.shape[:2]
+        yield DecodedFrame(pixels.data, "bgr24", width, height)
 
 
 def _decode_args(
@@ -170,7 +201,9 @@ def _decoded_frames(
             buffer = _read_exactly(stdout, frame_bytes)
             if buffer is None:
                 raise _truncated_error(process, path, start, start + produced, count, info)
-            yield DecodedFrame(pipe.to_bgr(buffer), buffer, pipe.ffmpeg_pixel_format)
+            yield DecodedFrame(
+                buffer, pipe.ffmpeg_pixel_format, pipe.width, pipe.height, pipe.matrix
+            )
         if process.wait() != 0:
             raise MediaError(
                 f"cannot decode {path} frames {start}..{start + count - 1}: "

@@ -1,4 +1,5 @@
-"""Encoding BGR frames into video segments that concatenate frame-exactly.
+"""Encoding frames (BGR, or the video's own 4:2:0 planes) into video segments that concatenate
+frame-exactly, tagged with the input's colour space.
 
 Segment format: MP4 holding one encoder's stream (libx264 H.264 by default, B-frames on; the
 encoders and their options are in video_codecs.py). Raw Annex B segments (`-f h264`)
@@ -23,6 +24,7 @@ from typing import BinaryIO, Self
 import numpy as np
 
 from facefusion_ray.errors import MediaError
+from facefusion_ray.media.colour_tags import ColourTags
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
 from facefusion_ray.media.images import ensure_readable_file, partial_path
 from facefusion_ray.media.pixel_transfer import encoding_pipe_format
@@ -62,7 +64,10 @@ class SegmentEncoder:
         quality: int = 80,
         preset: str = "veryfast",
         encoder: str = FALLBACK_VIDEO_ENCODER,
+        colour: ColourTags | None = None,
     ) -> None:
+        """`colour`: the input's colour tags, carried onto the segment; BGR frames are turned
+        into YUV in their matrix."""
         if width <= 0 or height <= 0:
             raise ValueError(f"frame size must be positive, got {width}x{height}")
         if fps <= 0:
@@ -70,7 +75,8 @@ class SegmentEncoder:
         self.path = Path(path)
         self.width = width
         self.height = height
-        self._pipe = encoding_pipe_format(width, height)
+        self._colour = colour or ColourTags()
+        self._pipe = encoding_pipe_format(width, height, self._colour)
         self.fps = Fraction(fps)
         self.encoder = encoder
         self._encoder_args = encoder_args(encoder, quality, preset, width, height)
@@ -94,25 +100,34 @@ class SegmentEncoder:
             self.abort()
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one BGR uint8 frame of shape (height, width, 3)."""
+        """Append one frame: BGR uint8 of shape (height, width, 3) or, for an even size, its
+        4:2:0 planes in I420 layout, uint8 of shape (height * 3 / 2, width), in the matrix of
+        the `colour` tags (written through as they are)."""
         if self._finished:
             raise ValueError(f"segment encoder for {self.path} is already closed")
-        expected_shape = (self.height, self.width, 3)
-        if frame.shape != expected_shape or frame.dtype != np.uint8:
-            raise ValueError(
-                f"frame must be uint8 with shape {expected_shape}, got {frame.dtype} {frame.shape}"
-            )
         process = self._process or self._start()
         stdin = process.process.stdin
         assert stdin is not None
         try:
-            stdin.write(self._pipe.from_bgr(frame).data)
+            stdin.write(self._pipe_bytes(frame).data)
         except BrokenPipeError:
             process.wait()
             reason = process.failure_reason()
             self.abort()
             raise MediaError(f"cannot encode segment {self.path}: {reason}") from None
         self.frames_written += 1
+
+    def _pipe_bytes(self, frame: np.ndarray) -> np.ndarray:
+        bgr_shape = (self.height, self.width, 3)
+        planes_shape = self._pipe.planes_shape if self._pipe.is_yuv420 else None
+        if frame.dtype == np.uint8 and frame.shape == bgr_shape:
+            return self._pipe.from_bgr(frame)
+        if frame.dtype == np.uint8 and frame.shape == planes_shape:
+            return np.ascontiguousarray(frame)
+        expected = f"{bgr_shape}" + (f" or 4:2:0 planes {planes_shape}" if planes_shape else "")
+        raise ValueError(
+            f"frame must be uint8 with shape {expected}, got {frame.dtype} {frame.shape}"
+        )
 
     def close(self) -> None:
         """Finish encoding and move the segment to `path`; MediaError if ffmpeg failed."""
@@ -159,10 +174,15 @@ class SegmentEncoder:
             "-framerate", f"{self.fps.numerator}/{self.fps.denominator}",
             "-i", "pipe:0",
             *self._pipe.conversion_args,
+            *self._colour_args(),
             *self._encoder_args,
             "-f", "mp4",
             "-y", "file:" + os.path.abspath(self._temporary),
         ]  # fmt: skip
+
+    def _colour_args(self) -> list[str]:
+        colour_filter = self._colour.output_filter()
+        return [] if colour_filter is None else ["-vf", colour_filter]
 
 
 def segment_frame_count(path: str | os.PathLike[str]) -> int:

@@ -1,11 +1,13 @@
-"""How frames cross the ffmpeg pipes: as 4:2:0 YUV converted by OpenCV where that is exact.
+"""How frames cross the ffmpeg pipes: as the video's own 4:2:0 YUV planes where that is exact.
 
 swscale's default BGR <-> YUV conversion truncates and darkens the picture by about one level
 each way; asking it for accurate rounding costs two thirds of the decode speed. For the
-common case (8-bit yuv420p, limited range, even size) the pipes carry the video's own YUV
-planes and OpenCV converts them: both directions use the same BT.601 matrix with rounding,
-so pixels that no processor touched come back as they were (measured: mean shift 0.06
-levels instead of 2.04 after a round trip, and decoding stays at ~300 fps).
+common case (8-bit yuv420p, limited range, BT.601 or BT.709, even size) the pipes carry the
+video's planes: the decoder delivers them, the pipeline converts only the regions it changes
+(media/yuv_colour.py, in the video's matrix) and hands the planes back to the encoder, so
+pixels that no processor touched are encoded exactly as decoded. The whole-frame BGR view the
+analysis reads is OpenCV's BT.601 conversion (measured: mean shift 0.06 levels instead of 2.04
+after a round trip, and decoding stays at ~300 fps).
 """
 
 from dataclasses import dataclass
@@ -13,17 +15,22 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from facefusion_ray.media.colour_tags import ColourTags
+from facefusion_ray.media.yuv_colour import BT601, YuvMatrix, bgr_to_yuv420
+
 # For the other formats: let swscale convert, but with accurate rounding.
 ACCURATE_COLOUR_CONVERSION = ("-sws_flags", "accurate_rnd+full_chroma_int")
 
 
 @dataclass(frozen=True)
 class PipeFormat:
-    """The raw pixel format on an ffmpeg pipe and how to turn it into BGR frames and back."""
+    """The raw pixel format on an ffmpeg pipe, how to turn it into BGR frames and back, and the
+    colour matrix of its YUV planes."""
 
     ffmpeg_pixel_format: str
     width: int
     height: int
+    matrix: YuvMatrix = BT601
 
     @property
     def is_yuv420(self) -> bool:
@@ -36,33 +43,47 @@ class PipeFormat:
         return self.width * self.height * 3
 
     @property
+    def planes_shape(self) -> tuple[int, int]:
+        """The I420 layout of a 4:2:0 frame as one array: Y rows, then U, then V."""
+        return self.height * 3 // 2, self.width
+
+    @property
     def conversion_args(self) -> tuple[str, ...]:
         return () if self.is_yuv420 else ACCURATE_COLOUR_CONVERSION
 
-    def to_bgr(self, buffer: bytes | bytearray) -> np.ndarray:
+    def to_bgr(self, buffer: bytes | bytearray | memoryview) -> np.ndarray:
+        """The whole frame as BGR; 4:2:0 planes through OpenCV's BT.601, as the analysis has
+        always seen them (its cached results stay valid)."""
         planes = np.frombuffer(buffer, dtype=np.uint8)
         if self.is_yuv420:
-            return cv2.cvtColor(
-                planes.reshape(self.height * 3 // 2, self.width), cv2.COLOR_YUV2BGR_I420
-            )
+            return cv2.cvtColor(planes.reshape(self.planes_shape), cv2.COLOR_YUV2BGR_I420)
         return planes.reshape(self.height, self.width, 3)
 
     def from_bgr(self, frame: np.ndarray) -> np.ndarray:
-        if self.is_yuv420:
+        """What crosses the pipe for a whole BGR frame, in this pipe's matrix."""
+        if not self.is_yuv420:
+            return np.ascontiguousarray(frame)
+        if self.matrix == BT601:
             return cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420)
-        return np.ascontiguousarray(frame)
+        luma, u, v = bgr_to_yuv420(frame, self.matrix)
+        return np.concatenate([luma.ravel(), u.ravel(), v.ravel()]).reshape(self.planes_shape)
 
 
-def decoding_pipe_format(source_pixel_format: str, width: int, height: int) -> PipeFormat:
-    """YUV planes for 8-bit limited-range 4:2:0 sources of even size, BGR for the rest."""
+def decoding_pipe_format(
+    source_pixel_format: str, width: int, height: int, colour: ColourTags | None = None
+) -> PipeFormat:
+    """YUV planes for 8-bit limited-range 4:2:0 sources of even size in a matrix converted here
+    (BT.601, BT.709), BGR for the rest."""
+    colour = colour or ColourTags()
     even = width % 2 == 0 and height % 2 == 0
-    if source_pixel_format == "yuv420p" and even:
-        return PipeFormat("yuv420p", width, height)
-    return PipeFormat("bgr24", width, height)
+    if source_pixel_format == "yuv420p" and even and colour.planes_convertible:
+        return PipeFormat("yuv420p", width, height, colour.matrix)
+    return PipeFormat("bgr24", width, height, colour.matrix)
 
 
-def encoding_pipe_format(width: int, height: int) -> PipeFormat:
+def encoding_pipe_format(width: int, height: int, colour: ColourTags | None = None) -> PipeFormat:
     """4:2:0 output needs an even size; odd sizes go to 4:4:4 through swscale."""
+    matrix = (colour or ColourTags()).matrix
     if width % 2 == 0 and height % 2 == 0:
-        return PipeFormat("yuv420p", width, height)
-    return PipeFormat("bgr24", width, height)
+        return PipeFormat("yuv420p", width, height, matrix)
+    return PipeFormat("bgr24", width, height, matrix)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from facefusion_ray.errors import MediaError
+from facefusion_ray.media.colour_tags import ColourTags, parse_colour_tags
 from facefusion_ray.media.container_header import (
     ContainerHeader,
     cached_container_header,
@@ -73,6 +74,8 @@ class MediaInfo:
     constant_frame_rate: bool = True
     # ffmpeg's name of the decoded pixel format, e.g. "yuv420p" or "yuvj420p"; "" if unknown.
     pixel_format: str = ""
+    # Colour matrix, primaries, transfer and range as the file tags them ("" where it does not).
+    colour: ColourTags = field(default_factory=ColourTags)
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready fields; fps is an exact rational string such as "30000/1001" or "30/1"."""
@@ -89,6 +92,10 @@ class MediaInfo:
             "video_codec": self.video_codec,
             "constant_frame_rate": self.constant_frame_rate,
             "pixel_format": self.pixel_format,
+            "color_space": self.colour.space,
+            "color_primaries": self.colour.primaries,
+            "color_trc": self.colour.transfer,
+            "color_range": self.colour.range,
         }
 
 
@@ -197,6 +204,7 @@ def _probe_video(path: MediaSource, header: ContainerHeader) -> MediaInfo:
         video_codec=timing.codec,
         constant_frame_rate=_is_constant_rate(timing, fps),
         pixel_format=_pixel_format(header.video_details or ""),
+        colour=parse_colour_tags(header.video_details or ""),
     )
 
 

@@ -60,7 +60,7 @@ class ChunkAnalysis:
             return analyse(frame.pixels)
         with self._clock.measure("fingerprint"):
             fingerprint = frame.fingerprint()
-        self._frame_size = (frame.pixels.shape[1], frame.pixels.shape[0])
+        self._frame_size = (frame.width, frame.height)
         cached = self._cached[offset] if self._cached is not None else None
         if cached is not None and cached.frame_fingerprint == fingerprint:
             self.hits += 1

@@ -7,9 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_decoded_frames
+from facefusion_ray.media.plane_edit import PlaneEdit
 from facefusion_ray.media.process_cpu import CHILD_CPU, cpu_delta, own_cpu_seconds
 from facefusion_ray.media.remote_media import MediaSource
 from facefusion_ray.pipeline.cached_analysis import CachePlan, ChunkAnalysis
@@ -74,6 +77,7 @@ def render_range(
         quality=settings.output_video_quality,
         preset=settings.output_video_preset,
         encoder=codecs.encoder,
+        colour=info.colour,
     )
     analysis = ChunkAnalysis(cache, cache_plan, chunk, clock)
     cpu_before = _cpu_snapshot()
@@ -83,11 +87,11 @@ def render_range(
     with ReadAhead(decoded) as frames, WriteBehind(encoder) as writer:
         for offset, decoded_frame in enumerate(timed_frames(iter(frames), clock)):
             faces = analysis.faces(offset, decoded_frame, pipeline.analyse)
-            outcome = _swap_frame(
+            outcome, output = _render_frame(
                 pipeline, clock, review, chunk.start + offset, decoded_frame, faces
             )
             with clock.measure("encode"):
-                writer.write(decoded_frame.pixels)
+                writer.write(output)
             counts.add(outcome)
         with clock.measure("encode"):
             writer.close()
@@ -119,21 +123,47 @@ def _cpu_snapshot() -> dict[str, float]:
     return {FRAME_LOOP_CPU: own_cpu_seconds(), **children}
 
 
-def _swap_frame(
+def _render_frame(
     pipeline: FramePipeline,
     clock: StageClock,
     review: ReviewProbe | None,
     frame_index: int,
     decoded_frame: DecodedFrame,
     faces: list[Face],
+) -> tuple[FrameOutcome, np.ndarray]:
+    """The frame's outcome and what to encode: its 4:2:0 planes, changed only where faces
+    were swapped (BGR only there, or everywhere for a review), else the swapped BGR frame."""
+    if decoded_frame.planes is None:
+        frame = decoded_frame.pixels
+        return _swap_frame(pipeline, clock, review, frame_index, frame, faces), frame
+    chosen = pipeline.choose(faces)
+    shape = (decoded_frame.height, decoded_frame.width, 3)
+    boxes = pipeline.reach(faces, chosen, shape)
+    if boxes == [] and review is None:
+        return FrameOutcome(len(faces), 0), decoded_frame.planes  # untouched: as decoded
+    with clock.measure("convert"):
+        # The review looks at the whole frame; the processors still write only in `boxes`.
+        edit = PlaneEdit(decoded_frame, boxes, whole_canvas=review is not None)
+    outcome = _swap_frame(pipeline, clock, review, frame_index, edit.canvas, faces, chosen)
+    with clock.measure("convert"):
+        return outcome, edit.finish()
+
+
+def _swap_frame(
+    pipeline: FramePipeline,
+    clock: StageClock,
+    review: ReviewProbe | None,
+    frame_index: int,
+    frame: np.ndarray,
+    faces: list[Face],
+    chosen: list[Face] | None = None,
 ) -> FrameOutcome:
-    """Swap the analysed faces into the frame in place, with the review's looks before and
-    after when the render is reviewed."""
-    frame = decoded_frame.pixels
+    """Swap the analysed faces into the BGR frame in place, with the review's looks before
+    and after when the render is reviewed."""
     if review is not None:
         with clock.measure("review"):
             review.before_swap(frame_index, frame, faces)
-    outcome = pipeline.apply(frame, faces)
+    outcome = pipeline.apply(frame, faces, chosen)
     if review is not None:
         with clock.measure("review"):
             review.after_swap(frame_index, frame, outcome.faces_detected, outcome.swapped)

@@ -25,7 +25,8 @@ ANALYSIS_KEY_VERSION = 2
 ANALYSIS_KEY_HEX_DIGITS = 20
 # Bump when rendering code changes its output for the same inputs: old segments stop matching.
 # 2: derived from declared scopes and the model plan.
-RENDER_KEY_VERSION = 2
+# 3: untouched pixels encoded as decoded, faces' regions in the target's matrix, colour tags kept.
+RENDER_KEY_VERSION = 3
 RENDER_KEY_HEX_DIGITS = 24
 PIXEL_ROLES = frozenset(Role) - ANALYSIS_ROLES
 

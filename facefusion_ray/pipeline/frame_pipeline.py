@@ -9,6 +9,7 @@ from facefusion_ray.analysis.identities import nearest_person
 from facefusion_ray.analysis.protocols import FaceEmbedder
 from facefusion_ray.analysis.select import select_faces
 from facefusion_ray.inference.session_factory import ModelUsage, SessionFactory
+from facefusion_ray.media.yuv_colour import Box
 from facefusion_ray.pipeline.model_loading import (
     FaceAnalyser,
     build_enhancer,
@@ -109,9 +110,29 @@ class FramePipeline:
     def analyse(self, frame: np.ndarray) -> list[Face]:
         return self._analysis.analyse(frame)
 
-    def apply(self, frame: np.ndarray, faces: list[Face]) -> FrameOutcome:
-        """Select among analysed faces and swap them into `frame` in place."""
-        chosen = select_faces(faces, self._selection, self._reference_embedding)
+    def choose(self, faces: list[Face]) -> list[Face]:
+        """The analysed faces the selector picks for swapping."""
+        return select_faces(faces, self._selection, self._reference_embedding)
+
+    def reach(
+        self, faces: list[Face], chosen: list[Face], frame_shape: tuple[int, ...]
+    ) -> list[Box] | None:
+        """The frame rectangles `apply` reads and writes for these faces (None: anywhere in
+        the frame, when the debug overlay draws on it)."""
+        if self._debug_overlay and faces:
+            return None
+        regions = [self._swapper.reach(face, frame_shape) for face in chosen]
+        if self._enhancer is not None:
+            regions += [self._enhancer.reach(face, frame_shape) for face in chosen]
+        return [(region.x0, region.y0, region.x1, region.y1) for region in regions]
+
+    def apply(
+        self, frame: np.ndarray, faces: list[Face], chosen: list[Face] | None = None
+    ) -> FrameOutcome:
+        """Swap the chosen faces (by default those the selector picks among the analysed
+        `faces`) into `frame` in place."""
+        if chosen is None:
+            chosen = self.choose(faces)
         if self._identity_map is not None:
             chosen = self._swap_mapped_people(frame, chosen)
         elif chosen:

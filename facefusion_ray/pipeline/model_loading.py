@@ -189,6 +189,9 @@ class ClassicBatchSwapper:
     def swap_batch(self, frame: np.ndarray, faces: list[Face]) -> list[Region]:
         return [self._swapper.swap(frame, face) for face in faces]
 
+    def reach(self, face: Face, frame_shape: tuple[int, ...]) -> Region:
+        return self._swapper.reach(face, frame_shape)
+
 
 def build_swapper(
     plan: ModelPlan, settings: SwapSettings, sessions: SessionFactory, source: SourceIdentity

@@ -9,7 +9,7 @@ from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.templates import estimate_similarity
 from facefusion_ray.processors.color_transfer import ColourReference, transfer_lab_statistics
 from facefusion_ray.processors.masks import coverage_mask, face_outline_mask
-from facefusion_ray.processors.paste_back import Region, mask_bounds, paste_back
+from facefusion_ray.processors.paste_back import Region, crop_reach, mask_bounds, paste_back
 
 CLASSIC_TEMPLATE = "arcface_112_v2"
 DEFAULT_CROP_SIZE = 256
@@ -54,6 +54,12 @@ class ClassicSwapper:
         self._mask = face_outline_mask(source.crop_size, feather) * source.coverage
         self._mask_box = mask_bounds(self._mask)
         self._colour_reference = ColourReference.measure(source.crop, self._mask)
+
+    def reach(self, face: Face, frame_shape: tuple[int, ...]) -> Region:
+        """The frame rectangle swapping `face` reads and writes."""
+        affine = estimate_similarity(face.landmarks_5, CLASSIC_TEMPLATE, self._source.crop_size)
+        size = (self._source.crop_size, self._source.crop_size)
+        return crop_reach(affine, size, frame_shape)
 
     def swap(self, frame: np.ndarray, target: Face) -> Region:
         """Swap one face of `frame` in place; returns the frame region that was written."""

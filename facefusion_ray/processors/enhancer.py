@@ -20,7 +20,12 @@ from facefusion_ray.processors.box_mask import (
     Padding,
     create_box_mask,
 )
-from facefusion_ray.processors.model_crops import to_pixels, to_tensor, warp_to_template
+from facefusion_ray.processors.model_crops import (
+    template_reach,
+    to_pixels,
+    to_tensor,
+    warp_to_template,
+)
 from facefusion_ray.processors.paste_back import (
     Region,
     frame_region_of_crop_box,
@@ -69,6 +74,10 @@ class FaceEnhancer:
     def align(self, frame: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
         """The face warped onto the model's template and size, and the frame-to-crop matrix."""
         return warp_to_template(frame, face, self._template, self._size)
+
+    def reach(self, face: Face, frame_shape: tuple[int, ...]) -> Region:
+        """The frame rectangle enhancing `face` reads and writes."""
+        return template_reach(face, self._template, self._size, frame_shape)
 
     def enhance(self, frame: np.ndarray, face: Face) -> Region:
         """Enhance one face of `frame` in place; returns the frame region that was written."""

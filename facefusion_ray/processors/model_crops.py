@@ -8,6 +8,7 @@ import numpy as np
 
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.analysis.templates import estimate_similarity
+from facefusion_ray.processors.paste_back import Region, crop_reach
 from facefusion_ray.zoo.manifest import TensorSpec
 
 
@@ -20,6 +21,13 @@ def warp_to_template(
         frame, matrix, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
     )
     return crop, matrix
+
+
+def template_reach(
+    face: Face, template: str, size: tuple[int, int], frame_shape: tuple[int, ...]
+) -> Region:
+    """The frame rectangle that `warp_to_template` reads for `face` (and pasting back writes)."""
+    return crop_reach(estimate_similarity(face.landmarks_5, template, size), size, frame_shape)
 
 
 def to_tensor(crop_bgr: np.ndarray, tensor: TensorSpec) -> np.ndarray:

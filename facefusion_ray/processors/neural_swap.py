@@ -22,7 +22,12 @@ from facefusion_ray.processors.box_mask import (
     create_box_mask,
 )
 from facefusion_ray.processors.emap import inswapper_latent, read_emap
-from facefusion_ray.processors.model_crops import to_pixels, to_tensor, warp_to_template
+from facefusion_ray.processors.model_crops import (
+    template_reach,
+    to_pixels,
+    to_tensor,
+    warp_to_template,
+)
 from facefusion_ray.processors.occlusion import OcclusionMasker, combine_masks
 from facefusion_ray.processors.paste_back import Region, mask_bounds, paste_back
 from facefusion_ray.zoo.manifest import ModelSpec, TensorSpec
@@ -93,6 +98,10 @@ class NeuralSwapper:
     def align(self, frame: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
         """The face warped onto the model's template and size, and the frame-to-crop matrix."""
         return warp_to_template(frame, face, self._template, self._size)
+
+    def reach(self, face: Face, frame_shape: tuple[int, ...]) -> Region:
+        """The frame rectangle swapping `face` reads and writes."""
+        return template_reach(face, self._template, self._size, frame_shape)
 
     def swap(self, frame: np.ndarray, target: Face) -> Region:
         """Swap one face of `frame` in place; returns the frame region that was written."""

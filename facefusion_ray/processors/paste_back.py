@@ -51,6 +51,15 @@ def frame_region_of_crop_box(
     return Region(x0, y0, x1, y1)
 
 
+def crop_reach(
+    frame_to_crop: np.ndarray, crop_size: tuple[int, int], frame_shape: tuple[int, ...]
+) -> Region:
+    """The frame rectangle a warp of the frame into a crop of `crop_size` (width, height)
+    reads, clipped to the frame; a paste back from that crop writes inside it too."""
+    width, height = crop_size
+    return frame_region_of_crop_box(Region(0, 0, width, height), frame_to_crop, frame_shape)
+
+
 def paste_back(
     frame: np.ndarray,
     crop: np.ndarray,

@@ -12,3 +12,7 @@ class FaceSwapper(Protocol):
     def swap_batch(self, frame: np.ndarray, faces: list[Face]) -> list[Region]:
         """Swap `faces` into `frame` in place; the regions that changed."""
         ...
+
+    def reach(self, face: Face, frame_shape: tuple[int, ...]) -> Region:
+        """The frame rectangle that swapping `face` reads and writes (nothing outside it)."""
+        ...
