@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from facefusion_ray.log_redaction import RedactingFilter, install_redaction
+from facefusion_ray.storage.filesystem import redact
 
 if TYPE_CHECKING:
     from tests.s3_server import S3Server
@@ -67,6 +68,13 @@ def test_every_record_is_redacted_whatever_its_logger(caplog: pytest.LogCaptureF
     for secret in (PASSWORD, "ab12", "Tok3nValue", "AKIA9", "s3cr3tv"):
         assert secret not in text
     assert text.count("***") >= 5 and "ValueError" in text
+
+
+@pytest.mark.parametrize("signature", ["b842e6fb4d", "0b42e6fb4d"])
+def test_a_signature_is_redacted_whole_whatever_its_first_character(signature: str) -> None:
+    """A `b` at the start is part of the value, not a bytes prefix as in b'...'."""
+    url = f"http://host/key?X-Amz-Signature={signature}&X-Amz-Date=1"
+    assert redact(url) == "http://host/key?X-Amz-Signature=***&X-Amz-Date=1"
 
 
 @pytest.mark.usefixtures("local_ray")

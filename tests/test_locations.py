@@ -265,3 +265,18 @@ def test_prune_staged_keeps_the_most_recently_used_copies(
     )
     assert main(["cache", "prune-staged", "--max-bytes", "0"]) == 0
     assert staged_files(node_cache) == []
+
+
+def test_one_s3_client_per_process_options_and_aws_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client per call cost a catalog driver ~20 MiB and seconds a render; a shared one must
+    still see a changed AWS environment (another profile, rotated keys)."""
+    options = {"client_kwargs.endpoint_url": "http://127.0.0.1:9", "key": "k1", "secret": "s1"}
+    first, _ = open_filesystem("s3://bucket/a", options)
+    again, _ = open_filesystem("s3://bucket/b", options)
+    other_keys, _ = open_filesystem("s3://bucket/a", {**options, "secret": "s2"})
+    monkeypatch.setenv("AWS_PROFILE", "another-profile")
+    other_profile, _ = open_filesystem("s3://bucket/a", options)
+    assert again is first
+    assert other_keys is not first and other_profile is not first

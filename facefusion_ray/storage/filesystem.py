@@ -25,6 +25,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from facefusion_ray.atomic_files import temporary_file_beside
 from facefusion_ray.storage.errors import ObjectNotFoundError, StorageError
+from facefusion_ray.storage.s3_clients import shared_s3_filesystem
 
 # Files of a shared store stay readable by the other accounts that use it (mkstemp gives 0600).
 SHARED_FILE_MODE = 0o644
@@ -44,10 +45,11 @@ _CREDENTIAL_OPTION = re.compile(
     r"(?i)^(key|secret|token|password|username|session_token|access_key|secret_key"
     r"|aws_access_key_id|aws_secret_access_key|aws_session_token|account_key|sas_token)$"
 )
-# `name=value`, `name: value` and `'name': b'value'` (dict reprs in third-party debug logs).
+# `name=value`, `name: value` and `'name': b'value'` (dict reprs in third-party debug logs);
+# the `b` is a bytes prefix only before a quote (a signature may start with a `b`).
 _CREDENTIAL_ASSIGNMENT = re.compile(
     r"(?i)\b([\w.-]*(?:secret|token|password|signature|credential|access_?key)[\w.-]*)"
-    r"(['\"]?\s*[=:]\s*b?)(['\"]?)[^\s&'\",;]+"
+    r"(['\"]?\s*[=:]\s*(?:b(?=['\"]))?)(['\"]?)[^\s&'\",;]+"
 )
 _URL_USER_INFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
 _MIN_SECRET_LENGTH = 4
@@ -96,7 +98,12 @@ def open_filesystem(
     if protocol in S3_PROTOCOLS:
         options = _with_s3_defaults(options)
     try:
-        filesystem = fsspec.filesystem(protocol, **options)
+        if protocol in S3_PROTOCOLS:
+            filesystem = shared_s3_filesystem(
+                protocol, options, lambda: fsspec.filesystem(protocol, **options)
+            )
+        else:
+            filesystem = fsspec.filesystem(protocol, **options)
     except (ImportError, ValueError, TypeError) as error:
         raise StorageError(redact(f"cannot open store {url}: {_first_line(error)}")) from None
     if protocol in S3_PROTOCOLS:
@@ -281,9 +288,9 @@ def _typed_value(text: str) -> Any:
 
 def _with_s3_defaults(options: dict[str, Any]) -> dict[str, Any]:
     configured = dict(options)
-    # Cached listings would hide other processes' writes (the lock file). The client itself is
-    # shared per set of options: a new one per call held ~20 MiB of botocore models each and
-    # cost a catalog driver seconds per render (benchmarks/README.md, catalog scale).
+    # Cached listings would hide other processes' writes (the lock file); fsspec's instance
+    # cache would keep old credentials (s3_clients shares instances instead).
+    configured.setdefault("skip_instance_cache", True)
     configured.setdefault("use_listings_cache", False)
     config = dict(configured.get("config_kwargs") or {})
     config.setdefault("connect_timeout", _S3_CONNECT_TIMEOUT_SECONDS)
