@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from facefusion_ray.cache.analysis_chunks import ANALYSIS_CACHE_ENV, AnalysisCache
 from facefusion_ray.cache.operations import cache_stats, prune, purge_video, verify
-from facefusion_ray.cli.swap_options import add_storage_option_argument
+from facefusion_ray.cli.job_arguments import add_storage_option_argument
 from facefusion_ray.storage import parse_storage_options
 
 EXIT_VERIFY_FAILED = 1

@@ -6,12 +6,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facefusion_ray.cli.swap_options import (
-    add_job_options,
-    add_swap_options,
-    settings_from,
-    storage_options_from,
-)
+from facefusion_ray.cli.job_arguments import add_job_options, storage_options_from
+from facefusion_ray.cli.swap_options import add_swap_options, settings_from
 
 if TYPE_CHECKING:
     from facefusion_ray.engine.ab import AbResult

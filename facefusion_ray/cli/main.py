@@ -9,15 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from facefusion_ray.cli.cache_commands import add_cache_commands, run_cache_command
+from facefusion_ray.cli.job_arguments import add_job_options, storage_options_from
 from facefusion_ray.cli.job_commands import add_batch_commands, run_ab_command, run_batch_command
 from facefusion_ray.cli.model_commands import add_models_commands, run_models_command
 from facefusion_ray.cli.ray_commands import add_ray_commands, run_ray_command
-from facefusion_ray.cli.swap_options import (
-    add_job_options,
-    add_swap_options,
-    settings_from,
-    storage_options_from,
-)
+from facefusion_ray.cli.swap_options import add_swap_options, settings_from
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.log_redaction import install_redaction
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from facefusion_ray.cli.swap_options import add_storage_option_argument
+from facefusion_ray.cli.job_arguments import add_storage_option_argument
 from facefusion_ray.errors import ModelError
 from facefusion_ray.storage import parse_storage_options
 from facefusion_ray.zoo.facefusion_import import FolderImport, import_facefusion_folder

@@ -14,14 +14,12 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.media.pixel_limit import MAX_PIXELS_OPTION
 from facefusion_ray.option_scopes import choices_of
 from facefusion_ray.settings import SwapSettings
-from facefusion_ray.storage import parse_storage_options
 
 
 @dataclass(frozen=True)
@@ -380,43 +378,3 @@ def _converter(kind: Any) -> Callable[[str], object]:
 
 def option_named(name: str) -> SwapOption | None:
     return next((option for option in SWAP_OPTIONS if option.name == name), None)
-
-
-def add_job_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--report", type=Path, help="write the run report as JSON here")
-    parser.add_argument(
-        "--address",
-        help="join this Ray cluster (auto: the one on this machine; default: $RAY_ADDRESS, "
-        "else start a local Ray)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument(
-        "--work-store",
-        metavar="URL",
-        help="where finished segments wait for assembly and resume: a folder or s3://... "
-        "shared by all nodes (default: $FACEFUSION_RAY_WORK_STORE or the user cache)",
-    )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="render again even when the output was already rendered from the same inputs",
-    )
-    add_storage_option_argument(
-        parser, "s3:// targets, outputs, the analysis cache and the work store"
-    )
-
-
-def add_storage_option_argument(parser: argparse.ArgumentParser, applies_to: str) -> None:
-    """`--storage-option KEY=VALUE`, repeatable, for the stores named by `applies_to`."""
-    parser.add_argument(
-        "--storage-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"fsspec option for {applies_to}, repeatable; dotted keys fill nested arguments, "
-        "e.g. client_kwargs.endpoint_url=http://127.0.0.1:8333",
-    )
-
-
-def storage_options_from(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
-    return tuple(parse_storage_options(args.storage_option).items())

@@ -69,16 +69,7 @@ def render_range(
     counts = _ChunkCounts()
     stages_before = clock.snapshot()
     codecs = usable_codecs(settings)  # this node's choice: the driver may lack a GPU
-    encoder = SegmentEncoder(
-        segment_path,
-        info.width,
-        info.height,
-        info.fps,
-        quality=settings.output_video_quality,
-        preset=settings.output_video_preset,
-        encoder=codecs.encoder,
-        colour=info.colour,
-    )
+    encoder = _segment_encoder(segment_path, info, settings, codecs.encoder)
     analysis = ChunkAnalysis(cache, cache_plan, chunk, clock)
     cpu_before = _cpu_snapshot()
     decoded = iter_decoded_frames(target, chunk.start, chunk.count, info, codecs.hwaccel)
@@ -114,6 +105,22 @@ def render_range(
         cpu_seconds=cpu_delta(cpu_before, _cpu_snapshot()),
         encoder=codecs.encoder,
         notes=codecs.notes,
+    )
+
+
+def _segment_encoder(
+    segment_path: Path, info: MediaInfo, settings: SwapSettings, encoder: str
+) -> SegmentEncoder:
+    assert info.fps is not None
+    return SegmentEncoder(
+        segment_path,
+        info.width,
+        info.height,
+        info.fps,
+        quality=settings.output_video_quality,
+        preset=settings.output_video_preset,
+        encoder=encoder,
+        colour=info.colour,
     )
 
 
