@@ -11,13 +11,13 @@ import numpy as np
 
 from facefusion_ray.analysis.face import Face
 from facefusion_ray.cache import AnalysisCache
-from facefusion_ray.media import DecodedFrame, MediaInfo, SegmentEncoder, iter_decoded_frames
+from facefusion_ray.media import DecodedFrame, MediaInfo, iter_decoded_frames
 from facefusion_ray.media.plane_edit import PlaneEdit
 from facefusion_ray.media.process_cpu import CHILD_CPU, cpu_delta, own_cpu_seconds
 from facefusion_ray.media.remote_media import MediaSource
 from facefusion_ray.pipeline.cached_analysis import CachePlan, ChunkAnalysis
 from facefusion_ray.pipeline.chunks import Chunk
-from facefusion_ray.pipeline.codec_choice import usable_codecs
+from facefusion_ray.pipeline.codec_choice import segment_encoder, usable_codecs
 from facefusion_ray.pipeline.frame_pipeline import FrameOutcome, FramePipeline
 from facefusion_ray.pipeline.pipe_overlap import ReadAhead, WriteBehind
 from facefusion_ray.pipeline.review_probe import ReviewProbe
@@ -69,7 +69,7 @@ def render_range(
     counts = _ChunkCounts()
     stages_before = clock.snapshot()
     codecs = usable_codecs(settings)  # this node's choice: the driver may lack a GPU
-    encoder = _segment_encoder(segment_path, info, settings, codecs.encoder)
+    encoder = segment_encoder(segment_path, info, settings, codecs.encoder)
     analysis = ChunkAnalysis(cache, cache_plan, chunk, clock)
     cpu_before = _cpu_snapshot()
     decoded = iter_decoded_frames(target, chunk.start, chunk.count, info, codecs.hwaccel)
@@ -105,22 +105,6 @@ def render_range(
         cpu_seconds=cpu_delta(cpu_before, _cpu_snapshot()),
         encoder=codecs.encoder,
         notes=codecs.notes,
-    )
-
-
-def _segment_encoder(
-    segment_path: Path, info: MediaInfo, settings: SwapSettings, encoder: str
-) -> SegmentEncoder:
-    assert info.fps is not None
-    return SegmentEncoder(
-        segment_path,
-        info.width,
-        info.height,
-        info.fps,
-        quality=settings.output_video_quality,
-        preset=settings.output_video_preset,
-        encoder=encoder,
-        colour=info.colour,
     )
 
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from facefusion_ray.errors import MediaError
-from facefusion_ray.media import SegmentEncoder, iter_frames, probe_media
+from facefusion_ray.media import MediaInfo, SegmentEncoder, iter_frames, probe_media
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 from facefusion_ray.media.video_codecs import FALLBACK_VIDEO_ENCODER, CodecChoice, choose_codecs
 from facefusion_ray.settings import SwapSettings
@@ -86,17 +86,27 @@ def one_encoder_segments(
         yield unified
 
 
-def _encode_again(segment: Path, destination: Path, settings: SwapSettings) -> None:
-    info = probe_media(segment)
-    assert info.fps is not None
-    with SegmentEncoder(
-        destination,
+def segment_encoder(
+    path: Path, info: MediaInfo, settings: SwapSettings, encoder: str
+) -> SegmentEncoder:
+    """An encoder of segments like `info`'s frames (size, rate, colour tags) with the render's
+    quality and preset."""
+    if info.fps is None:
+        raise ValueError(f"{info.path} has no frame rate to encode segments at")
+    return SegmentEncoder(
+        path,
         info.width,
         info.height,
         info.fps,
         quality=settings.output_video_quality,
         preset=settings.output_video_preset,
-        encoder=FALLBACK_VIDEO_ENCODER,
-    ) as writer:
+        encoder=encoder,
+        colour=info.colour,
+    )
+
+
+def _encode_again(segment: Path, destination: Path, settings: SwapSettings) -> None:
+    info = probe_media(segment)
+    with segment_encoder(destination, info, settings, FALLBACK_VIDEO_ENCODER) as writer:
         for frame in iter_frames(segment, 0, info.frame_count, info):
             writer.write(frame)
