@@ -1,11 +1,14 @@
 """Shared fixtures: real sample media, a real local Ray, real models."""
 
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from facefusion_ray.media import ffmpeg_tool
 
 # Tests run a private local Ray; token auth only matters for shared clusters.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -96,3 +99,18 @@ def short_group_clip(sample_media, tmp_path_factory: pytest.TempPathFactory) -> 
         check=True,
     )
     return clip
+
+
+@pytest.fixture
+def started_ffmpegs(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
+    """Every ffmpeg process the media layer starts in the test, as it starts them."""
+    started: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        process = real_popen(*args, **kwargs)  # type: ignore[call-overload]
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(ffmpeg_tool.subprocess, "Popen", recording_popen)
+    return started

@@ -22,6 +22,7 @@ from facefusion_ray.inference.sessions import ModelSession
 from facefusion_ray.processors.enhancer import DEFAULT_BLEND, FaceEnhancer
 from facefusion_ray.processors.paste_back import Region
 from facefusion_ray.zoo.manifest import ModelSpec, get_model_spec
+from tests.reach_checks import assert_stays_within_reach
 from tests.standin_models import save_standin_model
 
 MODEL_ID = "gfpgan_1.4"
@@ -185,13 +186,4 @@ def test_the_enhancer_reads_and_writes_only_within_its_reach(
     identity stand-in gives back whatever its crop read)."""
     enhancer = FaceEnhancer(identity_session, spec, blend=100)
     face = group_faces[0]
-    reach = enhancer.reach(face, group_photo.shape)
-    inside = np.s_[reach.y0 : reach.y1, reach.x0 : reach.x1]
-    whole, partial = group_photo.copy(), np.zeros_like(group_photo)
-    partial[inside] = group_photo[inside]
-    [written] = enhancer.enhance_batch(whole, [face])
-    enhancer.enhance_batch(partial, [face])
-    assert reach.x0 <= written.x0 and written.x1 <= reach.x1
-    assert reach.y0 <= written.y0 and written.y1 <= reach.y1
-    assert np.array_equal(partial[inside], whole[inside])
-    assert not partial[: reach.y0].any() and not partial[reach.y1 :].any()
+    assert_stays_within_reach(enhancer.reach, enhancer.enhance_batch, group_photo, face)

@@ -16,7 +16,6 @@ from facefusion_ray.media import (
     MediaInfo,
     SegmentEncoder,
     assemble_video,
-    ffmpeg_tool,
     frame_fingerprint,
     iter_frames,
     probe_media,
@@ -238,17 +237,9 @@ def test_iter_frames_rejects_ranges_outside_the_video(clip_30fps_audio: Path) ->
 
 
 def test_iter_frames_stops_ffmpeg_when_consumer_stops(
-    clip_30fps_audio: Path, monkeypatch: pytest.MonkeyPatch
+    clip_30fps_audio: Path, started_ffmpegs: list[subprocess.Popen[bytes]]
 ) -> None:
-    started: list[subprocess.Popen[bytes]] = []
-    real_popen = subprocess.Popen
-
-    def recording_popen(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
-        process = real_popen(*args, **kwargs)  # type: ignore[call-overload]
-        started.append(process)
-        return process
-
-    monkeypatch.setattr(ffmpeg_tool.subprocess, "Popen", recording_popen)
+    started = started_ffmpegs
     info = probe_media(clip_30fps_audio)
     frames = iter_frames(clip_30fps_audio, 0, 60, info)
     first = next(frames)

@@ -30,6 +30,7 @@ from facefusion_ray.processors.occlusion import OcclusionMasker, combine_masks
 from facefusion_ray.processors.paste_back import Region
 from facefusion_ray.zoo.manifest import ModelSpec, get_model_spec
 from facefusion_ray.zoo.preparation import get_recipe, write_prepared_variant
+from tests.reach_checks import assert_stays_within_reach
 from tests.standin_models import FP16_MAX_PIXEL_DIFFERENCE, build_standin, save_standin_model
 
 SWAPPERS = ("inswapper_128", "hyperswap_1a_256", "simswap_256")
@@ -373,13 +374,4 @@ def test_a_swap_reads_and_writes_only_within_its_reach(
     session = ModelSession(identity_swapper(spec, tmp_path / "swap.onnx"), model_id)
     swapper = NeuralSwapper(session, spec, source_embedding())
     face = group_faces[0]
-    reach = swapper.reach(face, group_photo.shape)
-    inside = np.s_[reach.y0 : reach.y1, reach.x0 : reach.x1]
-    whole, partial = group_photo.copy(), np.zeros_like(group_photo)
-    partial[inside] = group_photo[inside]
-    [written] = swapper.swap_batch(whole, [face])
-    swapper.swap_batch(partial, [face])
-    assert reach.x0 <= written.x0 and written.x1 <= reach.x1
-    assert reach.y0 <= written.y0 and written.y1 <= reach.y1
-    assert np.array_equal(partial[inside], whole[inside])
-    assert not partial[: reach.y0].any() and not partial[reach.y1 :].any()
+    assert_stays_within_reach(swapper.reach, swapper.swap_batch, group_photo, face)

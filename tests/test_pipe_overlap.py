@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from facefusion_ray.errors import MediaError
-from facefusion_ray.media import SegmentEncoder, ffmpeg_tool, probe_media
+from facefusion_ray.media import SegmentEncoder, probe_media
 from facefusion_ray.media.decode import iter_decoded_frames
 from facefusion_ray.media.images import partial_path
 from facefusion_ray.media.process_cpu import CHILD_CPU, DECODE, ENCODE
@@ -35,20 +35,6 @@ SIZE = (160, 90)
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("overlap")
     return make_clip(folder / "clip.mp4", frames=60, size=f"{SIZE[0]}x{SIZE[1]}", audio=False)
-
-
-@pytest.fixture
-def started_ffmpegs(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
-    started: list[subprocess.Popen[bytes]] = []
-    real_popen = subprocess.Popen
-
-    def recording_popen(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
-        process = real_popen(*args, **kwargs)  # type: ignore[call-overload]
-        started.append(process)
-        return process
-
-    monkeypatch.setattr(ffmpeg_tool.subprocess, "Popen", recording_popen)
-    return started
 
 
 def overlap_threads() -> list[threading.Thread]:
