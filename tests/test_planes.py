@@ -104,6 +104,37 @@ def test_a_plane_edit_writes_back_only_the_pixels_that_changed() -> None:
     assert frame.fingerprint() == fingerprint and bytes(delivered) == frame.delivered
 
 
+@pytest.mark.parametrize(
+    ("matrix", "analysed"), [(BT601, False), (BT601, True), (BT709, False)]
+)  # fmt: skip
+def test_a_plane_edit_equals_converting_the_whole_frame_where_pixels_changed(
+    matrix, analysed: bool
+) -> None:
+    """Rectangles are converted widened (to OpenCV's vector width, clamped at the frame's
+    edges): each pixel still comes out as the whole frame's conversion gives it, both ways."""
+    width, height = 200, 120  # not a multiple of the vector width
+    planes = random_planes(width, height, seed=2)
+    frame = DecodedFrame(bytearray(planes.tobytes()), "yuv420p", width, height, matrix)
+    if analysed:
+        assert frame.pixels is not None  # a cache miss: the analysis view exists
+    whole = yuv420_to_bgr(*split(planes, width, height), matrix)
+    edit = PlaneEdit(frame, [(3, 5, 53, 41), (150, 61, 199, 119), (60, 90, 70, 100)])
+    for x0, y0, x1, y1 in edit.boxes:
+        assert np.array_equal(edit.canvas[y0:y1, x0:x1], whole[y0:y1, x0:x1])
+    edited = whole.copy()
+    for x0, y0, x1, y1 in [(5, 7, 30, 40), (151, 62, 199, 119), (65, 95, 66, 96)]:
+        for canvas in (edit.canvas, edited):
+            canvas[y0:y1, x0:x1] = 255 - canvas[y0:y1, x0:x1]  # every pixel changes
+    output = split(edit.finish(), width, height)
+    changed = np.any(edited != whole, axis=2)
+    blocks = changed.reshape(height // 2, 2, width // 2, 2).any(axis=(1, 3))
+    converted = bgr_to_yuv420(edited, matrix)
+    for plane, decoded, new, mask in zip(
+        output, split(planes, width, height), converted, (changed, blocks, blocks), strict=True
+    ):
+        assert np.array_equal(plane, np.where(mask, new, decoded))
+
+
 def encode_clip(path: Path, frames: Iterator[np.ndarray], colour_filter: str | None) -> Path:
     """BGR frames into H.264 4:2:0 at CRF 18, as a camera file would come."""
     command = [ffmpeg_executable(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
