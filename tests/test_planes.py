@@ -66,6 +66,31 @@ def test_region_conversion_is_opencvs_for_bt601_and_inverts_for_bt709() -> None:
     assert np.abs(yuv420_to_bgr(y, u, v, BT709).astype(int) - whole).mean() > 2.0
 
 
+@pytest.mark.parametrize("matrix", [BT601, BT709])
+def test_a_pixel_converts_the_same_wherever_it_sits_in_a_row(matrix) -> None:
+    """Plane edits convert rectangles widened to whole vectors of OpenCV's row loops; that
+    changes nothing only while OpenCV's vector body and its per-pixel row tail agree."""
+    planes = random_planes(4096, 256, seed=3)  # rows of whole vectors
+    y, u, v = split(planes, 4096, 256)
+    wide = yuv420_to_bgr(y, u, v, matrix)
+
+    def narrow(plane: np.ndarray) -> np.ndarray:  # the same samples in rows of 8 (all tail)
+        rows, columns = plane.shape[:2]
+        pieces = plane.reshape(rows // 2, 2, columns // 8, 8, *plane.shape[2:]).swapaxes(1, 2)
+        return pieces.reshape(rows * columns // 8, 8, *plane.shape[2:])
+
+    def half(plane: np.ndarray) -> np.ndarray:
+        rows, columns = plane.shape
+        return plane.reshape(rows, columns // 4, 4).reshape(rows * columns // 4, 4)
+
+    assert np.array_equal(yuv420_to_bgr(narrow(y), half(u), half(v), matrix), narrow(wide))
+    wide_back = bgr_to_yuv420(wide, matrix)
+    narrow_back = bgr_to_yuv420(narrow(wide), matrix)
+    assert np.array_equal(narrow_back[0], narrow(wide_back[0]))
+    for wide_chroma, narrow_chroma in zip(wide_back[1:], narrow_back[1:], strict=True):
+        assert np.array_equal(narrow_chroma, half(wide_chroma))
+
+
 def test_colour_tags_from_ffmpeg_stream_summaries() -> None:
     assert parse_colour_tags("h264 (High), yuv420p(tv, bt709, progressive), 1280x720") == (
         ColourTags("bt709", "bt709", "bt709", "tv")
