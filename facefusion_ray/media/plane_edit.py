@@ -45,8 +45,9 @@ class YuvPlanes:
 
 
 # OpenCV converts between 4:2:0 and BGR 64 pixels of a row at a time and the rest of the row
-# one by one, several times slower a pixel: rectangles are converted widened to whole vectors
-# (every pixel converts alone, with its 2x2 block's chroma, so the extra pixels change nothing).
+# one by one, several times slower a pixel: rectangles are converted widened to whole vectors.
+# Every pixel converts alone (with its 2x2 block's chroma) and the same in either part of the
+# row (tests/test_planes.py), so the extra columns change nothing; only a box's own are used.
 _VECTOR_PIXELS = 64
 
 
