@@ -36,9 +36,11 @@ from facefusion_ray.media.remote_media import (
 from facefusion_ray.media.video_codecs import NO_HWACCEL, hwaccel_args
 from facefusion_ray.media.yuv_colour import BT601, YuvMatrix
 
-# Two microseconds: below any frame's duration, and above the error of `-ss`'s six decimals
-# and of the stream start times ffmpeg prints to six decimals, so the cut keeps the keyframe,
-# while the demuxer, rounding to its own time base, still finds the keyframe at the seek point.
+# Two microseconds: more than the error of `-ss`'s six decimals and of the stream start times
+# ffmpeg prints to six decimals, so the cut keeps the keyframe, and less than half a tick of
+# every common time base (1/90000 s and coarser), so the demuxer, rounding the seek point to
+# its ticks, lands on the keyframe. A finer time base lands on the keyframe before: pre-roll
+# as between keyframes, the same frames.
 _KEYFRAME_AIM_SECONDS = 2e-6
 
 
