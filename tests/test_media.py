@@ -252,9 +252,10 @@ def test_a_range_starting_on_a_keyframe_decodes_no_frame_before_it(
         return frames_decoded(started_ffmpegs[-1].args)
 
     keyframe = info.keyframes[1]
-    # As many as from the first frame (the decoder's look-ahead), none of the previous group.
-    assert decoded(keyframe) == decoded(0)
-    assert decoded(keyframe + 5) >= decoded(keyframe) + 5  # between keyframes: pre-roll
+    # About as many as from the first frame: the range, and what ffmpeg decoded ahead when
+    # it stopped (5-7 frames here), not the 10 of the group of pictures before.
+    assert decoded(keyframe) < decoded(0) + 5
+    assert decoded(keyframe + 5) >= decoded(keyframe) + 3  # between keyframes: pre-roll
 
 
 def test_probe_lists_the_keyframes_of_a_known_group_of_pictures(tmp_path: Path) -> None:
