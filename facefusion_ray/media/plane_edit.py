@@ -16,7 +16,6 @@ import numpy as np
 
 from facefusion_ray.media.decode import DecodedFrame
 from facefusion_ray.media.yuv_colour import (
-    BT601,
     Box,
     bgr_to_yuv420,
     even_box,
@@ -80,15 +79,12 @@ class PlaneEdit:
         """The canvas, and each box's pixels as filled (arrays nothing else writes)."""
         frame = self._frame
         if whole:
-            if frame.matrix == BT601:
-                # The analysis's view of the frame is this very conversion (and often made already).
-                canvas = frame.pixels.copy()
-            else:
-                canvas = self._source.bgr((0, 0, frame.width, frame.height), frame)
+            # The analysis's view of the frame is this very conversion (and often made already).
+            canvas = frame.pixels.copy()
             return canvas, [canvas[y0:y1, x0:x1].copy() for x0, y0, x1, y1 in self._boxes]
         # The analysis's view, when a cache miss made it, already holds these pixels (and the
         # analysis only reads it).
-        analysed = frame.pixels_if_converted() if frame.matrix == BT601 else None
+        analysed = frame.pixels_if_converted()
         canvas = np.empty((frame.height, frame.width, 3), dtype=np.uint8)
         before = []
         for x0, y0, x1, y1 in self._boxes:
