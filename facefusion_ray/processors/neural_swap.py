@@ -44,6 +44,7 @@ class AlignedTarget:
     crop: np.ndarray  # (S, S, 3) uint8 BGR
     frame_to_crop: np.ndarray  # 2x3
     mask: np.ndarray  # (S, S) float32
+    mask_box: Region  # the crop rectangle where `mask` is not zero
     source_row: np.ndarray  # (512,) float32, what the model's `source` input gets for this face
 
 
@@ -83,6 +84,7 @@ class NeuralSwapper:
         self._output = spec.outputs[0]
         self._occluder = occluder
         self._box_mask = create_box_mask(spec.size, mask_blur, mask_padding)
+        self._box_mask_box = mask_bounds(self._box_mask)
         self._target_mix = _target_mix(
             spec, spec.float_parameter("weight") if weight is None else weight
         )
@@ -121,16 +123,19 @@ class NeuralSwapper:
         else:
             swapped = [self._run([item])[0] for item in aligned]
         return [
-            paste_back(frame, crop, item.mask, item.frame_to_crop, mask_bounds(item.mask))
+            paste_back(frame, crop, item.mask, item.frame_to_crop, item.mask_box)
             for item, crop in zip(aligned, swapped, strict=True)
         ]
 
     def _prepare(self, frame: np.ndarray, face: Face) -> AlignedTarget:
         crop, matrix = self.align(frame, face)
-        mask = self._box_mask
-        if self._occluder is not None:
-            mask = combine_masks(mask, self._occluder.mask(crop))
-        return AlignedTarget(crop, matrix, mask, self._source_row(face))
+        if self._occluder is None:
+            # Every face shares the box mask: its bounds are found once.
+            return AlignedTarget(
+                crop, matrix, self._box_mask, self._box_mask_box, self._source_row(face)
+            )
+        mask = combine_masks(self._box_mask, self._occluder.mask(crop))
+        return AlignedTarget(crop, matrix, mask, mask_bounds(mask), self._source_row(face))
 
     def _run(self, aligned: Sequence[AlignedTarget]) -> np.ndarray:
         """(N, S, S, 3) float32 BGR pixels in 0..255 for N aligned faces."""
