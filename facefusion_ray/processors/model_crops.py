@@ -33,17 +33,33 @@ def template_reach(
 def to_tensor(crop_bgr: np.ndarray, tensor: TensorSpec) -> np.ndarray:
     """(3, S, S) float32 model input from a BGR uint8 crop."""
     pixels = crop_bgr[:, :, ::-1] if tensor.channel_order == "RGB" else crop_bgr
-    values = (pixels.astype(np.float32) * _scale(tensor) - _mean(tensor)) / _std(tensor)
-    return np.ascontiguousarray(values.transpose(2, 0, 1), dtype=np.float32)
+    values = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
+    # (x * scale - mean) / std in place; a step by 1 or 0 leaves every value as it is.
+    scale, mean, std = _scale(tensor), _mean(tensor), _std(tensor)
+    if scale != 1.0:
+        values *= scale
+    if mean.any():
+        values -= mean[:, None, None]
+    if (std != 1.0).any():
+        values /= std[:, None, None]
+    return values
 
 
 def to_pixels(image: np.ndarray, tensor: TensorSpec) -> np.ndarray:
     """(S, S, 3) float32 BGR pixels in 0..255 from one (3, S, S) model output."""
-    values = image.astype(np.float32).transpose(1, 2, 0) * _std(tensor) + _mean(tensor)
-    pixels = np.clip(values / _scale(tensor), 0.0, 255.0)
+    values = image.astype(np.float32)
+    # clip((x * std + mean) / scale) in place; a step by 1 or 0 leaves every value as it is.
+    scale, mean, std = _scale(tensor), _mean(tensor), _std(tensor)
+    if (std != 1.0).any():
+        values *= std[:, None, None]
+    if mean.any():
+        values += mean[:, None, None]
+    if scale != 1.0:
+        values /= scale
+    np.clip(values, 0.0, 255.0, out=values)
     if tensor.channel_order == "RGB":
-        pixels = pixels[:, :, ::-1]
-    return np.ascontiguousarray(pixels)
+        values = values[::-1]
+    return np.ascontiguousarray(values.transpose(1, 2, 0))
 
 
 def _scale(tensor: TensorSpec) -> float:
