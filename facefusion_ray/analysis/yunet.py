@@ -57,6 +57,8 @@ class YuNetDetector:
         self.input_size = size if self.accepts_any_size else (width, height)
         self.frame_aspect = frame_aspect and self.accepts_any_size
         self._cells: dict[tuple[int, int, int], np.ndarray] = {}
+        self._canvas: np.ndarray | None = None
+        self._canvas_key: tuple[int, int, int, int] | None = None
 
     def detect(self, frame_bgr: np.ndarray, angles: Sequence[int] = (0,)) -> list[Face]:
         """Faces in a BGR frame, best score first, in the frame's pixel coordinates; other
@@ -126,10 +128,18 @@ class YuNetDetector:
         return self._cells[key]
 
     def _blob(self, fitted: np.ndarray, network_size: tuple[int, int]) -> np.ndarray:
+        """The letterboxed input: `fitted` at the top left of a zero canvas. The canvas is kept
+        between frames (the session has read it when `run` returns): only the fitted area is
+        written, and the rest zeroed again when a frame fits differently."""
         width, height = network_size
-        blob = np.zeros((1, 3, height, width), dtype=np.float32)
-        blob[0, :, : fitted.shape[0], : fitted.shape[1]] = fitted.transpose(2, 0, 1)
-        return blob
+        fitted_height, fitted_width = fitted.shape[:2]
+        key = (width, height, fitted_width, fitted_height)
+        if self._canvas is None or self._canvas_key != key:
+            self._canvas = np.zeros((1, 3, height, width), dtype=np.float32)
+            self._canvas_key = key
+        for channel, plane in enumerate(cv2.split(fitted)):
+            self._canvas[0, channel, :fitted_height, :fitted_width] = plane
+        return self._canvas
 
     def _decode(
         self, outputs: dict[str, np.ndarray], network_size: tuple[int, int]
