@@ -259,10 +259,12 @@ def queue_chunks(
     the first of them, so the target is analysed once and the others read the cache."""
     context = ray.put(render_context(video, options))
     plan = video.prepared.cache_plan
+    target = video.prepared.target_input
+    place = None if target is None else target.staged_identity
     for chunk in video.chunks:
         if chunk.index not in video.remaining:
             continue
-        task = ChunkTask(video.index, chunk, context)
+        task = ChunkTask(video.index, chunk, context, place=place)
         if plan is not None:
             analysis = (plan.video_fingerprint, plan.analysis_key, chunk.start, chunk.count)
             task.leader = leaders.setdefault(analysis, task.key)

@@ -6,7 +6,6 @@ and a replacement actor is started (and used once it is placed). A chunk that ra
 actor fails deterministically: its render is reported failed and the rest of the job goes on.
 """
 
-import heapq
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 import ray
 from ray.actor import ActorHandle
 
+from facefusion_ray.engine.chunk_queue import ChunkQueue
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.pipeline.chunks import Chunk
 from facefusion_ray.pipeline.swap_report import ChunkResult
@@ -42,6 +42,9 @@ class ChunkTask:
     # analysis, whose chunk fills the analysis cache the followers then read.
     leader: tuple[int, int] | None = None
     attempts: int = 0
+    # The identity of the staged copy of the target the chunk reads (see `ChunkQueue`), or
+    # None when it reads the target in place or by range.
+    place: str | None = None
 
     @property
     def key(self) -> tuple[int, int]:
@@ -73,8 +76,8 @@ class ChunkScheduler:
         self._ready_actors: list[ActorHandle] = []
         self._starting: dict[ray.ObjectRef, ActorHandle] = {}
         self._load: dict[ActorHandle, int] = {}
-        self._queue: list[tuple[int, int, int, ChunkTask]] = []
-        self._pushed = 0
+        self._node: dict[ActorHandle, str] = {}
+        self._queue: ChunkQueue[ChunkTask] = ChunkQueue()
         self._blocked: dict[tuple[int, int], list[ChunkTask]] = {}
         self._in_flight: dict[ray.ObjectRef, tuple[ActorHandle, ChunkTask]] = {}
         self._cancelled: set[int] = set()
@@ -98,9 +101,7 @@ class ChunkScheduler:
     def cancel_render(self, render: int) -> None:
         """Drop a failed render's queued chunks; its chunks in flight finish unused."""
         self._cancelled.add(render)
-        dropped = [entry[3] for entry in self._queue if entry[3].render == render]
-        self._queue = [entry for entry in self._queue if entry[3].render != render]
-        heapq.heapify(self._queue)
+        dropped = self._queue.remove(lambda task: task.render == render)
         # Chunks of other renders waiting for a dropped leader analyse their frames themselves.
         for task in dropped:
             self._release_followers(task.key)
@@ -154,8 +155,7 @@ class ChunkScheduler:
 
     def _enqueue(self, task: ChunkTask) -> None:
         if task.render not in self._cancelled:
-            self._pushed += 1
-            heapq.heappush(self._queue, (task.render, task.chunk.index, self._pushed, task))
+            self._queue.push(task.render, task.chunk.index, task.place, task)
 
     def _blocked_live(self) -> bool:
         return any(
@@ -199,23 +199,33 @@ class ChunkScheduler:
                 continue
             self._ready_actors.append(actor)
             self._load[actor] = 0
+            self._node[actor] = str(answer.get("node_id", ""))
             self.ready_answers.append(answer)
 
     def _submit(self) -> None:
-        while self._queue and self._ready_actors:
-            actor = min(self._ready_actors, key=lambda candidate: self._load[candidate])
-            if self._load[actor] >= self._in_flight_limit:
+        """Hands out chunks, least-loaded actors first, while one of them takes one."""
+        while self._queue:
+            free: dict[str, int] = {}
+            for actor, load in self._load.items():
+                node = self._node[actor]
+                free[node] = free.get(node, 0) + self._in_flight_limit - load
+            for actor in sorted(self._ready_actors, key=lambda candidate: self._load[candidate]):
+                load = self._load[actor]
+                if load >= self._in_flight_limit:
+                    continue
+                task = self._queue.take(self._node[actor], load, free, len(self._ready_actors))
+                if task is not None:
+                    self._dispatch(actor, task)
+                    break
+            else:
                 return
-            # A chunk queued behind a busy actor waits a whole chunk; near the end of the
-            # work that would leave other actors idle, so the extra slot is for long queues.
-            if self._load[actor] > 0 and len(self._queue) < len(self._ready_actors):
-                return
-            task = heapq.heappop(self._queue)[3]
-            # A retried chunk may have been committed by the worker that was lost.
-            reference = actor.render.remote(task.context, task.chunk, task.attempts > 0)
-            self._in_flight[reference] = (actor, task)
-            self._load[actor] += 1
-            self.dispatched += 1
+
+    def _dispatch(self, actor: ActorHandle, task: ChunkTask) -> None:
+        # A retried chunk may have been committed by the worker that was lost.
+        reference = actor.render.remote(task.context, task.chunk, task.attempts > 0)
+        self._in_flight[reference] = (actor, task)
+        self._load[actor] += 1
+        self.dispatched += 1
 
     def _collect_chunk(self, reference: ray.ObjectRef) -> Iterator[ChunkDone | ChunkFailed]:
         actor, task = self._in_flight.pop(reference)
@@ -245,6 +255,7 @@ class ChunkScheduler:
             )
             self._ready_actors.remove(actor)
             del self._load[actor]
+            del self._node[actor]
             self.actors_replaced += 1
             self._start_actor()
         task.attempts += 1

@@ -58,6 +58,15 @@ class TargetInput:
     def read_by_range(self) -> bool:
         return self.local is None
 
+    @property
+    def staged_identity(self) -> str | None:
+        """What names the copy each node that renders this target stages (a remote target
+        staged whole), so chunks can go where it already is; None when nothing is staged
+        (a local file is read in place, a large remote one by range)."""
+        if self.remote is None or self.read_by_range:
+            return None
+        return self.remote.fingerprint
+
 
 def resolve_target(
     location: str, reads: TargetReads, storage_options: Mapping[str, str] | None = None
