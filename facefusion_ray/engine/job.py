@@ -104,6 +104,7 @@ def render_videos(
                 video.prepared.report.peak_memory_bytes[f"actor_{number}"] = memory
         job.workers_replaced = scheduler.actors_replaced
         job.chunks_dispatched = scheduler.dispatched
+        job.chunks_retried_after_store_errors = scheduler.store_retries
         job.scheduling_seconds = round(scheduler.driver_seconds + run.driver_seconds, 3)
     finally:
         if not pool.kept:
