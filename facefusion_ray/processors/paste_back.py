@@ -51,6 +51,22 @@ def frame_region_of_crop_box(
     return Region(x0, y0, x1, y1)
 
 
+def crop_paste_area(
+    frame_to_crop: np.ndarray, crop_size: tuple[int, int], frame_shape: tuple[int, ...]
+) -> Region:
+    """The frame rectangle FaceFusion pastes a crop of `crop_size` (width, height) into: its
+    mapped corners' bounds, floored and ceiled, clipped to the frame. Bilinear warping gives the
+    row or column just past a crop's edge some weight; FaceFusion never writes it."""
+    crop_to_frame = cv2.invertAffineTransform(frame_to_crop)
+    width, height = crop_size
+    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float64)
+    mapped = corners @ crop_to_frame[:, :2].T + crop_to_frame[:, 2]
+    frame_height, frame_width = frame_shape[:2]
+    x0, y0 = np.clip(np.floor(mapped.min(axis=0)).astype(int), 0, (frame_width, frame_height))
+    x1, y1 = np.clip(np.ceil(mapped.max(axis=0)).astype(int), 0, (frame_width, frame_height))
+    return Region(int(x0), int(y0), int(x1), int(y1))
+
+
 def crop_reach(
     frame_to_crop: np.ndarray, crop_size: tuple[int, int], frame_shape: tuple[int, ...]
 ) -> Region:
@@ -72,7 +88,15 @@ def paste_back(
     Only the rectangle covered by the mask is warped (never the whole frame), and pixels
     where the warped mask is exactly zero keep their original values bit for bit.
     """
-    region = frame_region_of_crop_box(crop_box, frame_to_crop, frame.shape)
+    covered = frame_region_of_crop_box(crop_box, frame_to_crop, frame.shape)
+    crop_height, crop_width = crop.shape[:2]
+    area = crop_paste_area(frame_to_crop, (crop_width, crop_height), frame.shape)
+    region = Region(
+        max(covered.x0, area.x0),
+        max(covered.y0, area.y0),
+        min(covered.x1, area.x1),
+        min(covered.y1, area.y1),
+    )
     if region.is_empty:
         return region
     crop_to_region = cv2.invertAffineTransform(frame_to_crop)
