@@ -78,3 +78,17 @@ def test_removed_chunks_are_returned_and_never_handed_out() -> None:
     assert queue.remove(lambda name: name.startswith("0.")) == ["0.0", "0.1"]
     assert queue.take("n1", 0, {"n1": LIMIT}, actors=1) == "1.0"
     assert len(queue) == 0
+
+
+def test_an_idle_actor_steals_from_the_target_with_the_longest_wait_per_home() -> None:
+    # A (render 0, older) has one chunk left for its two homes; B three for its one home.
+    queue = queue_of((0, 0, "A"), (0, 1, "A"), (1, 0, "A"), (2, 0, "B"))
+    free = {"n1": LIMIT, "n2": LIMIT, "n3": LIMIT, "n4": LIMIT}
+    assert queue.take("n1", 0, free, actors=4) == "0.0"
+    assert queue.take("n2", 0, free, actors=4) == "2.0"
+    assert queue.take("n3", 0, {**free, "n1": 0}, actors=4) == "0.1"  # A's home n1 is full
+    for chunk in (1, 2, 3):
+        queue.push(2, chunk, "B", f"2.{chunk}")
+    full = {"n1": 0, "n2": 0, "n3": 0, "n4": LIMIT}
+    assert queue.take("n4", 0, full, actors=4) == "2.1"
+    assert queue.homes("A") == ["n1", "n3"] and queue.homes("B") == ["n2", "n4"]

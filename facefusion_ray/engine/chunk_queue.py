@@ -5,7 +5,8 @@ its chunks, so its chunks, those of every render of it, go to the nodes that alr
 the first chunk handed out gives the target a home (the node of an idle actor; the least-loaded
 ask first), and later chunks go to actors on a home node. An idle actor that finds no chunk of
 its own targets and no target without a home takes a chunk whose home nodes are full, rather
-than wait; its node becomes one more home of that target, which it has now downloaded too.
+than wait: of the target with the most chunks queued per home node, the one that would wait
+longest. Its node becomes one more home of that target, which it has now downloaded too.
 Chunks of targets read in place (local files) or by range (each chunk reads its own frames)
 have no place: any actor takes them, first come first served.
 
@@ -77,12 +78,26 @@ class ChunkQueue(Generic[Item]):
             if entry.place is not None and not self._live_homes(entry.place, free):
                 self._homes[entry.place] = [node]
                 return self._pop(position)
-        for position, entry in enumerate(self._entries):
-            assert entry.place is not None
-            if all(free[home] == 0 for home in self._live_homes(entry.place, free)):
-                self._homes[entry.place].append(node)
-                return self._pop(position)
-        return None
+        return self._steal(node, free)
+
+    def _steal(self, node: str, free: Mapping[str, int]) -> Item | None:
+        """The first chunk of the target with the most chunks queued per home node, among
+        those whose home nodes are all full; `node` becomes one more of its homes."""
+        queued: dict[str, int] = {}
+        for entry in self._entries:
+            assert entry.place is not None  # chunks without a place were taken before
+            queued[entry.place] = queued.get(entry.place, 0) + 1
+        backlog: dict[str, float] = {}
+        for place, count in queued.items():
+            homes = self._live_homes(place, free)
+            if all(free[home] == 0 for home in homes):
+                backlog[place] = count / len(homes)
+        if not backlog:
+            return None
+        place = max(backlog, key=lambda candidate: backlog[candidate])  # the first of equals
+        self._homes[place].append(node)
+        position = next(at for at, entry in enumerate(self._entries) if entry.place == place)
+        return self._pop(position)
 
     def _live_homes(self, place: str, free: Mapping[str, int]) -> list[str]:
         return [home for home in self._homes.get(place, ()) if home in free]
