@@ -25,11 +25,9 @@ def test_every_chunk_of_a_target_goes_to_the_node_that_took_its_first() -> None:
     free["n2"] -= 1
     assert queue.take("n1", 1, free, actors=2) == "1.0"
     assert queue.take("n2", 1, free, actors=2) == "5.0"
-    assert queue.homes("A") == ["n1"] and queue.homes("B") == ["n2"]
-    # Both full: nobody takes anything; once n2 is idle again it takes clip A's next render
-    # only because n1 has no free slot, and n2 becomes a second home of A.
+    # Once n2 is idle again it takes clip A's next render only because n1 has no free slot;
+    # n2 is then a second home of A, whose chunks it takes even while busy.
     assert queue.take("n2", 0, {"n1": 0, "n2": LIMIT}, actors=2) == "2.0"
-    assert queue.homes("A") == ["n1", "n2"]
     assert queue.take("n2", 1, {"n1": 0, "n2": 1}, actors=2) == "3.0"
     assert len(queue) == 0
 
@@ -47,7 +45,6 @@ def test_chunks_read_by_range_go_to_any_actor_in_order() -> None:
     free = {"n1": LIMIT, "n2": LIMIT}
     assert queue.take("n2", 0, free, actors=2) == "0.0"
     assert queue.take("n1", 0, free, actors=2) == "0.1"
-    assert queue.homes("anything") == []
     # A busy actor takes a chunk without a place only from a queue as long as the pool.
     assert queue.take("n1", 1, free, actors=2) is None
     assert queue.take("n1", 1, free, actors=1) == "1.0"
@@ -59,7 +56,6 @@ def test_a_busy_actor_takes_its_own_targets_chunks_before_a_new_target() -> None
     assert queue.take("n1", 0, free, actors=3) == "0.0"
     # Busy, with a queue as long as the pool: its own clip A comes before the older clip B.
     assert queue.take("n1", 1, {**free, "n1": 1}, actors=3) == "2.0"
-    assert queue.homes("B") == []
     # Nor does it start a new target, even from a long queue: idle n2 does.
     assert queue.take("n1", 1, {**free, "n1": 1}, actors=2) is None
     assert queue.take("n2", 0, {**free, "n1": 1}, actors=2) == "1.0"
@@ -70,7 +66,8 @@ def test_a_target_whose_home_node_is_gone_gets_a_new_home() -> None:
     assert queue.take("n1", 0, {"n1": LIMIT, "n2": LIMIT}, actors=2) == "0.0"
     # n1 was lost with its actor: the next chunk of A goes to the asking node, now A's home.
     assert queue.take("n2", 0, {"n2": LIMIT}, actors=1) == "0.1"
-    assert queue.homes("A") == ["n2"]
+    queue.push(1, 0, "A", "1.0")
+    assert queue.take("n2", 1, {"n2": 1, "n3": LIMIT}, actors=2) == "1.0"  # its own now
 
 
 def test_removed_chunks_are_returned_and_never_handed_out() -> None:
@@ -91,4 +88,8 @@ def test_an_idle_actor_steals_from_the_target_with_the_longest_wait_per_home() -
         queue.push(2, chunk, "B", f"2.{chunk}")
     full = {"n1": 0, "n2": 0, "n3": 0, "n4": LIMIT}
     assert queue.take("n4", 0, full, actors=4) == "2.1"
-    assert queue.homes("A") == ["n1", "n3"] and queue.homes("B") == ["n2", "n4"]
+    # n4 is now a home of B, not of A: busy, it takes B's next chunk and none of A's.
+    queue.push(1, 1, "A", "1.1")
+    assert queue.take("n4", 1, {**full, "n4": 1}, actors=9) == "2.2"
+    assert queue.take("n4", 1, {**full, "n4": 1}, actors=9) == "2.3"
+    assert queue.take("n4", 1, {**full, "n4": 1}, actors=9) is None

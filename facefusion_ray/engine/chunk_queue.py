@@ -51,9 +51,6 @@ class ChunkQueue(Generic[Item]):
         self._entries = [entry for entry in self._entries if not unwanted(entry.item)]
         return dropped
 
-    def homes(self, place: str) -> list[str]:
-        return list(self._homes.get(place, []))
-
     def take(self, node: str, load: int, free: Mapping[str, int], actors: int) -> Item | None:
         """The chunk for an actor on `node` with `load` chunks in flight, or None.
 
