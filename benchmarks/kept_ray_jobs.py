@@ -19,14 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import cli_command, job_arguments, run_reported, run_timed
+from benchmarks.measure import (
+    cli_command,
+    emit_json,
+    job_arguments,
+    private_ray_folder,
+    run_reported,
+    run_timed,
+)
 from benchmarks.run import machine_description
 from benchmarks.workspace import run_ffmpeg_quietly
 from facefusion_ray.sample_media import build_sample_media
@@ -121,25 +127,21 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--output", type=Path, help="write the JSON here too")
     args = parser.parse_args()
-    # Ray's unix sockets live under its temp folder, whose path must stay short.
-    ray_folder = tempfile.mkdtemp(prefix="fr-kept-", dir="/tmp")
-    os.environ["RAY_TMPDIR"] = ray_folder
-    os.environ.pop("RAY_ADDRESS", None)
     load_at_start = os.getloadavg()
     rounds: list[dict[str, dict[str, Any]]] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="facefusion-ray-kept-") as scratch:
-            jobs = Jobs(Path(scratch))
-            run_timed(cli_command("ray", "start", "--cpus", "2", "--idle-minutes", "10"))
-            try:
-                jobs.run("first-job", "engine")  # creates the warm actors
-                for number in range(args.rounds):
-                    rounds.append(one_round(jobs, number))
-                    print(json.dumps(rounds[-1]), flush=True)
-            finally:
-                run_timed(cli_command("ray", "stop"))
-    finally:
-        shutil.rmtree(ray_folder, ignore_errors=True)
+    with (
+        private_ray_folder("fr-kept-"),
+        tempfile.TemporaryDirectory(prefix="facefusion-ray-kept-") as scratch,
+    ):
+        jobs = Jobs(Path(scratch))
+        run_timed(cli_command("ray", "start", "--cpus", "2", "--idle-minutes", "10"))
+        try:
+            jobs.run("first-job", "engine")  # creates the warm actors
+            for number in range(args.rounds):
+                rounds.append(one_round(jobs, number))
+                print(json.dumps(rounds[-1]), flush=True)
+        finally:
+            run_timed(cli_command("ray", "stop"))
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": machine_description(),
@@ -148,10 +150,7 @@ def main() -> int:
         "rounds": rounds,
         **judged(rounds),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit_json(result, args.output)
     return 0
 
 

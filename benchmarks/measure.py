@@ -1,10 +1,14 @@
 """Running the real CLI in a fresh process, timed, and the figures read from a swap report."""
 
+import contextlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +144,25 @@ def as_float(value: object) -> float:
 def _float_map(value: object) -> dict[str, float]:
     assert isinstance(value, dict), value
     return {str(key): as_float(item) for key, item in value.items()}
+
+
+@contextlib.contextmanager
+def private_ray_folder(prefix: str) -> Iterator[Path]:
+    """A Ray temp folder of the benchmark's own (RAY_TMPDIR), so a kept Ray it starts is away
+    from any Ray the user runs; removed afterwards."""
+    # Ray's unix sockets live under its temp folder, whose path must stay short.
+    folder = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.environ["RAY_TMPDIR"] = folder
+    os.environ.pop("RAY_ADDRESS", None)
+    try:
+        yield Path(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def emit_json(result: Mapping[str, object], output: Path | None) -> None:
+    """Print the result, and write it to `output` too when one is given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if output:
+        output.write_text(text + "\n")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import tempfile
 import time
@@ -24,7 +23,9 @@ from typing import Any, TypeVar
 from benchmarks.measure import (
     BenchmarkCommandFailed,
     cli_command,
+    emit_json,
     job_arguments,
+    private_ray_folder,
     run_reported,
     run_timed,
 )
@@ -99,26 +100,22 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--output", type=Path, help="write the JSON here too")
     args = parser.parse_args()
-    # Ray's unix sockets live under its temp folder, whose path must stay short.
-    ray_folder = tempfile.mkdtemp(prefix="fr-startup-", dir="/tmp")
-    os.environ["RAY_TMPDIR"] = ray_folder
-    os.environ.pop("RAY_ADDRESS", None)
     rounds: list[dict[str, dict[str, Any]]] = []
     failures: list[str] = []
     load_at_start = os.getloadavg()
-    try:
-        with tempfile.TemporaryDirectory(prefix="facefusion-ray-startup-") as scratch:
-            for number in range(args.rounds):
-                try:
-                    rounds.append(one_round(Path(scratch), number, args.workers))
-                except BenchmarkCommandFailed as error:
-                    # On a machine too busy for Ray to start in time: said, and not counted.
-                    failures.append(str(error).splitlines()[-1])
-                    print(failures[-1], flush=True)
-                    continue
-                print(json.dumps(rounds[-1]), flush=True)
-    finally:
-        shutil.rmtree(ray_folder, ignore_errors=True)
+    with (
+        private_ray_folder("fr-startup-"),
+        tempfile.TemporaryDirectory(prefix="facefusion-ray-startup-") as scratch,
+    ):
+        for number in range(args.rounds):
+            try:
+                rounds.append(one_round(Path(scratch), number, args.workers))
+            except BenchmarkCommandFailed as error:
+                # On a machine too busy for Ray to start in time: said, and not counted.
+                failures.append(str(error).splitlines()[-1])
+                print(failures[-1], flush=True)
+                continue
+            print(json.dumps(rounds[-1]), flush=True)
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "load_average_at_start": load_at_start,
@@ -128,10 +125,7 @@ def main() -> int:
         "failed_rounds": failures,
         "medians": summary(rounds) if rounds else {},
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit_json(result, args.output)
     return 0
 
 

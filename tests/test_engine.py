@@ -13,6 +13,7 @@ from facefusion_ray.cache import AnalysisCache
 from facefusion_ray.engine.driver import run_swap
 from facefusion_ray.media import probe_media
 from facefusion_ray.media.images import read_image
+from facefusion_ray.pipeline.chunks import plan_chunks
 from facefusion_ray.pipeline.render_preparation import NO_FACE_NOTE
 from facefusion_ray.settings import SwapSettings
 from tests.media_checks import decoded_frames, psnr
@@ -227,6 +228,38 @@ def test_engine_matches_the_sequential_path_frame_for_frame(
     assert engine.peak_memory_bytes["actor_0"] > 0
     # The second render of the same frames was served by the analysis cache.
     assert sum(engine.cache.values()) == 40 and sequential.cache["hits"] == 40
+
+
+def test_chunks_moved_onto_keyframes_render_the_frames_of_one_sequential_pass(
+    sample_media, short_group_clip, tmp_path
+) -> None:
+    target = tmp_path / "gop12.mp4"
+    run_ffmpeg_cli(
+        "-loglevel", "error", "-i", str(short_group_clip), "-c:v", "libx264", "-crf", "12",
+        "-preset", "veryfast", "-g", "12", "-sc_threshold", "0", "-c:a", "copy", str(target),
+    )  # fmt: skip
+    info = probe_media(target)
+    assert info.keyframes == (0, 12, 24, 36)
+    planned = plan_chunks(info.frame_count, 7, 2, info.keyframes)
+    assert planned != plan_chunks(info.frame_count, 7, 2) and 12 in [c.start for c in planned]
+    cache = str(tmp_path / "cache")
+    settings = SwapSettings(
+        chunk_frames=7, workers=2, output_video_quality=100, analysis_cache=cache
+    )
+    sources = [sample_media.source_tom_hanks]
+    engine = run_swap(sources, target, tmp_path / "engine.mp4", settings, show_progress=False)
+    assert engine.cache == {"hits": 0, "misses": 40}
+    # One chunk of every frame, reading the analysis the keyframe plan's chunks stored.
+    sequential = run_swap(
+        sources, target, tmp_path / "one.mp4", settings, show_progress=False, sequential=True
+    )
+    assert engine.chunks == len(planned) and sequential.cache == {"hits": 40, "misses": 0}
+    engine_frames, sequential_frames = (
+        decoded_frames(tmp_path / n) for n in ("engine.mp4", "one.mp4")
+    )
+    for index, (a, b) in enumerate(zip(engine_frames, sequential_frames, strict=True)):
+        assert np.array_equal(a, b), f"frame {index} differs"
+    assert index == 39
 
 
 def test_reference_mode_changes_only_the_reference_person(

@@ -28,6 +28,7 @@ from facefusion_ray.media.decode import iter_decoded_frames
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
 
 try:
+    from media_checks import frames_decoded
     from media_factory import (
         container_summary_facts,
         frame_index,
@@ -37,6 +38,7 @@ try:
         stream_summary,
     )
 except ImportError:  # tests/ became a package
+    from tests.media_checks import frames_decoded
     from tests.media_factory import (
         container_summary_facts,
         frame_index,
@@ -112,6 +114,7 @@ def test_probe_30fps_clip_with_audio(clip_30fps_audio: Path) -> None:
         "color_primaries": "",
         "color_trc": "",
         "color_range": "",
+        "keyframes": [0],  # x264's default group of pictures is longer than the clip
     }
 
 
@@ -187,19 +190,22 @@ def test_rotation_metadata_swaps_display_size(tmp_path: Path) -> None:
     assert [frame.shape for frame in frames] == [(160, 90, 3), (160, 90, 3)]
 
 
+# A keyframe every 10 frames, so ranges start on keyframes and between them.
+GOP_10 = ("-c:v", "libx264", "-qp", "0", "-g", "10", "-sc_threshold", "0")
 INDEXED_VARIANTS = {
     # name: (file name, make_indexed_clip keyword arguments)
-    "mp4_bframes": ("indexed.mp4", {"rate": "25"}),
-    "mkv_ntsc_ms_timestamps": ("indexed.mkv", {"rate": "30000/1001"}),
-    "mpegts_decoded_from_start": ("indexed.ts", {"rate": "25"}),
+    "mp4_bframes": ("indexed.mp4", {"rate": "25", "video_args": GOP_10}),
+    # Millisecond timestamps put most keyframes off the fps grid: only 0, 30, 60 are on it.
+    "mkv_ntsc_ms_timestamps": ("indexed.mkv", {"rate": "30000/1001", "video_args": GOP_10}),
+    "mpegts_decoded_from_start": ("indexed.ts", {"rate": "25", "video_args": GOP_10}),
     # Video starts 0.1 s after the audio, so -ss must be offset by the video's own start.
     "mp4_video_delayed": ("delayed.mp4", {
         "rate": "30", "audio": True, "before_video_input": ("-itsoffset", "0.1"),
-        "video_args": ("-c:v", "libx264", "-qp", "0", "-c:a", "aac")}),
+        "video_args": (*GOP_10, "-c:a", "aac")}),
     # A 0.3 s pause after frame 30, as phones produce: frame i is no longer at i/fps.
     "mp4_variable_rate": ("vfr.mp4", {
         "rate": "25", "extra_filter": "settb=1/25000,setpts=(N/25+gte(N\\,30)*0.3)/TB",
-        "video_args": ("-c:v", "libx264", "-qp", "0", "-fps_mode", "passthrough")}),
+        "video_args": (*GOP_10, "-fps_mode", "passthrough")}),
 }  # fmt: skip
 
 
@@ -217,7 +223,10 @@ def test_iter_frames_is_frame_exact_for_any_range(indexed_clip: Path) -> None:
     full = decode_all(indexed_clip, info)
     assert [frame_index(frame) for frame in full] == list(range(75))
     full_prints = [frame_fingerprint(frame) for frame in full]
+    expected_keyframes = (0, 30, 60) if indexed_clip.suffix == ".mkv" else tuple(range(0, 75, 10))
+    assert info.keyframes == expected_keyframes
     ranges = [(0, 1), (0, 4), (1, 3), (2, 1), (30, 2), (33, 9), (40, 1), (64, 11), (74, 1)]
+    ranges += [(keyframe, 3) for keyframe in range(10, 75, 10)]  # on keyframes and off the grid
     for start, count in ranges:
         frames = list(iter_frames(indexed_clip, start, count, info))
         assert [frame_index(frame) for frame in frames] == list(range(start, start + count))
@@ -227,6 +236,37 @@ def test_iter_frames_is_frame_exact_for_any_range(indexed_clip: Path) -> None:
     for start, count in ranges:
         frames_in_range = iter_decoded_frames(indexed_clip, start, count, info)
         assert [f.fingerprint() for f in frames_in_range] == delivered[start : start + count]
+
+
+def test_a_range_starting_on_a_keyframe_decodes_no_frame_before_it(
+    indexed_clip: Path, started_ffmpegs: list[subprocess.Popen[bytes]]
+) -> None:
+    if indexed_clip.suffix == ".ts":
+        pytest.skip("MPEG-TS is decoded from its start")
+    info = probe_media(indexed_clip)
+
+    def decoded(start: int) -> int:
+        started_ffmpegs.clear()
+        frames = iter_frames(indexed_clip, start, 3, info)
+        assert [frame_index(frame) for frame in frames] == [start, start + 1, start + 2]
+        return frames_decoded(started_ffmpegs[-1].args)
+
+    keyframe = info.keyframes[1]
+    # About as many as from the first frame: the range, and what ffmpeg decoded ahead when
+    # it stopped (5-7 frames here), not the 10 of the group of pictures before.
+    assert decoded(keyframe) < decoded(0) + 5
+    assert decoded(keyframe + 5) >= decoded(keyframe) + 3  # between keyframes: pre-roll
+
+
+def test_probe_lists_the_keyframes_of_a_known_group_of_pictures(tmp_path: Path) -> None:
+    def keyframes(name: str, *video_args: str) -> tuple[int, ...]:
+        args = ("-c:v", "libx264", "-pix_fmt", "yuv420p", *video_args)
+        return probe_media(make_clip(tmp_path / name, frames=50, video_args=args)).keyframes
+
+    assert keyframes("gop12.mp4", "-g", "12", "-sc_threshold", "0") == (0, 12, 24, 36, 48)
+    assert keyframes("gop12.mov", "-g", "12", "-sc_threshold", "0") == (0, 12, 24, 36, 48)
+    assert keyframes("intra.mp4", "-g", "1") == ()  # every frame: nothing to plan around
+    assert keyframes("mjpeg.mkv", "-c:v", "mjpeg") == ()
 
 
 def test_iter_frames_rejects_ranges_outside_the_video(clip_30fps_audio: Path) -> None:
@@ -410,6 +450,7 @@ def test_images_read_write_probe_and_decode(tmp_path: Path) -> None:
         "color_primaries": "",
         "color_trc": "",
         "color_range": "",
+        "keyframes": [],
     }
     [frame] = list(iter_frames(path, 0, 1, info))
     assert np.array_equal(frame, image)

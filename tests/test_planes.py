@@ -66,6 +66,31 @@ def test_region_conversion_is_opencvs_for_bt601_and_inverts_for_bt709() -> None:
     assert np.abs(yuv420_to_bgr(y, u, v, BT709).astype(int) - whole).mean() > 2.0
 
 
+@pytest.mark.parametrize("matrix", [BT601, BT709])
+def test_a_pixel_converts_the_same_wherever_it_sits_in_a_row(matrix) -> None:
+    """Plane edits convert rectangles widened to whole vectors of OpenCV's row loops; that
+    changes nothing only while OpenCV's vector body and its per-pixel row tail agree."""
+    planes = random_planes(4096, 256, seed=3)  # rows of whole vectors
+    y, u, v = split(planes, 4096, 256)
+    wide = yuv420_to_bgr(y, u, v, matrix)
+
+    def narrow(plane: np.ndarray) -> np.ndarray:  # the same samples in rows of 8 (all tail)
+        rows, columns = plane.shape[:2]
+        pieces = plane.reshape(rows // 2, 2, columns // 8, 8, *plane.shape[2:]).swapaxes(1, 2)
+        return pieces.reshape(rows * columns // 8, 8, *plane.shape[2:])
+
+    def half(plane: np.ndarray) -> np.ndarray:
+        rows, columns = plane.shape
+        return plane.reshape(rows, columns // 4, 4).reshape(rows * columns // 4, 4)
+
+    assert np.array_equal(yuv420_to_bgr(narrow(y), half(u), half(v), matrix), narrow(wide))
+    wide_back = bgr_to_yuv420(wide, matrix)
+    narrow_back = bgr_to_yuv420(narrow(wide), matrix)
+    assert np.array_equal(narrow_back[0], narrow(wide_back[0]))
+    for wide_chroma, narrow_chroma in zip(wide_back[1:], narrow_back[1:], strict=True):
+        assert np.array_equal(narrow_chroma, half(wide_chroma))
+
+
 def test_colour_tags_from_ffmpeg_stream_summaries() -> None:
     assert parse_colour_tags("h264 (High), yuv420p(tv, bt709, progressive), 1280x720") == (
         ColourTags("bt709", "bt709", "bt709", "tv")
@@ -102,6 +127,37 @@ def test_a_plane_edit_writes_back_only_the_pixels_that_changed() -> None:
     red = yuv420_to_bgr(after_y[22:30, 16:24], after_u[11:15, 8:12], after_v[11:15, 8:12], BT709)
     assert np.abs(red.astype(int) - (0, 0, 255)).max() <= 2
     assert frame.fingerprint() == fingerprint and bytes(delivered) == frame.delivered
+
+
+@pytest.mark.parametrize(
+    ("matrix", "analysed"), [(BT601, False), (BT601, True), (BT709, False)]
+)  # fmt: skip
+def test_a_plane_edit_equals_converting_the_whole_frame_where_pixels_changed(
+    matrix, analysed: bool
+) -> None:
+    """Rectangles are converted widened (to OpenCV's vector width, clamped at the frame's
+    edges): each pixel still comes out as the whole frame's conversion gives it, both ways."""
+    width, height = 200, 120  # not a multiple of the vector width
+    planes = random_planes(width, height, seed=2)
+    frame = DecodedFrame(bytearray(planes.tobytes()), "yuv420p", width, height, matrix)
+    if analysed:
+        assert frame.pixels is not None  # a cache miss: the analysis view exists
+    whole = yuv420_to_bgr(*split(planes, width, height), matrix)
+    edit = PlaneEdit(frame, [(3, 5, 53, 41), (150, 61, 199, 119), (60, 90, 70, 100)])
+    for x0, y0, x1, y1 in edit.boxes:
+        assert np.array_equal(edit.canvas[y0:y1, x0:x1], whole[y0:y1, x0:x1])
+    edited = whole.copy()
+    for x0, y0, x1, y1 in [(5, 7, 30, 40), (151, 62, 199, 119), (65, 95, 66, 96)]:
+        for canvas in (edit.canvas, edited):
+            canvas[y0:y1, x0:x1] = 255 - canvas[y0:y1, x0:x1]  # every pixel changes
+    output = split(edit.finish(), width, height)
+    changed = np.any(edited != whole, axis=2)
+    blocks = changed.reshape(height // 2, 2, width // 2, 2).any(axis=(1, 3))
+    converted = bgr_to_yuv420(edited, matrix)
+    for plane, decoded, new, mask in zip(
+        output, split(planes, width, height), converted, (changed, blocks, blocks), strict=True
+    ):
+        assert np.array_equal(plane, np.where(mask, new, decoded))
 
 
 def encode_clip(path: Path, frames: Iterator[np.ndarray], colour_filter: str | None) -> Path:

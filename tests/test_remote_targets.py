@@ -159,6 +159,7 @@ def test_the_driver_probes_and_each_chunk_decodes_only_part_of_a_large_target(
     info = probe_media(open_target(target, BY_RANGE, store.options, with_index=True))
     probed = store.read_since_mark("large/large.mp4")
     assert info.frame_count == 150 and info.has_audio
+    assert info.keyframes == tuple(range(0, 150, 25))  # from the index's sync samples
     assert probed < size * 0.25, f"the probe read {probed} of {size} bytes"
     assert not any((node_cache / STAGED_FOLDER_NAME).rglob("large.mp4"))  # never downloaded
     # The probe's index stand-in holds the audio too: the assembly reads nothing more.
@@ -172,6 +173,15 @@ def test_the_driver_probes_and_each_chunk_decodes_only_part_of_a_large_target(
     assert [frame_fingerprint(f) for f in iter_frames(chunk, 110, 10, info)] == expected
     decoded = store.read_since_mark("large/large.mp4")
     assert decoded < size * 0.4, f"frames 110..119 read {decoded} of {size} bytes"
+    # A chunk that starts on a keyframe reads from there; a frame earlier, from the keyframe
+    # at 100 (measured: 1.47 MB against 2.80 MB).
+    read = {}
+    for start in (124, 125):
+        store.mark("large/large.mp4")
+        chunk = open_target(target, BY_RANGE, store.options)
+        assert len(list(iter_frames(chunk, start, 10, info))) == 10
+        read[start] = store.read_since_mark("large/large.mp4")
+    assert read[125] < read[124] * 0.7, read
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,9 @@ def test_sample_video_is_ten_seconds_of_720p_with_audio(sample_media) -> None:
     assert info.to_json_dict()["fps"] == "30/1"
     assert info.frame_count == 300
     assert info.has_audio
+    # x264 starts a group of pictures where the camera cuts to the astronaut: the chunk
+    # planner's example of a long group of pictures (benchmarks/README.md).
+    assert info.keyframes == (0, 210)
 
 
 def test_sample_video_shows_the_group_then_the_astronaut(sample_media, detector) -> None:

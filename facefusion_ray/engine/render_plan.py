@@ -54,7 +54,8 @@ def plan_video(
         finish_report(prepared)
         logger.info("%s: up to date (%s)", request.label, request.output)
         return None
-    chunks = plan_chunks(prepared.info.frame_count, settings.chunk_frames, balance_over)
+    info = prepared.info
+    chunks = plan_chunks(info.frame_count, settings.chunk_frames, balance_over, info.keyframes)
     # A segment from another encoder than this render may use (a fallback of an earlier run
     # that allowed one) is rendered again.
     acceptable = acceptable_segment_encoders(settings)

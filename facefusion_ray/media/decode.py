@@ -3,6 +3,7 @@ planes or BGR bytes), with a whole-frame BGR view made on first use."""
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import subprocess
@@ -18,7 +19,12 @@ from facefusion_ray.media.container_header import ContainerHeader, cached_contai
 from facefusion_ray.media.ffmpeg_tool import FfmpegProcess
 from facefusion_ray.media.images import read_image
 from facefusion_ray.media.pixel_transfer import PipeFormat, decoding_pipe_format
-from facefusion_ray.media.probe import MAIN_VIDEO_STREAM, MediaInfo, read_frame_timestamps
+from facefusion_ray.media.probe import (
+    MAIN_VIDEO_STREAM,
+    FrameTimestamps,
+    MediaInfo,
+    read_frame_timestamps,
+)
 from facefusion_ray.media.process_cpu import DECODE
 from facefusion_ray.media.remote_media import (
     QUICK_OPEN_ARGS,
@@ -29,6 +35,13 @@ from facefusion_ray.media.remote_media import (
 )
 from facefusion_ray.media.video_codecs import NO_HWACCEL, hwaccel_args
 from facefusion_ray.media.yuv_colour import BT601, YuvMatrix
+
+# Two microseconds: more than the error of `-ss`'s six decimals and of the stream start times
+# ffmpeg prints to six decimals, so the cut keeps the keyframe, and less than half a tick of
+# every common time base (1/90000 s and coarser), so the demuxer, rounding the seek point to
+# its ticks, lands on the keyframe. A finer time base lands on the keyframe before: pre-roll
+# as between keyframes, the same frames.
+_KEYFRAME_AIM_SECONDS = 2e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,11 +150,10 @@ def _decode_args(
     position_args: list[str] = []
     filter_args: list[str] = []
     if header.seeks_accurately:
-        # Input seeking decodes from the preceding keyframe and drops frames timed before the
-        # seek point. Aiming half a frame early keeps timestamp rounding from skipping frame
-        # `start` or letting frame `start - 1` through.
+        # Input seeking decodes from the last keyframe at or before the seek point and drops
+        # the frames timed before it.
         if start > 0:
-            seek_seconds = header.video_start_offset + _seconds_before_frame(path, start, info)
+            seek_seconds = header.video_start_offset + _seek_seconds(path, start, info)
             position_args = ["-ss", f"{max(seek_seconds, 0.0):.6f}"]
         # The range also ends by time: when a damaged frame inside it cannot be decoded, the
         # range comes up short (an error) instead of being filled with the frames after it.
@@ -172,14 +184,40 @@ def _decode_args(
     ]  # fmt: skip
 
 
+def _seek_seconds(path: MediaSource, start: int, info: MediaInfo) -> float:
+    """Where a range starting at frame `start` seeks to, in seconds after the first frame.
+
+    Between keyframes: half a frame early, so timestamp rounding neither skips frame `start`
+    nor lets frame `start - 1` through. On a keyframe: a hair before its own time, so the
+    demuxer lands on it instead of on the keyframe before (half a frame early would decode
+    that whole group of pictures only to drop it)."""
+    if not _is_keyframe(start, info):
+        return _seconds_before_frame(path, start, info)
+    assert info.fps is not None
+    if info.constant_frame_rate:
+        return float(start / info.fps) - _KEYFRAME_AIM_SECONDS
+    timestamps = _frame_timestamps(path, info)
+    return timestamps.seconds_from_first(float(timestamps.ticks[start])) - _KEYFRAME_AIM_SECONDS
+
+
+def _is_keyframe(frame: int, info: MediaInfo) -> bool:
+    position = bisect.bisect_left(info.keyframes, frame)
+    return position < len(info.keyframes) and info.keyframes[position] == frame
+
+
+def _frame_timestamps(path: MediaSource, info: MediaInfo) -> FrameTimestamps:
+    timestamps = read_frame_timestamps(path)
+    if len(timestamps.ticks) != info.frame_count:
+        raise MediaError(f"video changed since it was probed: {path}")
+    return timestamps
+
+
 def _seconds_before_frame(path: MediaSource, start: int, info: MediaInfo) -> float:
     """Seconds after the first frame's time that lie halfway between frames start-1 and start."""
     assert info.fps is not None
     if info.constant_frame_rate:
         return float((start - Fraction(1, 2)) / info.fps)
-    timestamps = read_frame_timestamps(path)
-    if len(timestamps.ticks) != info.frame_count:
-        raise MediaError(f"video changed since it was probed: {path}")
+    timestamps = _frame_timestamps(path, info)
     halfway = (float(timestamps.ticks[start - 1]) + float(timestamps.ticks[start])) / 2
     return timestamps.seconds_from_first(halfway)
 

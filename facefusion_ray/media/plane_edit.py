@@ -16,7 +16,6 @@ import numpy as np
 
 from facefusion_ray.media.decode import DecodedFrame
 from facefusion_ray.media.yuv_colour import (
-    BT601,
     Box,
     bgr_to_yuv420,
     even_box,
@@ -44,6 +43,13 @@ class YuvPlanes:
         return yuv420_to_bgr(luma, u, v, frame.matrix)
 
 
+# OpenCV converts between 4:2:0 and BGR 64 pixels of a row at a time and the rest of the row
+# one by one, several times slower a pixel: rectangles are converted widened to whole vectors.
+# Every pixel converts alone (with its 2x2 block's chroma) and the same in either part of the
+# row (tests/test_planes.py), so the extra columns change nothing; only a box's own are used.
+_VECTOR_PIXELS = 64
+
+
 class PlaneEdit:
     """A BGR canvas of `frame` for the processors, filled in `boxes` (None: the whole frame;
     `whole_canvas` fills it all while changes are still looked for in `boxes` alone), and the
@@ -62,29 +68,35 @@ class PlaneEdit:
         else:
             even = [even_box(box, frame.width, frame.height) for box in boxes]
             self._boxes = merged_boxes(even)
-        self.canvas = self._fill(whole_canvas or boxes is None)
-        self._before = [self.canvas[y0:y1, x0:x1].copy() for x0, y0, x1, y1 in self._boxes]
+        self.canvas, self._before = self._fill(whole_canvas or boxes is None)
 
     @property
     def boxes(self) -> list[Box]:
         """The even-aligned, non-overlapping rectangles where changes are looked for."""
         return list(self._boxes)
 
-    def _fill(self, whole: bool) -> np.ndarray:
+    def _fill(self, whole: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The canvas, and each box's pixels as filled (arrays nothing else writes)."""
         frame = self._frame
-        if whole and frame.matrix == BT601:
-            # The analysis's view of the frame is this very conversion (and often made already).
-            return frame.pixels.copy()
         if whole:
-            return self._source.bgr((0, 0, frame.width, frame.height), frame)
-        # The analysis's view, when a cache miss made it, already holds these pixels.
-        analysed = frame.pixels_if_converted() if frame.matrix == BT601 else None
+            # The analysis's view of the frame is this very conversion (and often made already).
+            canvas = frame.pixels.copy()
+            return canvas, [canvas[y0:y1, x0:x1].copy() for x0, y0, x1, y1 in self._boxes]
+        # The analysis's view, when a cache miss made it, already holds these pixels (and the
+        # analysis only reads it).
+        analysed = frame.pixels_if_converted()
         canvas = np.empty((frame.height, frame.width, 3), dtype=np.uint8)
-        for box in self._boxes:
-            x0, y0, x1, y1 = box
-            source = self._source.bgr(box, frame) if analysed is None else analysed[y0:y1, x0:x1]
+        before = []
+        for x0, y0, x1, y1 in self._boxes:
+            if analysed is None:
+                start, end = _vector_span(x0, x1, frame.width)
+                converted = self._source.bgr((start, y0, end, y1), frame)
+                source = converted[:, x0 - start : x1 - start]
+            else:
+                source = analysed[y0:y1, x0:x1]
             canvas[y0:y1, x0:x1] = source
-        return canvas
+            before.append(source)
+        return canvas, before
 
     def finish(self) -> np.ndarray:
         """The frame's planes (I420, one array) with every changed pixel converted back in the
@@ -92,41 +104,38 @@ class PlaneEdit:
         output: YuvPlanes | None = None
         for box, before in zip(self._boxes, self._before, strict=True):
             x0, y0, x1, y1 = box
-            blue, green, red = cv2.split(cv2.absdiff(self.canvas[y0:y1, x0:x1], before))
-            changed = cv2.bitwise_or(cv2.bitwise_or(blue, green), red) != 0
-            changed_box = _changed_box(changed)
-            if changed_box is None:
+            # Grey of a pixel with 255 in any channel is never 0 (blue alone gives 29).
+            changed = cv2.cvtColor(
+                cv2.compare(self.canvas[y0:y1, x0:x1], before, cv2.CMP_NE), cv2.COLOR_BGR2GRAY
+            )
+            cx, cy, cw, ch = cv2.boundingRect(changed)
+            if cw == 0:
                 continue
             if output is None:
                 output = YuvPlanes(self._source.array.copy(), self._frame.width, self._frame.height)
-            cx0, cy0, cx1, cy1 = changed_box
-            self._store(
-                output,
-                (x0 + cx0, y0 + cy0, x0 + cx1, y0 + cy1),
-                changed[cy0:cy1, cx0:cx1],
-            )
+            cx0, cy0, cx1, cy1 = even_box((cx, cy, cx + cw, cy + ch), x1 - x0, y1 - y0)
+            self._store(output, (x0 + cx0, y0 + cy0, x0 + cx1, y0 + cy1), changed[cy0:cy1, cx0:cx1])
         return self._source.array if output is None else output.array
 
     def _store(self, output: YuvPlanes, box: Box, changed: np.ndarray) -> None:
+        """Writes the canvas's pixels in `box` where `changed` is non-zero, and the chroma of
+        their 2x2 blocks."""
         x0, y0, x1, y1 = box
-        luma, u, v = bgr_to_yuv420(self.canvas[y0:y1, x0:x1], self._frame.matrix)
-        np.copyto(output.y[y0:y1, x0:x1], luma, where=changed)
-        # A chroma sample changes with any of its 2x2 pixels (slices: numpy's small-axis
-        # reductions are ten times slower).
-        blocks = (
-            changed[0::2, 0::2] | changed[1::2, 0::2] | changed[0::2, 1::2] | changed[1::2, 1::2]
-        )
+        start, end = _vector_span(x0, x1, self._frame.width)
+        luma, u, v = bgr_to_yuv420(self.canvas[y0:y1, start:end], self._frame.matrix)
+        cv2.copyTo(luma[:, x0 - start : x1 - start], changed, output.y[y0:y1, x0:x1])
+        # A block's average is non-zero when any of its pixels changed.
+        height, width = changed.shape
+        blocks = cv2.resize(changed, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+        inner = np.s_[:, (x0 - start) // 2 : (x1 - start) // 2]
         chroma = np.s_[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
-        np.copyto(output.u[chroma], u, where=blocks)
-        np.copyto(output.v[chroma], v, where=blocks)
+        cv2.copyTo(u[inner], blocks, output.u[chroma])
+        cv2.copyTo(v[inner], blocks, output.v[chroma])
 
 
-def _changed_box(changed: np.ndarray) -> Box | None:
-    """The even-aligned bounding box of the True pixels of `changed` (even-sized), or None."""
-    rows = np.flatnonzero(changed.any(axis=1))
-    if rows.size == 0:
-        return None
-    columns = np.flatnonzero(changed.any(axis=0))
-    height, width = changed.shape
-    box = (int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1)
-    return even_box(box, width, height)
+def _vector_span(x0: int, x1: int, width: int) -> tuple[int, int]:
+    """Columns around `x0 .. x1` (even) a whole number of OpenCV's vectors wide, inside the
+    frame where it is wide enough."""
+    span = min(width, -(-(x1 - x0) // _VECTOR_PIXELS) * _VECTOR_PIXELS)
+    start = min(x0, width - span)
+    return start, start + span

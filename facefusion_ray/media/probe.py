@@ -42,6 +42,7 @@ MediaKind = Literal["video", "image"]
 # The main video stream, as `-map` sees it: upper-case V skips cover art and thumbnails.
 MAIN_VIDEO_STREAM = "0:V:0"
 
+_AV_PKT_FLAG_KEY = 0x1
 _AV_PKT_FLAG_DISCARD = 0x4
 _NO_TIMESTAMP = -(2**63)
 _RATE_TOLERANCE_FLOOR = 1e-4
@@ -76,6 +77,10 @@ class MediaInfo:
     pixel_format: str = ""
     # Colour matrix, primaries, transfer and range as the file tags them ("" where it does not).
     colour: ColourTags = field(default_factory=ColourTags)
+    # Display indices of the keyframes a decode can start at, landing on the frame itself
+    # (`decode` aims at its exact time: on the fps grid, or its timestamp where the rate is
+    # not constant). () when there is nothing to plan around: unknown, or every frame is one.
+    keyframes: tuple[int, ...] = ()
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready fields; fps is an exact rational string such as "30000/1001" or "30/1"."""
@@ -96,6 +101,7 @@ class MediaInfo:
             "color_primaries": self.colour.primaries,
             "color_trc": self.colour.transfer,
             "color_range": self.colour.range,
+            "keyframes": list(self.keyframes),
         }
 
 
@@ -108,11 +114,16 @@ class _PacketTiming:
     count: int = 0
     timestamps: array[int] = field(default_factory=lambda: array("q"))
     durations: Counter[int] = field(default_factory=Counter)
+    key_count: int = 0
+    key_timestamps: array[int] = field(default_factory=lambda: array("q"))
 
-    def add_packet(self, pts: int, duration: int) -> None:
+    def add_packet(self, pts: int, duration: int, key: bool) -> None:
         self.count += 1
         if pts != _NO_TIMESTAMP:
             self.timestamps.append(pts)
+            if key:
+                self.key_timestamps.append(pts)
+        self.key_count += key
         if duration > 0:
             self.durations[duration] += 1
 
@@ -189,6 +200,7 @@ def _probe_video(path: MediaSource, header: ContainerHeader) -> MediaInfo:
     if fps is None:
         raise MediaError(f"cannot determine the frame rate of: {path}")
     width, height = timing.width, timing.height
+    constant_rate = _is_constant_rate(timing, fps)
     if header.rotation % 180 == 90:
         width, height = height, width  # ffmpeg autorotates decoded frames
     return MediaInfo(
@@ -202,10 +214,28 @@ def _probe_video(path: MediaSource, header: ContainerHeader) -> MediaInfo:
         has_audio=header.has_audio,
         rotation=header.rotation,
         video_codec=timing.codec,
-        constant_frame_rate=_is_constant_rate(timing, fps),
+        constant_frame_rate=constant_rate,
         pixel_format=_pixel_format(header.video_details or ""),
         colour=parse_colour_tags(header.video_details or ""),
+        keyframes=_keyframes(timing, fps, constant_rate),
     )
+
+
+def _keyframes(timing: _PacketTiming, fps: Fraction, constant_rate: bool) -> tuple[int, ...]:
+    """The display indices of the keyframes a decode lands on exactly (`MediaInfo.keyframes`).
+    At a constant rate decoding aims at a frame's place on the fps grid, so a keyframe whose
+    timestamp is off the grid (Matroska's rounded milliseconds) is left out: a chunk starting
+    there decodes from the keyframe before, as any chunk does that starts between keyframes."""
+    times = timing.presentation_times()
+    if times is None or timing.key_count in (0, timing.count):
+        return ()
+    indices = np.searchsorted(times, np.frombuffer(timing.key_timestamps, dtype=np.int64))
+    first = int(times[0])
+    keyframes = sorted(set(int(index) for index in indices))
+    if constant_rate:
+        frame_ticks = 1 / (fps * timing.time_base)
+        keyframes = [k for k in keyframes if int(times[k]) - first == k * frame_ticks]
+    return tuple(keyframes)
 
 
 def _pixel_format(video_details: str) -> str:
@@ -288,10 +318,12 @@ def _apply_framecrc_line(timing: _PacketTiming, line: str) -> None:
     elif line.startswith("0,"):
         # stream, dts, pts, duration, size, checksum[, F=flags][, S=side data...]
         fields = [field.strip() for field in line.split(",")]
-        flags = next((int(f[2:], 16) for f in fields[6:] if f.startswith("F=")), 0)
+        # framecrc writes the flags only when they differ from a plain keyframe's.
+        flags = next((int(f[2:], 16) for f in fields[6:] if f.startswith("F=")), _AV_PKT_FLAG_KEY)
         if flags & _AV_PKT_FLAG_DISCARD:
             return  # dropped by an edit list: demuxed but never shown
-        timing.add_packet(pts=int(fields[2]), duration=int(fields[3]))
+        key = bool(flags & _AV_PKT_FLAG_KEY)
+        timing.add_packet(pts=int(fields[2]), duration=int(fields[3]), key=key)
 
 
 def frame_rate_from_timing(

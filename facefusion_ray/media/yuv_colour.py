@@ -65,9 +65,12 @@ def yuv420_to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: YuvMatrix
     """BGR uint8 (h, w, 3) from luma (h, w) and chroma (h/2, w/2) planes of an even rectangle;
     each chroma sample covers its 2x2 block, as in OpenCV's I420 conversion."""
     if matrix == BT601:
-        interleaved = np.empty((*u.shape, 2), dtype=np.uint8)
-        interleaved[..., 0], interleaved[..., 1] = u, v
-        return cv2.cvtColorTwoPlane(np.ascontiguousarray(y), interleaved, cv2.COLOR_YUV2BGR_NV12)
+        height, width = y.shape
+        i420 = np.empty((height * 3 // 2, width), dtype=np.uint8)
+        i420[:height] = y
+        chroma = i420[height:].reshape(2, height // 2, width // 2)
+        chroma[0], chroma[1] = u, v
+        return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
     size = (y.shape[1], y.shape[0])
     u_full = cv2.resize(u, size, interpolation=cv2.INTER_NEAREST)
     v_full = cv2.resize(v, size, interpolation=cv2.INTER_NEAREST)
@@ -80,7 +83,7 @@ def bgr_to_yuv420(bgr: np.ndarray, matrix: YuvMatrix) -> tuple[np.ndarray, np.nd
     is OpenCV's, so swapped pixels come out as they did when whole frames were converted)."""
     height, width = bgr.shape[:2]
     if matrix == BT601:
-        planes = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2YUV_I420).reshape(-1)
+        planes = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).reshape(-1)
         quarter = (height // 2) * (width // 2)
         luma_size = height * width
         return (
@@ -89,7 +92,9 @@ def bgr_to_yuv420(bgr: np.ndarray, matrix: YuvMatrix) -> tuple[np.ndarray, np.nd
             planes[luma_size + quarter :].reshape(height // 2, width // 2),
         )
     luma = cv2.transform(bgr, matrix.to_yuv[:1])
-    chroma = cv2.transform(np.ascontiguousarray(bgr[0::2, 0::2]), matrix.to_yuv[1:])
+    # Nearest-neighbour halving takes each 2x2 block's top-left pixel.
+    top_left = cv2.resize(bgr, (width // 2, height // 2), interpolation=cv2.INTER_NEAREST)
+    chroma = cv2.transform(top_left, matrix.to_yuv[1:])
     return luma.reshape(height, width), chroma[..., 0], chroma[..., 1]
 
 
