@@ -43,6 +43,7 @@ def job_figures(report: Mapping[str, Any]) -> dict[str, Any]:
         "renders_per_second": round(len(renders) / float(report["seconds"]), 3),
         "counts": report["counts"],
         "workers_replaced": report["workers_replaced"],
+        "chunks_retried_after_store_errors": report.get("chunks_retried_after_store_errors", 0),
         "chunks": chunks,
         "chunks_dispatched": dispatched,
         "preparation_ms_per_render": milliseconds(preparations),

@@ -25,6 +25,7 @@ from facefusion_ray.media import frame_fingerprint, iter_frames, probe_media
 from facefusion_ray.media.ffmpeg_tool import ffmpeg_executable
 from facefusion_ray.media.remote_media import RemoteMedia
 from facefusion_ray.paths import CACHE_ENV
+from facefusion_ray.pipeline import target_input
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.target_input import (
     audio_source,
@@ -190,16 +191,28 @@ def small_clip(store: Store, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 
 
 def test_small_remote_targets_are_staged_whole_and_large_ones_are_not(
-    store: Store, small_clip: tuple[Path, str]
+    store: Store, small_clip: tuple[Path, str], node_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     local, location = small_clip
     staged = resolve_target(location, TargetReads(), store.options)
     assert staged.local is not None and staged.local.read_bytes() == local.read_bytes()
     assert open_target(staged, TargetReads(), store.options) == staged.local
+    assert staged.staged_on_nodes and not staged.read_by_range
+    assert staged.remote is not None and staged.staged_identity == staged.remote.fingerprint
     by_range = resolve_target(
         location, TargetReads(stage_below_bytes=local.stat().st_size), store.options
     )
-    assert by_range.read_by_range
+    assert by_range.read_by_range and by_range.staged_identity is None
+    # One of a size where a ranged probe reads a small part of it: the nodes stage it, the
+    # driver does not.
+    monkeypatch.setattr(target_input, "PROBE_BY_RANGE_FROM_BYTES", local.stat().st_size)
+    for copy in (node_cache / STAGED_FOLDER_NAME).rglob("small.mp4"):
+        copy.unlink()
+    probed = resolve_target(location, TargetReads(), store.options)
+    assert probed.local is None and probed.staged_on_nodes and not probed.read_by_range
+    media = open_target(probed, TargetReads(), store.options, with_index=True)
+    assert isinstance(media, RemoteMedia) and probe_media(media).frame_count == 20
+    assert not any((node_cache / STAGED_FOLDER_NAME).rglob("small.mp4"))
 
 
 def test_target_identity_is_metadata_by_default_and_content_on_request(
@@ -256,15 +269,26 @@ def test_signed_urls_never_show_in_errors_reprs_or_logs(
 
 
 @pytest.mark.usefixtures("local_ray")
+@pytest.mark.parametrize("staged_on_nodes", [False, True], ids=["by-range", "staged-on-nodes"])
 def test_a_job_renders_a_remote_target_by_range_like_the_local_file(
-    store: Store, sample_media, short_group_clip: Path, tmp_path: Path, node_cache: Path
+    store: Store,
+    sample_media,
+    short_group_clip: Path,
+    tmp_path: Path,
+    node_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    staged_on_nodes: bool,
 ) -> None:
+    """Read by range by the driver and the chunks, or (staged on nodes) probed by range by
+    the driver and staged whole by the nodes."""
     clip = tmp_path / "group.mp4"
     run_ffmpeg_cli("-i", str(short_group_clip), "-frames:v", "12", "-c", "copy", str(clip))
-    location = store.put(clip, "job/group.mp4")
-    settings = SwapSettings(
-        chunk_frames=4, workers=2, output_video_quality=100, target_reads=BY_RANGE
-    )
+    location = store.put(clip, f"job-{staged_on_nodes}/group.mp4")
+    reads = BY_RANGE
+    if staged_on_nodes:
+        monkeypatch.setattr(target_input, "PROBE_BY_RANGE_FROM_BYTES", 0)
+        reads = TargetReads()
+    settings = SwapSettings(chunk_frames=4, workers=2, output_video_quality=100, target_reads=reads)
     sources = (str(sample_media.source_tom_hanks),)
     outputs = {name: tmp_path / f"{name}.mp4" for name in ("remote", "local")}
     requests = [
@@ -275,7 +299,8 @@ def test_a_job_renders_a_remote_target_by_range_like_the_local_file(
     remote, local = (outcome.report for outcome in run_job(requests, options).renders)
     assert remote is not None and local is not None
     assert remote.chunks == local.chunks > 1 and remote.faces_swapped == local.faces_swapped > 0
-    assert not any((node_cache / STAGED_FOLDER_NAME).rglob("group.mp4"))  # never downloaded
+    if not staged_on_nodes:
+        assert not any((node_cache / STAGED_FOLDER_NAME).rglob("group.mp4"))  # never downloaded
     pairs = zip(decoded_frames(outputs["remote"]), decoded_frames(outputs["local"]), strict=True)
     for index, (a, b) in enumerate(pairs):
         assert np.array_equal(a, b), f"frame {index} differs"

@@ -4,6 +4,7 @@ as its last segment exists."""
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -104,6 +105,7 @@ def render_videos(
                 video.prepared.report.peak_memory_bytes[f"actor_{number}"] = memory
         job.workers_replaced = scheduler.actors_replaced
         job.chunks_dispatched = scheduler.dispatched
+        job.chunks_retried_after_store_errors = scheduler.store_retries
         job.scheduling_seconds = round(scheduler.driver_seconds + run.driver_seconds, 3)
     finally:
         if not pool.kept:
@@ -120,6 +122,11 @@ FEED_POLL_SECONDS = 0.5
 # taken.
 CHUNKS_WAITING_PER_WORKER = 4
 READY_VIDEOS_PER_WORKER = 2
+# While fewer targets staged whole have work than there are workers, videos are taken until
+# this many times more chunks wait: a worker that runs out of work then starts a target of its
+# own, instead of downloading one another node holds (see engine/chunk_queue). A catalog in
+# order has all the renders of one clip in a row, and these alone would fill the queue.
+WAITING_FACTOR_FOR_MORE_TARGETS = 4
 
 
 class JobRun:
@@ -144,6 +151,8 @@ class JobRun:
         # Chunks of failed renders that will never be done.
         self._chunks_dropped = 0
         self._videos_done = 0
+        # Renders with chunks still to come, by the staged target they read.
+        self._staged_targets: Counter[str] = Counter()
         # The driver's seconds queueing chunks and taking in their results.
         self.driver_seconds = 0.0
 
@@ -158,6 +167,8 @@ class JobRun:
             )
             if not video.remaining:
                 self._assemble(video)
+            elif place := staged_place(video):
+                self._staged_targets[place] += 1
         self.driver_seconds += time.perf_counter() - started
 
     def drive(self, feed: RenderFeed) -> None:
@@ -173,7 +184,7 @@ class JobRun:
             ) as progress,
         ):
             while True:
-                if not feed.finished and self._chunks_waiting() < self._waiting_limit():
+                if not feed.finished and self._wants_videos():
                     self.add(feed.take(wait=not self._scheduler.busy()))
                     progress.total = self._frames_queued
                 if not self._scheduler.busy() and feed.finished:
@@ -202,6 +213,7 @@ class JobRun:
             progress.total = self._frames_queued
             self._chunks_dropped += len(video.remaining)
             video.remaining.clear()
+            self._forget_target(video)
             return
         video.prepared.report.add_chunk(event.result)
         if event.result.review is not None:
@@ -210,14 +222,26 @@ class JobRun:
         self._chunks_done += 1
         progress.update(event.result.frames)
         if not video.remaining:
+            self._forget_target(video)
             self._assemble(video)
 
     def _chunks_waiting(self) -> int:
         """Chunks queued, waiting for their leader, or in flight."""
         return self._chunks_queued - self._chunks_done - self._chunks_dropped
 
-    def _waiting_limit(self) -> int:
-        return CHUNKS_WAITING_PER_WORKER * self._options.workers
+    def _wants_videos(self) -> bool:
+        waiting, limit = self._chunks_waiting(), CHUNKS_WAITING_PER_WORKER * self._options.workers
+        if waiting < limit:
+            return True
+        few_targets = 0 < len(self._staged_targets) < self._options.workers
+        return few_targets and waiting < WAITING_FACTOR_FOR_MORE_TARGETS * limit
+
+    def _forget_target(self, video: VideoRender) -> None:
+        place = staged_place(video)
+        if place:
+            self._staged_targets[place] -= 1
+            if not self._staged_targets[place]:
+                del self._staged_targets[place]
 
     def _assemble(self, video: VideoRender) -> None:
         video.assembly = self._assembler.submit(assemble, video, self._options)
@@ -259,16 +283,23 @@ def queue_chunks(
     the first of them, so the target is analysed once and the others read the cache."""
     context = ray.put(render_context(video, options))
     plan = video.prepared.cache_plan
+    place = staged_place(video)
     for chunk in video.chunks:
         if chunk.index not in video.remaining:
             continue
-        task = ChunkTask(video.index, chunk, context)
+        task = ChunkTask(video.index, chunk, context, place=place)
         if plan is not None:
             analysis = (plan.video_fingerprint, plan.analysis_key, chunk.start, chunk.count)
             task.leader = leaders.setdefault(analysis, task.key)
             if task.leader == task.key:
                 task.leader = None
         scheduler.add(task)
+
+
+def staged_place(video: VideoRender) -> str | None:
+    """The identity of the target copy each node stages for this render (None: none)."""
+    target = video.prepared.target_input
+    return None if target is None else target.staged_identity
 
 
 def render_context(video: VideoRender, options: JobOptions) -> RenderContext:

@@ -76,6 +76,8 @@ class JobReport:
     # spent queueing, handing out and collecting them (waiting on the actors left out).
     chunks_dispatched: int = 0
     scheduling_seconds: float = 0.0
+    # Chunks queued again after a transient object-store error (each time counts).
+    chunks_retried_after_store_errors: int = 0
     # What the start-up was made of and what it reused (a kept Ray, warm actors, sessions).
     startup: StartupReport = field(default_factory=StartupReport)
     # CPU seconds by process kind over the whole job (see `job_cpu_seconds`).
@@ -99,6 +101,7 @@ class JobReport:
             "workers_replaced": self.workers_replaced,
             "chunks_dispatched": self.chunks_dispatched,
             "scheduling_seconds": self.scheduling_seconds,
+            "chunks_retried_after_store_errors": self.chunks_retried_after_store_errors,
             "startup": self.startup.to_dict(),
             "cpu_seconds": self.cpu_seconds,
             "counts": self.counts(),

@@ -199,7 +199,7 @@ class RenderActor:
         target = context.target_input
         if target is None or target.remote is None:
             return stage_input(context.target, options)
-        if not target.read_by_range:
+        if target.staged_on_nodes:
             return stage_input(target.location, options)
         varying_rate = not context.info.constant_frame_rate
         reads = context.settings.target_reads

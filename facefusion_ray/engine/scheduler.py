@@ -2,8 +2,10 @@
 
 The driver owns recovery: actors are created without Ray restarts, so a dead actor or a lost
 node surfaces here as an actor error on each chunk it held; those chunks go back to the queue
-and a replacement actor is started (and used once it is placed). A chunk that raises in the
-actor fails deterministically: its render is reported failed and the rest of the job goes on.
+and a replacement actor is started (and used once it is placed). A chunk that failed on a
+transient object-store error (a timeout, a connection reset, throttling, a 5xx) goes back to
+the queue after a pause, a few times at most. Any other error a chunk raises in the actor is
+deterministic: its render is reported failed and the rest of the job goes on.
 """
 
 import heapq
@@ -15,9 +17,11 @@ from dataclasses import dataclass
 import ray
 from ray.actor import ActorHandle
 
+from facefusion_ray.engine.chunk_queue import ChunkQueue
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.pipeline.chunks import Chunk
 from facefusion_ray.pipeline.swap_report import ChunkResult
+from facefusion_ray.storage.errors import TransientStorageError
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +30,9 @@ logger = logging.getLogger(__name__)
 CHUNKS_IN_FLIGHT_PER_ACTOR = 2
 # A chunk whose actor died this many times is not retried again (it may be what kills them).
 MAX_ATTEMPTS_PER_CHUNK = 3
+# Pauses before a chunk that failed on a transient store error runs again; once they are used
+# up, the next such failure fails its render.
+STORE_RETRY_PAUSES_SECONDS = (1.0, 4.0, 16.0)
 # How long the job waits for an actor to be placed when it has none at all.
 ACTOR_START_TIMEOUT_SECONDS = 600.0
 # Once one actor is ready, how long the others may take before work is handed out anyway.
@@ -41,7 +48,12 @@ class ChunkTask:
     # A follower waits for its leader: the first render of the same frames with the same
     # analysis, whose chunk fills the analysis cache the followers then read.
     leader: tuple[int, int] | None = None
+    # Times its actor was lost, and times it failed on a transient store error.
     attempts: int = 0
+    store_retries: int = 0
+    # The identity of the staged copy of the target the chunk reads (see `ChunkQueue`), or
+    # None when it reads the target in place or by range.
+    place: str | None = None
 
     @property
     def key(self) -> tuple[int, int]:
@@ -73,13 +85,16 @@ class ChunkScheduler:
         self._ready_actors: list[ActorHandle] = []
         self._starting: dict[ray.ObjectRef, ActorHandle] = {}
         self._load: dict[ActorHandle, int] = {}
-        self._queue: list[tuple[int, int, int, ChunkTask]] = []
-        self._pushed = 0
+        self._node: dict[ActorHandle, str] = {}
+        self._queue: ChunkQueue[ChunkTask] = ChunkQueue()
         self._blocked: dict[tuple[int, int], list[ChunkTask]] = {}
+        # Chunks to queue again once their pause after a transient store error is over.
+        self._paused: list[tuple[float, int, ChunkTask]] = []
         self._in_flight: dict[ray.ObjectRef, tuple[ActorHandle, ChunkTask]] = {}
         self._cancelled: set[int] = set()
         self._finished: set[tuple[int, int]] = set()
         self.actors_replaced = 0
+        self.store_retries = 0
         # Chunks handed to actors, and the driver's seconds in this class outside `ray.wait`.
         self.dispatched = 0
         self.driver_seconds = 0.0
@@ -98,9 +113,10 @@ class ChunkScheduler:
     def cancel_render(self, render: int) -> None:
         """Drop a failed render's queued chunks; its chunks in flight finish unused."""
         self._cancelled.add(render)
-        dropped = [entry[3] for entry in self._queue if entry[3].render == render]
-        self._queue = [entry for entry in self._queue if entry[3].render != render]
-        heapq.heapify(self._queue)
+        dropped = self._queue.remove(lambda task: task.render == render)
+        dropped += [entry[2] for entry in self._paused if entry[2].render == render]
+        self._paused = [entry for entry in self._paused if entry[2].render != render]
+        heapq.heapify(self._paused)
         # Chunks of other renders waiting for a dropped leader analyse their frames themselves.
         for task in dropped:
             self._release_followers(task.key)
@@ -119,20 +135,27 @@ class ChunkScheduler:
             self._collect_started(done)
 
     def busy(self) -> bool:
-        """Chunks are queued, waiting for a leader, or in flight."""
-        return bool(self._queue or self._in_flight or self._blocked_live())
+        """Chunks are queued, paused, waiting for a leader, or in flight."""
+        return bool(self._queue or self._paused or self._in_flight or self._blocked_live())
 
     def step(self, timeout: float | None = None) -> list[ChunkDone | ChunkFailed]:
         """Hand out what can be handed out, then wait (at most `timeout` once the pool has an
         actor) for the next chunk or actor to finish; [] when nothing finished in time."""
         started = time.perf_counter()
+        self._resume_paused()
         self._submit()
         waiting = list(self._in_flight) + list(self._starting)
         self.driver_seconds += time.perf_counter() - started
+        pause = self._paused[0][0] - time.monotonic() if self._paused else None
         if not waiting:
+            if pause is not None:
+                time.sleep(max(0.0, min(pause, timeout if timeout is not None else pause)))
+                return []
             if self.busy():
                 raise FaceFusionRayError("no worker is left to render the remaining chunks")
             return []
+        if pause is not None:
+            timeout = max(0.0, pause if timeout is None else min(timeout, pause))
         done = self._wait(waiting, timeout)
         started = time.perf_counter()
         self._collect_started([ref for ref in done if ref in self._starting])
@@ -154,8 +177,7 @@ class ChunkScheduler:
 
     def _enqueue(self, task: ChunkTask) -> None:
         if task.render not in self._cancelled:
-            self._pushed += 1
-            heapq.heappush(self._queue, (task.render, task.chunk.index, self._pushed, task))
+            self._queue.push(task.render, task.chunk.index, task.place, task)
 
     def _blocked_live(self) -> bool:
         return any(
@@ -166,6 +188,11 @@ class ChunkScheduler:
         self._finished.add(leader)
         for follower in self._blocked.pop(leader, []):
             self._enqueue(follower)
+
+    def _resume_paused(self) -> None:
+        now = time.monotonic()
+        while self._paused and self._paused[0][0] <= now:
+            self._enqueue(heapq.heappop(self._paused)[2])
 
     def _start_actor(self) -> None:
         actor = self._make_actor(self._actors_started)
@@ -199,23 +226,35 @@ class ChunkScheduler:
                 continue
             self._ready_actors.append(actor)
             self._load[actor] = 0
+            self._node[actor] = str(answer.get("node_id", ""))
             self.ready_answers.append(answer)
 
     def _submit(self) -> None:
-        while self._queue and self._ready_actors:
-            actor = min(self._ready_actors, key=lambda candidate: self._load[candidate])
-            if self._load[actor] >= self._in_flight_limit:
+        """Hands out chunks, least-loaded actors first, while one of them takes one."""
+        while self._queue:
+            free: dict[str, int] = {}
+            for actor, load in self._load.items():
+                node = self._node[actor]
+                free[node] = free.get(node, 0) + self._in_flight_limit - load
+            for actor in sorted(self._ready_actors, key=lambda candidate: self._load[candidate]):
+                load = self._load[actor]
+                if load >= self._in_flight_limit:
+                    continue
+                task = self._queue.take(self._node[actor], load, free, len(self._ready_actors))
+                if task is not None:
+                    self._dispatch(actor, task)
+                    break
+            else:
                 return
-            # A chunk queued behind a busy actor waits a whole chunk; near the end of the
-            # work that would leave other actors idle, so the extra slot is for long queues.
-            if self._load[actor] > 0 and len(self._queue) < len(self._ready_actors):
-                return
-            task = heapq.heappop(self._queue)[3]
-            # A retried chunk may have been committed by the worker that was lost.
-            reference = actor.render.remote(task.context, task.chunk, task.attempts > 0)
-            self._in_flight[reference] = (actor, task)
-            self._load[actor] += 1
-            self.dispatched += 1
+
+    def _dispatch(self, actor: ActorHandle, task: ChunkTask) -> None:
+        # A retried chunk may have been committed by the worker that was lost, or by one whose
+        # store request failed after the store had done it.
+        retry = task.attempts > 0 or task.store_retries > 0
+        reference = actor.render.remote(task.context, task.chunk, retry)
+        self._in_flight[reference] = (actor, task)
+        self._load[actor] += 1
+        self.dispatched += 1
 
     def _collect_chunk(self, reference: ray.ObjectRef) -> Iterator[ChunkDone | ChunkFailed]:
         actor, task = self._in_flight.pop(reference)
@@ -227,6 +266,8 @@ class ChunkScheduler:
             yield from self._retry_elsewhere(actor, task, error)
             return
         except ray.exceptions.RayTaskError as error:
+            if self._pause_after_store_error(task, error):
+                return
             self._release_followers(task.key)
             if task.render not in self._cancelled:
                 yield ChunkFailed(task, task_error_message(error), error.cause)
@@ -234,6 +275,20 @@ class ChunkScheduler:
         self._release_followers(task.key)
         if task.render not in self._cancelled:
             yield ChunkDone(task, result)
+
+    def _pause_after_store_error(self, task: ChunkTask, error: ray.exceptions.RayTaskError) -> bool:
+        """Queues the chunk again after a pause when it failed on a transient store error and
+        has pauses left; False when its render must fail."""
+        if not isinstance(error.cause, TransientStorageError) or task.render in self._cancelled:
+            return False
+        if task.store_retries >= len(STORE_RETRY_PAUSES_SECONDS):
+            return False
+        pause = STORE_RETRY_PAUSES_SECONDS[task.store_retries]
+        task.store_retries += 1
+        self.store_retries += 1
+        logger.warning("%s; the chunk runs again in %.0f s", error.cause, pause)
+        heapq.heappush(self._paused, (time.monotonic() + pause, self.store_retries, task))
+        return True
 
     def _retry_elsewhere(
         self, actor: ActorHandle, task: ChunkTask, error: BaseException
@@ -245,6 +300,7 @@ class ChunkScheduler:
             )
             self._ready_actors.remove(actor)
             del self._load[actor]
+            del self._node[actor]
             self.actors_replaced += 1
             self._start_actor()
         task.attempts += 1

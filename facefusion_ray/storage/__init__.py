@@ -1,6 +1,6 @@
 """Storage shared by the model store and the analysis cache: fsspec URLs, atomic puts, redaction."""
 
-from facefusion_ray.storage.errors import ObjectNotFoundError, StorageError
+from facefusion_ray.storage.errors import ObjectNotFoundError, StorageError, TransientStorageError
 from facefusion_ray.storage.filesystem import (
     describe_location,
     download,
@@ -23,6 +23,7 @@ from facefusion_ray.storage.filesystem import (
 __all__ = [
     "ObjectNotFoundError",
     "StorageError",
+    "TransientStorageError",
     "describe_location",
     "download",
     "exists",

@@ -9,3 +9,8 @@ class StorageError(FaceFusionRayError):
 
 class ObjectNotFoundError(StorageError):
     """The store answered, but the object does not exist."""
+
+
+class TransientStorageError(StorageError):
+    """The store could not be reached in time, cut the answer off, asked to slow down or had
+    an error of its own (5xx): the same request may well succeed a little later."""

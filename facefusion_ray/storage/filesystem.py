@@ -24,8 +24,9 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from facefusion_ray.atomic_files import temporary_file_beside
-from facefusion_ray.storage.errors import ObjectNotFoundError, StorageError
+from facefusion_ray.storage.errors import ObjectNotFoundError, StorageError, TransientStorageError
 from facefusion_ray.storage.s3_clients import shared_s3_filesystem
+from facefusion_ray.storage.transient_errors import is_transient
 
 # Files of a shared store stay readable by the other accounts that use it (mkstemp gives 0600).
 SHARED_FILE_MODE = 0o644
@@ -217,7 +218,8 @@ def remove(filesystem: fsspec.AbstractFileSystem, path: str) -> None:
 def translated_errors(
     filesystem: fsspec.AbstractFileSystem, path: str, action: str
 ) -> Iterator[None]:
-    """Turn transport and filesystem errors into one-line, redacted StorageErrors."""
+    """Turn transport and filesystem errors into one-line, redacted StorageErrors (a
+    TransientStorageError for a failure that may pass when the request is made again)."""
     try:
         yield
     except StorageError:
@@ -227,7 +229,8 @@ def translated_errors(
         raise ObjectNotFoundError(f"{action} {location}: no such object") from None
     except _transport_errors() as error:
         location = describe_location(filesystem, path)
-        raise StorageError(redact(f"{action} {location}: {_first_line(error)}")) from None
+        kind = TransientStorageError if is_transient(error) else StorageError
+        raise kind(redact(f"{action} {location}: {_first_line(error)}")) from None
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:

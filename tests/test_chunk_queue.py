@@ -1,0 +1,95 @@
+"""Which chunk an actor takes next: chunks of a staged target stay on the nodes that hold it,
+without leaving an actor idle while work waits (engine/chunk_queue, no Ray)."""
+
+from facefusion_ray.engine.chunk_queue import ChunkQueue
+
+LIMIT = 2
+
+
+def queue_of(*chunks: tuple[int, int, str | None]) -> ChunkQueue[str]:
+    """(render, chunk, place) each, named `render.chunk`."""
+    queue: ChunkQueue[str] = ChunkQueue()
+    for render, chunk, place in chunks:
+        queue.push(render, chunk, place, f"{render}.{chunk}")
+    return queue
+
+
+def test_every_chunk_of_a_target_goes_to_the_node_that_took_its_first() -> None:
+    # Four renders of clip A (one chunk each), then two of clip B; two nodes of one actor.
+    queue = queue_of((0, 0, "A"), (1, 0, "A"), (2, 0, "A"), (3, 0, "A"), (4, 0, "B"), (5, 0, "B"))
+    free = {"n1": LIMIT, "n2": LIMIT}
+    assert queue.take("n1", 0, free, actors=2) == "0.0"
+    free["n1"] -= 1
+    # The other idle actor starts on clip B instead of downloading clip A as well.
+    assert queue.take("n2", 0, free, actors=2) == "4.0"
+    free["n2"] -= 1
+    assert queue.take("n1", 1, free, actors=2) == "1.0"
+    assert queue.take("n2", 1, free, actors=2) == "5.0"
+    # Once n2 is idle again it takes clip A's next render only because n1 has no free slot;
+    # n2 is then a second home of A, whose chunks it takes even while busy.
+    assert queue.take("n2", 0, {"n1": 0, "n2": LIMIT}, actors=2) == "2.0"
+    assert queue.take("n2", 1, {"n1": 0, "n2": 1}, actors=2) == "3.0"
+    assert len(queue) == 0
+
+
+def test_an_idle_actor_waits_while_the_home_node_has_room() -> None:
+    queue = queue_of((0, 0, "A"), (0, 1, "A"))
+    assert queue.take("n1", 0, {"n1": LIMIT, "n2": LIMIT}, actors=2) == "0.0"
+    # n1 can still take the second chunk (one slot left), so n2 does not download A for it.
+    assert queue.take("n2", 0, {"n1": 1, "n2": LIMIT}, actors=2) is None
+    assert queue.take("n1", 1, {"n1": 1, "n2": LIMIT}, actors=2) == "0.1"
+
+
+def test_chunks_read_by_range_go_to_any_actor_in_order() -> None:
+    queue = queue_of((0, 1, None), (0, 0, None), (1, 0, None))
+    free = {"n1": LIMIT, "n2": LIMIT}
+    assert queue.take("n2", 0, free, actors=2) == "0.0"
+    assert queue.take("n1", 0, free, actors=2) == "0.1"
+    # A busy actor takes a chunk without a place only from a queue as long as the pool.
+    assert queue.take("n1", 1, free, actors=2) is None
+    assert queue.take("n1", 1, free, actors=1) == "1.0"
+
+
+def test_a_busy_actor_takes_its_own_targets_chunks_before_a_new_target() -> None:
+    queue = queue_of((0, 0, "A"), (1, 0, "B"), (2, 0, "A"), (3, 0, "C"))
+    free = {"n1": LIMIT, "n2": LIMIT, "n3": LIMIT}
+    assert queue.take("n1", 0, free, actors=3) == "0.0"
+    # Busy, with a queue as long as the pool: its own clip A comes before the older clip B.
+    assert queue.take("n1", 1, {**free, "n1": 1}, actors=3) == "2.0"
+    # Nor does it start a new target, even from a long queue: idle n2 does.
+    assert queue.take("n1", 1, {**free, "n1": 1}, actors=2) is None
+    assert queue.take("n2", 0, {**free, "n1": 1}, actors=2) == "1.0"
+
+
+def test_a_target_whose_home_node_is_gone_gets_a_new_home() -> None:
+    queue = queue_of((0, 0, "A"), (0, 1, "A"))
+    assert queue.take("n1", 0, {"n1": LIMIT, "n2": LIMIT}, actors=2) == "0.0"
+    # n1 was lost with its actor: the next chunk of A goes to the asking node, now A's home.
+    assert queue.take("n2", 0, {"n2": LIMIT}, actors=1) == "0.1"
+    queue.push(1, 0, "A", "1.0")
+    assert queue.take("n2", 1, {"n2": 1, "n3": LIMIT}, actors=2) == "1.0"  # its own now
+
+
+def test_removed_chunks_are_returned_and_never_handed_out() -> None:
+    queue = queue_of((0, 0, "A"), (1, 0, "A"), (0, 1, None))
+    assert queue.remove(lambda name: name.startswith("0.")) == ["0.0", "0.1"]
+    assert queue.take("n1", 0, {"n1": LIMIT}, actors=1) == "1.0"
+    assert len(queue) == 0
+
+
+def test_an_idle_actor_steals_from_the_target_with_the_longest_wait_per_home() -> None:
+    # A (render 0, older) has one chunk left for its two homes; B three for its one home.
+    queue = queue_of((0, 0, "A"), (0, 1, "A"), (1, 0, "A"), (2, 0, "B"))
+    free = {"n1": LIMIT, "n2": LIMIT, "n3": LIMIT, "n4": LIMIT}
+    assert queue.take("n1", 0, free, actors=4) == "0.0"
+    assert queue.take("n2", 0, free, actors=4) == "2.0"
+    assert queue.take("n3", 0, {**free, "n1": 0}, actors=4) == "0.1"  # A's home n1 is full
+    for chunk in (1, 2, 3):
+        queue.push(2, chunk, "B", f"2.{chunk}")
+    full = {"n1": 0, "n2": 0, "n3": 0, "n4": LIMIT}
+    assert queue.take("n4", 0, full, actors=4) == "2.1"
+    # n4 is now a home of B, not of A: busy, it takes B's next chunk and none of A's.
+    queue.push(1, 1, "A", "1.1")
+    assert queue.take("n4", 1, {**full, "n4": 1}, actors=9) == "2.2"
+    assert queue.take("n4", 1, {**full, "n4": 1}, actors=9) == "2.3"
+    assert queue.take("n4", 1, {**full, "n4": 1}, actors=9) is None
