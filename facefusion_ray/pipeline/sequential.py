@@ -1,10 +1,6 @@
 """The single-process path: one frame loop, no Ray. The baseline the engine must beat and match."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import cv2
 
 from facefusion_ray.errors import SettingsError
 from facefusion_ray.media.encode import SEGMENT_SUFFIX
@@ -46,7 +42,7 @@ def render_video_sequential(
         prepared.identity_map,
     )
     cache_plan = prepared.cache_plan
-    with segment_folder(output) as folder, _opencv_threads(settings.threads_per_worker):
+    with segment_folder(output) as folder:
         segment = folder / f"whole{SEGMENT_SUFFIX}"
         whole_video = Chunk(0, 0, info.frame_count)
         report.add_chunk(
@@ -67,19 +63,6 @@ def render_video_sequential(
         report.add_model_stats(pipeline.model_calls())
         audio = target_audio(prepared, storage_options)
         assemble_output([segment], audio, info, output, report)
-
-
-@contextmanager
-def _opencv_threads(threads: int) -> Iterator[None]:
-    """OpenCV's pool sized as a render actor's (its CPUs): a larger one only fights ONNX
-    Runtime and the ffmpeg children for the cores and costs CPU to wake (overhead profile:
-    1-1.7 ms a frame with the default pool on 2 cores)."""
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(threads)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(before)
 
 
 def run_sequential(request: RenderRequest, storage_options: dict[str, str]) -> SwapReport:
