@@ -145,3 +145,23 @@ def test_a_sequential_swap_never_loads_ray(sample_media, tmp_path: Path) -> None
     )
     assert result.stdout.strip().splitlines()[-1] == "0 False"
     assert output.is_file()
+
+
+def test_rendering_never_loads_onnx(sample_media, tmp_path: Path) -> None:
+    """onnx (with ml_dtypes) costs ~0.5 s of CPU to import in every process: only preparing a
+    model needs it, once per store (done here by a first run when the cache is fresh)."""
+    output = tmp_path / "swapped.png"
+    arguments = [
+        *("swap", "--sequential", f"--source={sample_media.source_tom_hanks}"),
+        *(f"--target={sample_media.group_photo}", f"--output={output}"),
+    ]
+    probe = (
+        "import sys, facefusion_ray.engine.render_actor; "
+        "from facefusion_ray.cli.main import main; "
+        f"code = main({arguments!r}); print(code, 'onnx' in sys.modules)"
+    )
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=300
+        )
+    assert result.stdout.strip().splitlines()[-1] == "0 False"

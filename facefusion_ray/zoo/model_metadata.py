@@ -14,13 +14,15 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
 from facefusion_ray.atomic_files import write_bytes_atomically
 from facefusion_ray.errors import ModelError
+
+if TYPE_CHECKING:
+    import onnx
 
 METADATA_SUFFIX = ".meta.npz"
 EMAP_SIZE = 512
@@ -60,6 +62,8 @@ def _signature(value: onnx.ValueInfoProto) -> TensorSignature:
         dimension.dim_param if dimension.dim_param else int(dimension.dim_value)
         for dimension in tensor.shape.dim
     )
+    import onnx  # only where models are prepared: render processes read the metadata file
+
     return TensorSignature(value.name, onnx.TensorProto.DataType.Name(tensor.elem_type), shape)
 
 
@@ -73,6 +77,8 @@ def _emap(graph: onnx.GraphProto) -> np.ndarray | None:
         return None
     if any(last.name in node.input for node in graph.node):
         return None
+    from onnx import numpy_helper
+
     return numpy_helper.to_array(last).astype(np.float32)
 
 

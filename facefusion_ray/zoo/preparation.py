@@ -15,26 +15,26 @@ for models whose manifest entry allows other input sizes (`symbolic_spatial`).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import onnx
-from onnx.external_data_helper import convert_model_to_external_data
+from typing import TYPE_CHECKING
 
 from facefusion_ray.atomic_files import write_bytes_atomically
 from facefusion_ray.errors import ModelError
-from facefusion_ray.zoo.graph_rewrites import (
-    convert_to_float16,
-    dequantize_to_fp32,
-    keep_graph,
-    make_spatial_dims_symbolic,
-    repair_quantized_graph,
-)
 from facefusion_ray.zoo.model_metadata import extract_metadata, metadata_path, write_metadata
+
+if TYPE_CHECKING:
+    import onnx
+
+# onnx (and the ml_dtypes it loads) costs ~0.5 s of CPU to import; every process that reads the
+# manifest would pay it, while only preparing a model needs it. Recipes name their transform in
+# this module, which imports onnx, and resolve it when a model is prepared.
+_REWRITES_MODULE = "facefusion_ray.zoo.graph_rewrites"
 
 logger = logging.getLogger(__name__)
 
@@ -54,17 +54,24 @@ _EXTERNAL_TENSOR_MIN_BYTES = 1024
 class Recipe:
     recipe_id: str
     version: int
-    transform: Callable[[onnx.ModelProto], None]
+    transform_name: str  # a function of zoo/graph_rewrites.py
+
+    @property
+    def transform(self) -> Callable[[onnx.ModelProto], None]:
+        transform: Callable[[onnx.ModelProto], None] = getattr(
+            importlib.import_module(_REWRITES_MODULE), self.transform_name
+        )
+        return transform
 
 
 RECIPES: dict[str, Recipe] = {
     recipe.recipe_id: recipe
     for recipe in (
-        Recipe("dequantize_to_fp32", 1, dequantize_to_fp32),
-        Recipe("repair_quantized_graph", 1, repair_quantized_graph),
-        Recipe("passthrough", 1, keep_graph),
-        Recipe("as_published", 1, keep_graph),
-        Recipe("float16", 1, convert_to_float16),
+        Recipe("dequantize_to_fp32", 1, "dequantize_to_fp32"),
+        Recipe("repair_quantized_graph", 1, "repair_quantized_graph"),
+        Recipe("passthrough", 1, "keep_graph"),
+        Recipe("as_published", 1, "keep_graph"),
+        Recipe("float16", 1, "convert_to_float16"),
     )
 }
 
@@ -108,6 +115,10 @@ def write_prepared_variant(
 def _prepare(
     source: Path, recipes: tuple[Recipe, ...], *, symbolic_spatial: bool
 ) -> onnx.ModelProto:
+    import onnx
+
+    from facefusion_ray.zoo.graph_rewrites import make_spatial_dims_symbolic
+
     steps = "+".join(recipe.recipe_id for recipe in recipes)
     try:
         model = onnx.load(str(source))
@@ -152,6 +163,9 @@ def _write_prepared(
 def _write_weights_beside(model: onnx.ModelProto, destination: Path) -> None:
     """Move the model's tensors into `weights_path(destination)` (atomically); the graph keeps
     their file name, offsets and lengths."""
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data
+
     weights = weights_path(destination)
     convert_model_to_external_data(
         model,

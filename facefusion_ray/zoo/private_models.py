@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import onnx
-
 from facefusion_ray.assets.fetch import SourceUnavailable, UrlSource, download_unpinned
 from facefusion_ray.errors import ModelError
 from facefusion_ray.zoo.lockfile import ORIGIN_ADDED, LockEntry, utc_timestamp
@@ -110,6 +108,8 @@ def _check_contract(path: Path, like: ModelSpec, shown_as: str) -> None:
     """The graph must have the tensors the manifest names for `like` (shapes may differ in
     batch or symbolic dimensions; preparation and the session check the rest)."""
     try:
+        import onnx
+
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # onnx raises protobuf's DecodeError and others
         raise ModelError(f"{shown_as} is not an ONNX model: {error}") from None
