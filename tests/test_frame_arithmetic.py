@@ -1,5 +1,6 @@
 """The per-frame arithmetic that was rewritten for speed gives the bytes of the plain formulas:
-paste-back's blend, the model crops' tensors and pixels, and YuNet's kept letterbox canvas."""
+paste-back's blend, the model crops' tensors and pixels, YuNet's kept letterbox canvas and the
+classic swapper's colour transfer."""
 
 import cv2
 import numpy as np
@@ -9,6 +10,12 @@ from facefusion_ray.analysis import YuNetDetector
 from facefusion_ray.assets import fetch_asset
 from facefusion_ray.assets.samples import T1_GROUP_PHOTO
 from facefusion_ray.inference import ModelSession
+from facefusion_ray.processors.color_transfer import (
+    MAX_SPREAD_GAIN,
+    MIN_SPREAD_GAIN,
+    ColourReference,
+    transfer_lab_statistics,
+)
 from facefusion_ray.processors.model_crops import to_pixels, to_tensor
 from facefusion_ray.processors.paste_back import mask_bounds, paste_back
 from facefusion_ray.zoo import resolve_model_path
@@ -101,3 +108,26 @@ def test_yunet_letterbox_canvas_kept_between_frames_holds_only_the_current_frame
     again = detector.detect(photo)
     assert [face.score for face in again] == [face.score for face in first]
     assert all(np.array_equal(a.bbox, b.bbox) for a, b in zip(again, first, strict=True))
+
+
+def test_colour_transfer_gives_the_plain_formulas_bytes() -> None:
+    rng = np.random.default_rng(11)
+    source = rng.integers(0, 256, (96, 96, 3), np.uint8)
+    mask = np.zeros((96, 96), np.float32)
+    mask[20:80, 16:76] = 1.0
+    reference = ColourReference.measure(source, mask)
+    for seed in range(5):
+        target = np.random.default_rng(seed).integers(0, 256, (96, 96, 3), np.uint8)
+        target[..., seed % 3] //= 2  # a colour cast to move the statistics towards
+
+        def lab(image: np.ndarray) -> np.ndarray:
+            return cv2.cvtColor(image.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_BGR2LAB)
+
+        target_mean, target_std = (
+            value.reshape(3) for value in cv2.meanStdDev(lab(target), mask=reference.selection)
+        )
+        gain = np.clip(target_std / (reference.std + 1e-6), MIN_SPREAD_GAIN, MAX_SPREAD_GAIN)
+        offset = target_mean - reference.mean * gain
+        matched = lab(source) * gain.astype(np.float32) + offset.astype(np.float32)
+        plain = np.clip(cv2.cvtColor(matched, cv2.COLOR_LAB2BGR) * 255.0 + 0.5, 0, 255)
+        assert np.array_equal(transfer_lab_statistics(reference, target), plain.astype(np.uint8))

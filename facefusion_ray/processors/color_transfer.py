@@ -13,7 +13,9 @@ MIN_SPREAD_GAIN = 1.0 / MAX_SPREAD_GAIN
 
 
 def to_lab(image_bgr: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(image_bgr.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_BGR2LAB)
+    scaled = image_bgr.astype(np.float32)
+    scaled *= 1.0 / 255.0  # in place: the same float32 products, one array fewer
+    return cv2.cvtColor(scaled, cv2.COLOR_BGR2LAB)
 
 
 def masked_mean_std(lab: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -30,13 +32,15 @@ class ColourReference:
     mean: np.ndarray
     std: np.ndarray
     selection: np.ndarray  # uint8 mask of the pixels the statistics are measured on
+    enough_pixels: bool  # at least MIN_MASKED_PIXELS selected: colours are matched at all
 
     @classmethod
     def measure(cls, source_bgr: np.ndarray, mask: np.ndarray) -> "ColourReference":
         selection = (mask > 0.5).astype(np.uint8)
         lab = to_lab(source_bgr)
         mean, std = masked_mean_std(lab, selection)
-        return cls(source_bgr, lab, mean, std, selection)
+        enough = cv2.countNonZero(selection) >= MIN_MASKED_PIXELS
+        return cls(source_bgr, lab, mean, std, selection, enough)
 
 
 def transfer_lab_statistics(reference: ColourReference, target_bgr: np.ndarray) -> np.ndarray:
@@ -44,11 +48,17 @@ def transfer_lab_statistics(reference: ColourReference, target_bgr: np.ndarray) 
 
     Statistics are measured on the same masked pixels of both aligned crops.
     """
-    if int(reference.selection.sum()) < MIN_MASKED_PIXELS:
+    if not reference.enough_pixels:
         return reference.bgr
     target_mean, target_std = masked_mean_std(to_lab(target_bgr), reference.selection)
     gain = np.clip(target_std / (reference.std + 1e-6), MIN_SPREAD_GAIN, MAX_SPREAD_GAIN)
     offset = target_mean - reference.mean * gain
-    matched = reference.lab * gain.astype(np.float32) + offset.astype(np.float32)
+    # In place throughout: the same float32 operations in the same order as
+    # clip((lab * gain + offset -> BGR) * 255 + 0.5), without a temporary array per step.
+    matched = reference.lab * gain.astype(np.float32)
+    matched += offset.astype(np.float32)
     matched_bgr = cv2.cvtColor(matched, cv2.COLOR_LAB2BGR)
-    return np.clip(matched_bgr * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    matched_bgr *= 255.0
+    matched_bgr += 0.5
+    np.clip(matched_bgr, 0, 255, out=matched_bgr)
+    return matched_bgr.astype(np.uint8)
