@@ -121,7 +121,7 @@ class ByteCountingProxy:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
-        class Handler(_ForwardingHandler):
+        class Handler(ForwardingHandler):
             owner = proxy
 
         return Handler
@@ -157,7 +157,7 @@ def counting_proxy(upstream: str) -> Iterator[ByteCountingProxy]:
         proxy.stop()
 
 
-class _ForwardingHandler(BaseHTTPRequestHandler):
+class ForwardingHandler(BaseHTTPRequestHandler):
     owner: ByteCountingProxy
     # Keep-alive towards the clients where the upstream answer states its length.
     protocol_version = "HTTP/1.1"

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 
-from benchmarks.byte_proxy import ByteCountingProxy, _ForwardingHandler, bucket_and_key
+from benchmarks.byte_proxy import ByteCountingProxy, ForwardingHandler, bucket_and_key
 
 
 @dataclass
@@ -49,7 +49,7 @@ class FaultyProxy(ByteCountingProxy):
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
-        class Handler(_ForwardingHandler):
+        class Handler(ForwardingHandler):
             owner = proxy
 
             def _forward(self) -> None:
