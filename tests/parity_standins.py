@@ -305,7 +305,7 @@ def build_occluder(path: Path, imitates: str = "xseg_1", size: int = 256) -> Pat
 def build_fp16_swapper(path: Path, imitates: str = "inswapper_128_fp16") -> Path:
     """inswapper_128's stand-in with FP16 weights (emap included) and FP32 inputs and outputs,
     as FaceFusion publishes inswapper_128_fp16."""
-    from facefusion_ray.zoo.preparation import convert_to_float16
+    from facefusion_ray.zoo.graph_rewrites import convert_to_float16
 
     fp32 = build_swapper(path.with_name(path.stem + ".fp32.onnx"), imitates, 128, emap=True)
     model = onnx.load(str(fp32))
