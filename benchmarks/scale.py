@@ -8,7 +8,8 @@ the catalog's bytes, chunks rendered twice, and with `--remove-node-at` a worker
 mid-run. Several `--clips` sizes give a projection to 10,000 renders.
 
 Usage: python -m benchmarks.scale [--quick] [--clips N [N ...]] [--sources N] [--nodes N]
-       [--gpu-nodes N] [--frames N] [--chunk-frames N] [--remove-node-at SHARE]
+       [--gpu-nodes N] [--frames N] [--clip-size N] [--lossless] [--chunk-frames N]
+       [--remove-node-at SHARE]
        [--dry-run] [--output FILE]
 """
 
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.scale_catalog import CatalogShape
+from benchmarks.scale_catalog import CLIP_SIZE, CatalogShape
 from benchmarks.scale_cluster import ClusterShape
 from benchmarks.scale_figures import projection, targets
 from benchmarks.scale_run import ScaleRun, chunks_per_render
@@ -44,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--sources", type=int, default=FULL_SOURCES, help="source faces")
     parser.add_argument("--frames", type=int, default=24, help="frames a clip (12 fps)")
+    parser.add_argument("--clip-size", type=int, default=CLIP_SIZE, help="clip width and height")
+    parser.add_argument(
+        "--lossless", action="store_true", help="lossless clips: MB-sized at --clip-size 256"
+    )
     parser.add_argument("--chunk-frames", type=int, default=8, help="the job's chunk_frames")
     parser.add_argument("--nodes", type=int, default=8, help="worker nodes of 1 CPU")
     parser.add_argument("--gpu-nodes", type=int, default=2, help="nodes with a fake GPU")
@@ -84,7 +89,9 @@ def planned_runs(args: argparse.Namespace) -> list[ScaleRun]:
     cluster = ClusterShape(nodes=args.nodes, gpu_nodes=min(args.gpu_nodes, args.nodes))
     return [
         ScaleRun(
-            CatalogShape(clips, args.sources, frames=args.frames),
+            CatalogShape(
+                clips, args.sources, args.frames, size=args.clip_size, lossless=args.lossless
+            ),
             cluster,
             chunk_frames=args.chunk_frames,
             remove_node_at=args.remove_node_at,

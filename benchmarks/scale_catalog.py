@@ -31,6 +31,10 @@ class CatalogShape:
     sources: int
     frames: int = 24
     fps: int = 12
+    # Width and height of a clip; a lossless clip is MB-sized at 256 (the object-store reads of
+    # a real catalog, whose files are larger than the ranged reads of a probe).
+    size: int = CLIP_SIZE
+    lossless: bool = False
 
     @property
     def renders(self) -> int:
@@ -64,7 +68,8 @@ def build_catalog(shape: CatalogShape, folder: Path) -> Catalog:
     clips = []
     for index in range(shape.clips):
         path = clips_folder / f"clip_{index:05d}.mp4"
-        encode_clip(clip_frames(photos[index % 2], index, shape.frames), shape, path)
+        frames = clip_frames(photos[index % 2], index, shape.frames, shape.size)
+        encode_clip(frames, shape, path)
         clips.append(path)
     return Catalog(clips, sources)
 
@@ -79,7 +84,7 @@ def source_variant(photo: np.ndarray, index: int) -> np.ndarray:
     return np.clip(image.astype(np.int16) + tint, 0, 255).astype(np.uint8)
 
 
-def clip_frames(photo: np.ndarray, index: int, frames: int) -> Iterator[np.ndarray]:
+def clip_frames(photo: np.ndarray, index: int, frames: int, size: int) -> Iterator[np.ndarray]:
     """A slow push-in on the photo, its start and pace drawn from the clip's index, plus a
     little noise: every clip's frames differ from every other clip's."""
     rng = np.random.default_rng(index)
@@ -89,10 +94,10 @@ def clip_frames(photo: np.ndarray, index: int, frames: int) -> Iterator[np.ndarr
     for frame in range(frames):
         t = frame / max(1, frames - 1)
         window = width * (0.94 - zoom * t)
-        scale = CLIP_SIZE / window
+        scale = size / window
         affine = np.array([[scale, 0.0, -x0 * scale], [0.0, scale, -y0 * scale]])
         image = cv2.warpAffine(
-            photo, affine, (CLIP_SIZE, CLIP_SIZE), flags=cv2.INTER_LINEAR,
+            photo, affine, (size, size), flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REFLECT,
         )  # fmt: skip
         noise = rng.integers(-3, 4, image.shape, dtype=np.int16)
@@ -105,9 +110,10 @@ def encode_clip(frames: Iterator[np.ndarray], shape: CatalogShape, output: Path)
     command = [
         ffmpeg_executable(),
         *("-nostdin", "-hide_banner", "-loglevel", "error", "-y"),
-        *("-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{CLIP_SIZE}x{CLIP_SIZE}"),
+        *("-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{shape.size}x{shape.size}"),
         *("-r", str(shape.fps), "-i", "pipe:0", "-f", "lavfi", "-i", audio),
-        *("-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23"),
+        *("-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast"),
+        *(("-qp", "0") if shape.lossless else ("-crf", "23")),
         *("-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k"),
         *("-movflags", "+faststart", str(output)),
     ]

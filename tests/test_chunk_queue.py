@@ -93,3 +93,14 @@ def test_an_idle_actor_steals_from_the_target_with_the_longest_wait_per_home() -
     assert queue.take("n4", 1, {**full, "n4": 1}, actors=9) == "2.2"
     assert queue.take("n4", 1, {**full, "n4": 1}, actors=9) == "2.3"
     assert queue.take("n4", 1, {**full, "n4": 1}, actors=9) is None
+
+
+def test_a_target_staged_to_probe_it_starts_at_the_node_that_holds_it() -> None:
+    queue: ChunkQueue[str] = ChunkQueue()
+    queue.push(0, 0, "A", "0.0", home="n2")
+    queue.push(1, 0, "A", "1.0", home="n1")  # a later render of A: its first home stays
+    free = {"n1": LIMIT, "n2": LIMIT}
+    # n1's idle actor finds no target without a home and n2 has room: it waits.
+    assert queue.take("n1", 0, free, actors=2) is None
+    assert queue.take("n2", 0, free, actors=2) == "0.0"
+    assert queue.take("n2", 1, {"n1": LIMIT, "n2": 1}, actors=2) == "1.0"

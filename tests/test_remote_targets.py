@@ -305,3 +305,23 @@ def test_a_job_renders_a_remote_target_by_range_like_the_local_file(
     for index, (a, b) in enumerate(pairs):
         assert np.array_equal(a, b), f"frame {index} differs"
     assert probe_media(outputs["remote"]).has_audio
+
+
+def test_a_corrupt_small_remote_target_fails_its_render_with_one_line(
+    store: Store, sample_media, tmp_path: Path
+) -> None:
+    """A node stages and probes a small target for the driver: what it finds wrong comes back
+    as the render's error, as the driver's own probe would give it."""
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"not a video" * 2000)
+    location = store.put(broken, "broken/broken.mp4")
+    settings = SwapSettings(workers=1)
+    request = RenderRequest(
+        location, (str(sample_media.source_tom_hanks),), str(tmp_path / "out.mp4"), settings
+    )
+    options = job_options_for(settings, show_progress=False, storage_options=store.options.items())
+    (outcome,) = run_job([request], options).renders
+    assert outcome.status == "failed" and isinstance(outcome.cause, MediaError)
+    assert outcome.error is not None and "broken.mp4" in outcome.error
+    assert "\n" not in outcome.error and "Signature" not in outcome.error
+    assert not (tmp_path / "out.mp4").exists()

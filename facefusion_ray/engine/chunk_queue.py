@@ -41,7 +41,13 @@ class ChunkQueue(Generic[Item]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def push(self, render: int, chunk: int, place: str | None, item: Item) -> None:
+    def push(
+        self, render: int, chunk: int, place: str | None, item: Item, home: str | None = None
+    ) -> None:
+        """`home`: the node that already holds the place's copy (it staged it to probe it),
+        which becomes the place's first home."""
+        if place is not None and home is not None:
+            self._homes.setdefault(place, [home])
         self._pushed += 1
         bisect.insort(self._entries, _Entry((render, chunk, self._pushed), place, item))
 

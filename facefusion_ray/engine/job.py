@@ -28,6 +28,12 @@ from facefusion_ray.engine.render_plan import VideoRender, fail, published_count
 from facefusion_ray.engine.scheduler import ChunkDone, ChunkFailed, ChunkScheduler, ChunkTask
 from facefusion_ray.engine.segment_store import default_work_store, describe
 from facefusion_ray.engine.startup_report import StartupReport
+from facefusion_ray.engine.target_homes import (
+    JobRay,
+    TargetHomes,
+    join_for_node_probes,
+    workers_cpus,
+)
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.media.frame_sampling import sample_frame_indices
 from facefusion_ray.media.process_cpu import CHILD_CPU, own_cpu_seconds
@@ -50,29 +56,40 @@ def run_job(requests: Sequence[RenderRequest], options: JobOptions) -> JobReport
             RenderOutcome(request.label, request.target, request.output) for request in requests
         ]
     )
-    feed = RenderFeed(
-        requests,
-        job.renders,
-        options.work_store or default_work_store(),
-        options,
-        ahead=READY_VIDEOS_PER_WORKER * options.workers,
-    )
-    first = feed.take(wait=True)
-    if first:
-        render_videos(feed, first, options, job)
+    joined = join_for_node_probes(requests, options)
+    try:
+        feed = RenderFeed(
+            requests,
+            job.renders,
+            options.work_store or default_work_store(),
+            options,
+            ahead=READY_VIDEOS_PER_WORKER * options.workers,
+            node_probe=None if joined.homes is None else joined.homes.probe,
+        )
+        first = feed.take(wait=True)
+        if first:
+            render_videos(feed, first, options, job, joined)
+    finally:
+        if joined.connection is not None and joined.connection.initialized:
+            ray.shutdown()
     job.cpu_seconds = job_cpu_seconds(job.renders, own_cpu_seconds(), CHILD_CPU.snapshot())
     job.seconds = round(time.perf_counter() - started, 3)
     return job
 
 
 def render_videos(
-    feed: RenderFeed, first: list[VideoRender], options: JobOptions, job: JobReport
+    feed: RenderFeed,
+    first: list[VideoRender],
+    options: JobOptions,
+    job: JobReport,
+    joined: JobRay | None = None,
 ) -> None:
     """Start the pool on the first prepared videos and keep feeding it as more are ready."""
     workers = options.workers
     job.workers = workers
     started = time.perf_counter()
-    connection = connect_ray(options.address, num_cpus=workers * options.threads_per_worker)
+    joined = joined or JobRay()
+    connection = joined.connection or connect_ray(options.address, num_cpus=workers_cpus(options))
     startup = job.startup = StartupReport(ray=connection.how, ray_seconds=connection.seconds)
     pool_started = time.perf_counter()
     pool = actor_pool(options, [video.prepared.plan for video in first])
@@ -82,7 +99,7 @@ def render_videos(
     videos: dict[int, VideoRender] = {}
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="assemble") as assembler:
-            run = JobRun(scheduler, assembler, options, videos)
+            run = JobRun(scheduler, assembler, options, videos, joined.homes)
             run.add(first)
             scheduler.wait_until_ready()
             startup.actors_seconds = round(time.perf_counter() - pool_started, 3)
@@ -110,7 +127,7 @@ def render_videos(
     finally:
         if not pool.kept:
             scheduler.shutdown()
-        if connection.initialized:
+        if connection.initialized and joined.connection is None:
             ray.shutdown()
 
 
@@ -138,8 +155,10 @@ class JobRun:
         assembler: ThreadPoolExecutor,
         options: JobOptions,
         videos: dict[int, VideoRender],
+        homes: TargetHomes | None = None,
     ) -> None:
         self._scheduler = scheduler
+        self._homes = homes
         self._assembler = assembler
         self._options = options
         self._videos = videos
@@ -191,6 +210,8 @@ class JobRun:
                     break
                 timeout = None if feed.finished else FEED_POLL_SECONDS
                 events = self._scheduler.step(timeout)
+                if self._homes is not None:
+                    self._homes.use_actor_nodes(self._scheduler.actor_nodes())
                 started = time.perf_counter()
                 for event in events:
                     self._handle(event, progress)
@@ -287,7 +308,7 @@ def queue_chunks(
     for chunk in video.chunks:
         if chunk.index not in video.remaining:
             continue
-        task = ChunkTask(video.index, chunk, context, place=place)
+        task = ChunkTask(video.index, chunk, context, place=place, home=video.prepared.home_node)
         if plan is not None:
             analysis = (plan.video_fingerprint, plan.analysis_key, chunk.start, chunk.count)
             task.leader = leaders.setdefault(analysis, task.key)

@@ -15,6 +15,7 @@ from facefusion_ray.pipeline.render_preparation import driver_models, finish_rep
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.shared_sources import SharedSources
 from facefusion_ray.pipeline.still_image import render_still_image
+from facefusion_ray.pipeline.target_input import NodeProbe
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class RenderFeed:
         work_store: str,
         options: JobOptions,
         ahead: int = 0,
+        node_probe: NodeProbe | None = None,
     ) -> None:
         """With `ahead`, preparation waits while that many video renders are ready and not
         taken: the driver holds a bounded number of prepared renders, whatever the catalog."""
@@ -37,6 +39,7 @@ class RenderFeed:
         self._outcomes = outcomes
         self._work_store = work_store
         self._options = options
+        self._node_probe = node_probe
         self._balance_over = chunk_balance(len(requests), options.workers)
         self._ready: queue.Queue[VideoRender | None] = queue.Queue(maxsize=ahead)
         self._finished = False
@@ -71,7 +74,9 @@ class RenderFeed:
             for request, outcome in zip(self._requests, self._outcomes, strict=True):
                 started = time.perf_counter()
                 try:
-                    prepared = prepare_render(request, models, storage_options, shared)
+                    prepared = prepare_render(
+                        request, models, storage_options, shared, self._node_probe
+                    )
                     outcome.report = prepared.report
                     if prepared.info.kind == "image":
                         outcome.preparation_seconds = round(time.perf_counter() - started, 4)

@@ -54,6 +54,8 @@ class ChunkTask:
     # The identity of the staged copy of the target the chunk reads (see `ChunkQueue`), or
     # None when it reads the target in place or by range.
     place: str | None = None
+    # The node that staged that copy to probe it for the driver, if one did.
+    home: str | None = None
 
     @property
     def key(self) -> tuple[int, int]:
@@ -169,6 +171,10 @@ class ChunkScheduler:
     def actors(self) -> list[ActorHandle]:
         return list(self._ready_actors)
 
+    def actor_nodes(self) -> list[str]:
+        """The node of each ready actor."""
+        return [self._node[actor] for actor in self._ready_actors]
+
     def shutdown(self) -> None:
         for actor in [*self._ready_actors, *self._starting.values()]:
             ray.kill(actor)
@@ -177,7 +183,7 @@ class ChunkScheduler:
 
     def _enqueue(self, task: ChunkTask) -> None:
         if task.render not in self._cancelled:
-            self._queue.push(task.render, task.chunk.index, task.place, task)
+            self._queue.push(task.render, task.chunk.index, task.place, task, task.home)
 
     def _blocked_live(self) -> bool:
         return any(

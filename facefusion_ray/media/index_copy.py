@@ -23,7 +23,8 @@ ReadRange = Callable[[int, int], bytes]  # (offset, length) -> at most `length` 
 # A top-level box that may open an ISO-BMFF (MP4, MOV, 3GP) file.
 _OPENING_BOXES = frozenset({b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip", b"wide"})
 _PAYLOAD_BOXES = frozenset({b"mdat"})
-_READ_AHEAD_BYTES = 64 * 1024
+# Small: the header of the media data after a short index costs a window of video bytes.
+_READ_AHEAD_BYTES = 16 * 1024
 _MAX_BOXES = 1_000_000
 # Audio chunks closer than this are read in one request (the bytes between come along).
 _MERGE_GAP_BYTES = 16 * 1024
@@ -52,10 +53,10 @@ def write_index_copy(read_range: ReadRange, size: int, destination: Path) -> Ind
     well-formed ISO-BMFF file at its top level. The media data of the tracks that are not video
     (audio, mostly a few percent of a file) is copied in too where the index places it, so
     the stand-in can also give the target's audio (`IndexCopy.other_tracks`)."""
-    boxes = _top_level_boxes(_WindowReader(read_range), size)
+    reader = _WindowReader(read_range)  # one for the scan and the copy: its window serves both
+    boxes = _top_level_boxes(reader, size)
     if boxes is None:
         return None
-    reader = _WindowReader(read_range)
     moov = b""
     with destination.open("wb") as copy:
         for offset, length, header, kind in boxes:

@@ -27,6 +27,7 @@ from facefusion_ray.pipeline.shared_sources import SharedSources
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity, prepare_source_identity
 from facefusion_ray.pipeline.swap_report import SwapReport
 from facefusion_ray.pipeline.target_input import (
+    NodeProbe,
     TargetInput,
     audio_source,
     open_target,
@@ -63,6 +64,8 @@ class PreparedRender:
     render_key: str | None = None  # videos only
     started: float = field(default_factory=time.perf_counter)
     target_input: TargetInput | None = None
+    # The node that staged and probed the target for the driver (see `NodeProbe`).
+    home_node: str | None = None
 
 
 def target_audio(
@@ -92,18 +95,32 @@ def prepare_render(
     models: JobModels,
     storage_options: dict[str, str] | None = None,
     shared: SharedSources | None = None,
+    node_probe: NodeProbe | None = None,
 ) -> PreparedRender:
     """Checks the inputs and analyses the sources; raises a project error for bad input.
 
-    A remote target is probed by range (never downloaded whole unless it is small); `shared`
-    keeps what the job's renders share about their sources, so each is prepared once."""
+    A remote target is probed by range (never downloaded whole unless it is small), or, when
+    the nodes stage it whole and `node_probe` is given, on the node that will hold it, which
+    becomes its home; `shared` keeps what the job's renders share about their sources, so each
+    is prepared once."""
     started = time.perf_counter()
     shared = shared or SharedSources(storage_options)
     reads = request.settings.target_reads
-    target_input = resolve_target(request.target, reads, storage_options)
-    target = open_target(target_input, reads, storage_options, with_index=True)
-    info = probe_media(target, request.settings.max_pixels)
-    target_input = with_header(target_input, target)
+    # Reference faces and identity maps read frames of the target here, on the driver.
+    on_a_node = node_probe is not None and not _reads_target_frames(request.settings)
+    target_input = resolve_target(
+        request.target, reads, storage_options, probed_on_a_node=on_a_node
+    )
+    home = None
+    if on_a_node and target_input.staged_on_nodes and target_input.local is None:
+        assert node_probe is not None
+        home = node_probe(target_input, request.settings.max_pixels)
+    if home is None:
+        target = open_target(target_input, reads, storage_options, with_index=True)
+        info = probe_media(target, request.settings.max_pixels)
+        target_input = with_header(target_input, target)
+    else:
+        target, info = open_target(target_input, reads, storage_options), home.info
     check_output_location(request.output, info)
     # Encoders and decode acceleration are probed by the process that renders the chunks
     # (pipeline/codec_choice): a CPU head node may plan for GPU workers.
@@ -131,9 +148,16 @@ def prepare_render(
         request, target, info, plan, identity, report, reference, identity_map, started=started
     )
     prepared.target_input = target_input
+    prepared.home_node = None if home is None else home.node
     if info.kind == "video":
         _plan_video_keys(prepared, sources, storage_options, shared)
     return prepared
+
+
+def _reads_target_frames(settings: SwapSettings) -> bool:
+    """The driver reads frames of the target to prepare the render (a reference face, or the
+    people of an identity map)."""
+    return settings.face_selector.needs_embeddings
 
 
 def _source_identities(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from filelock import FileLock
 
 from facefusion_ray.atomic_files import PRIVATE_FOLDER_MODE, temporary_file_beside
 from facefusion_ray.cache import video_fingerprint
+from facefusion_ray.media import MediaInfo, probe_media
 from facefusion_ray.media.container_header import ContainerHeader, cached_container_header
 from facefusion_ray.media.index_copy import write_index_copy
 from facefusion_ray.media.remote_media import MediaSource, RemoteMedia
@@ -42,6 +43,10 @@ from facefusion_ray.storage.ranged_reads import (
 # of fixed sizes) are measured at 0.8 MB of a 6.2 MB clip and 0.9 MB of a 20.7 MB one, but
 # 52 KB of a 14 KB one: below about this size, downloading is the cheaper read.
 PROBE_BY_RANGE_FROM_BYTES = 2 * 1024 * 1024
+# From this size the driver reads a remote target's audio for the final mux by range (its
+# index stand-in), rather than downloading it: that costs a 16 KiB window plus the audio,
+# 24 KB of a 14 KB clip but 25 KB of a 0.76 MB one.
+AUDIO_BY_RANGE_FROM_BYTES = 64 * 1024
 _INDEX_COPY_PREFIX = "index-"
 # Beside an index stand-in that also holds the data of every track but video (its audio).
 _WITH_AUDIO_MARK = "with-audio"
@@ -77,11 +82,16 @@ class TargetInput:
 
 
 def resolve_target(
-    location: str, reads: TargetReads, storage_options: Mapping[str, str] | None = None
+    location: str,
+    reads: TargetReads,
+    storage_options: Mapping[str, str] | None = None,
+    *,
+    probed_on_a_node: bool = False,
 ) -> TargetInput:
     """Local targets as today; remote ones by their metadata, staged whole on the nodes when
     small or an image (an image is read whole by its decoder anyway). The driver downloads
-    images and the smallest videos too, and probes the others by range."""
+    images, and the smallest videos unless `probed_on_a_node` (a node stages and probes the
+    video for the driver: see `NodeProbe`); it probes the others by range."""
     if not is_remote(location):
         return TargetInput(location, local=stage_input(location, storage_options))
     remote = remote_object(location, storage_options)
@@ -89,9 +99,31 @@ def resolve_target(
     if not is_image and remote.size >= reads.stage_below_bytes:
         return TargetInput(location, remote=remote)
     local = None
-    if is_image or remote.size < PROBE_BY_RANGE_FROM_BYTES:
+    if is_image or (remote.size < PROBE_BY_RANGE_FROM_BYTES and not probed_on_a_node):
         local = stage_input(location, storage_options)
     return TargetInput(location, local, remote, staged_on_nodes=True)
+
+
+@dataclass(frozen=True)
+class NodeProbeAnswer:
+    """What a node that staged a target found: the probe, and the node that now holds it."""
+
+    info: MediaInfo
+    node: str
+
+
+# Stages a video the nodes stage whole on one of them and probes it there (given the target
+# and the pixel limit), so the driver never reads it; None when no node could, and the driver
+# probes it itself. The engine gives one; a single process has none.
+NodeProbe = Callable[[TargetInput, int | None], NodeProbeAnswer | None]
+
+
+def probe_staged_copy(
+    location: str, storage_options: Mapping[str, str] | None, max_pixels: int | None
+) -> MediaInfo:
+    """On the node that will render it: stage `location` whole (kept for the chunks that
+    follow on this node) and probe the copy."""
+    return probe_media(stage_input(location, storage_options), max_pixels)
 
 
 def open_target(
@@ -173,8 +205,11 @@ def audio_source(
     target: TargetInput, reads: TargetReads, storage_options: Mapping[str, str] | None = None
 ) -> MediaSource:
     """Where the final assembly reads the target's audio: a remote target's index stand-in
-    when that holds the audio data (made by the probe on this node), else the target itself."""
+    when that holds the audio data, else the target itself (downloaded when it is so small
+    that reading its index and audio by range would cost more)."""
     if target.local is None and target.remote is not None:
+        if target.staged_on_nodes and target.remote.size < AUDIO_BY_RANGE_FROM_BYTES:
+            return stage_input(target.location, storage_options)
         copy = index_copy(target.remote, storage_options)
         if copy is not None and (copy.parent / _WITH_AUDIO_MARK).is_file():
             return copy
