@@ -1,7 +1,8 @@
-"""A small remote target staged whole is downloaded once per job, by the node that probes it for
-the driver and then renders every chunk of its renders: the scale benchmark (`python -m benchmarks.scale`) on a simulated cluster of
-two nodes, each with a cache of its own, the catalog in SeaweedFS behind the byte-counting
-proxy. In a process of its own: taking its cluster down resets this process's Ray state."""
+"""A small remote target staged whole is downloaded once per job, by the node that probes it
+for the driver and then renders every chunk of its renders: the scale benchmark
+(`python -m benchmarks.scale`) on a simulated cluster of two nodes, each with a cache of its
+own, the catalog in SeaweedFS behind the byte-counting proxy. In a process of its own: taking
+its cluster down resets this process's Ray state."""
 
 import json
 import subprocess

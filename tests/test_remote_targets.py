@@ -30,7 +30,9 @@ from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.target_input import (
     audio_source,
     open_target,
+    probe_staged_copy,
     resolve_target,
+    stage_planned_version,
     target_fingerprint,
 )
 from facefusion_ray.settings import SwapSettings
@@ -325,3 +327,17 @@ def test_a_corrupt_small_remote_target_fails_its_render_with_one_line(
     assert outcome.error is not None and "broken.mp4" in outcome.error
     assert "\n" not in outcome.error and "Signature" not in outcome.error
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_node_stages_only_the_version_its_job_planned_with(
+    store: Store, small_clip: tuple[Path, str], tmp_path: Path, node_cache: Path
+) -> None:
+    local, _ = small_clip
+    location = store.put(local, "replaced/clip.mp4")
+    planned = resolve_target(location, TargetReads(), store.options, probed_on_a_node=True)
+    assert planned.local is None and planned.staged_on_nodes
+    assert probe_staged_copy(planned, store.options, None).frame_count == 20
+    other = make_indexed_clip(tmp_path / "other.mp4", frames=10)
+    store.put(other, "replaced/clip.mp4")
+    with pytest.raises(MediaError, match="changed since the job was planned"):
+        stage_planned_version(planned, store.options)

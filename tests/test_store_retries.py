@@ -16,12 +16,15 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from facefusion_ray.engine.driver import job_options_for
 from facefusion_ray.engine.job import run_job
 from facefusion_ray.engine.job_report import FAILED, RENDERED
-from facefusion_ray.media import probe_media
+from facefusion_ray.errors import MediaError
+from facefusion_ray.media import iter_frames, probe_media
 from facefusion_ray.pipeline.render_request import RenderRequest
+from facefusion_ray.pipeline.target_input import open_target, resolve_target
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage import open_filesystem
 from facefusion_ray.storage.errors import StorageError, TransientStorageError
 from facefusion_ray.storage.filesystem import translated_errors
+from facefusion_ray.storage.ranged_reads import TargetReads
 from facefusion_ray.storage.transient_errors import is_transient
 from tests.faulty_proxy import Fault, faulty_proxy
 
@@ -139,3 +142,28 @@ def test_a_refused_segment_upload_fails_the_render_at_once(
     # One request per chunk that reached the upload: nothing asked again.
     assert fault.answered <= 2
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "transient"),
+    [(503, "SlowDown", True), (500, "InternalError", True), (403, "AccessDenied", False)],
+)
+def test_ffmpeg_reading_by_range_tells_a_transient_store_error_from_a_refusal(
+    s3_server: S3Server, short_group_clip: Path, status: int, code: str, transient: bool
+) -> None:
+    """A chunk that decodes its frames by range meets the store through ffmpeg, not s3fs: a
+    5xx there must be retried like one met by s3fs."""
+    bucket = s3_server.create_bucket(f"ranged-faults-{status}")
+    location = f"s3://{bucket}/clip.mp4"
+    plain = s3_server.storage_options()
+    filesystem, path = open_filesystem(location, plain)
+    filesystem.put_file(str(short_group_clip), path)
+    reads = TargetReads(stage_below_bytes=0)
+    info = probe_media(open_target(resolve_target(location, reads, plain), reads, plain))
+    with faulty_proxy(s3_server.endpoint_url, [Fault("GET", "clip.mp4", status, code)]) as proxy:
+        storage = {**plain, "client_kwargs.endpoint_url": proxy.endpoint_url}
+        target = open_target(resolve_target(location, reads, storage), reads, storage)
+        with pytest.raises((MediaError, TransientStorageError)) as raised:
+            list(iter_frames(target, 5, 3, info))
+    assert isinstance(raised.value, TransientStorageError) is transient
+    assert "X-Amz-Signature" not in str(raised.value)

@@ -34,7 +34,7 @@ from facefusion_ray.pipeline.review_probe import ReviewFrames, ReviewProbe, sour
 from facefusion_ray.pipeline.sources import IdentityMap, SourceIdentity
 from facefusion_ray.pipeline.stage_clock import StageClock
 from facefusion_ray.pipeline.swap_report import ChunkResult
-from facefusion_ray.pipeline.target_input import TargetInput, open_target
+from facefusion_ray.pipeline.target_input import TargetInput, open_target, stage_planned_version
 from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage.locations import stage_input
 
@@ -200,7 +200,7 @@ class RenderActor:
         if target is None or target.remote is None:
             return stage_input(context.target, options)
         if target.staged_on_nodes:
-            return stage_input(target.location, options)
+            return stage_planned_version(target, options)
         varying_rate = not context.info.constant_frame_rate
         reads = context.settings.target_reads
         return open_target(target, reads, options, with_index=varying_rate, check_version=True)

@@ -34,9 +34,9 @@ logger = logging.getLogger(__name__)
 
 
 def _probe_on_this_node(
-    location: str, storage_options: dict[str, str], max_pixels: int | None
+    target: TargetInput, storage_options: dict[str, str], max_pixels: int | None
 ) -> tuple[MediaInfo, str]:
-    info = probe_staged_copy(location, storage_options, max_pixels)
+    info = probe_staged_copy(target, storage_options, max_pixels)
     return info, ray.get_runtime_context().get_node_id()
 
 
@@ -77,7 +77,7 @@ class TargetHomes:
             return None
         strategy = NodeAffinitySchedulingStrategy(node, soft=True)
         reference = _remote_probe.options(scheduling_strategy=strategy).remote(
-            target.location, self._storage_options, max_pixels
+            target, self._storage_options, max_pixels
         )
         try:
             info, where = ray.get(reference)

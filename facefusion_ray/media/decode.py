@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import functools
 import hashlib
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +36,13 @@ from facefusion_ray.media.remote_media import (
 )
 from facefusion_ray.media.video_codecs import NO_HWACCEL, hwaccel_args
 from facefusion_ray.media.yuv_colour import BT601, YuvMatrix
+from facefusion_ray.storage.errors import TransientStorageError
+
+# ffmpeg's words for a store that failed to answer, not one that refused: a 5xx status (S3
+# throttles with 503 SlowDown) or a connection that was refused, dropped or timed out.
+_STORE_FAILED_TO_ANSWER = re.compile(
+    r"Server returned 5XX|HTTP error 5\d\d|Connection (?:refused|reset by peer|timed out)"
+)
 
 # Two microseconds: more than the error of `-ss`'s six decimals and of the stream start times
 # ffmpeg prints to six decimals, so the cut keeps the keyframe, and less than half a tick of
@@ -243,9 +251,10 @@ def _decoded_frames(
                 buffer, pipe.ffmpeg_pixel_format, pipe.width, pipe.height, pipe.matrix
             )
         if process.wait() != 0:
-            raise MediaError(
+            raise _decode_failure(
+                path,
                 f"cannot decode {path} frames {start}..{start + count - 1}: "
-                f"{process.failure_reason()}"
+                f"{process.failure_reason()}",
             )
     finally:
         process.close()
@@ -274,10 +283,19 @@ def _truncated_error(
 ) -> MediaError:
     return_code = process.wait()
     reason = f"; ffmpeg: {process.failure_reason()}" if return_code != 0 else ""
-    return MediaError(
+    return _decode_failure(
+        path,
         f"truncated video: {path} ended at frame {stopped_at} of {info.frame_count} "
-        f"(reading frames {start}..{start + count - 1}){reason}"
+        f"(reading frames {start}..{start + count - 1}){reason}",
     )
+
+
+def _decode_failure(path: MediaSource, message: str) -> MediaError | TransientStorageError:
+    """A transient store error when ffmpeg read `path` by range and the store failed to answer
+    (the chunk runs again later), else a media error."""
+    if isinstance(path, RemoteMedia) and _STORE_FAILED_TO_ANSWER.search(message):
+        return TransientStorageError(message)
+    return MediaError(message)
 
 
 def delivered_frame_fingerprint(

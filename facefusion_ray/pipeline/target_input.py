@@ -100,7 +100,7 @@ def resolve_target(
         return TargetInput(location, remote=remote)
     local = None
     if is_image or (remote.size < PROBE_BY_RANGE_FROM_BYTES and not probed_on_a_node):
-        local = stage_input(location, storage_options)
+        local = stage_input(location, storage_options, remote.etag)
     return TargetInput(location, local, remote, staged_on_nodes=True)
 
 
@@ -119,11 +119,20 @@ NodeProbe = Callable[[TargetInput, int | None], NodeProbeAnswer | None]
 
 
 def probe_staged_copy(
-    location: str, storage_options: Mapping[str, str] | None, max_pixels: int | None
+    target: TargetInput, storage_options: Mapping[str, str] | None, max_pixels: int | None
 ) -> MediaInfo:
-    """On the node that will render it: stage `location` whole (kept for the chunks that
+    """On the node that will render it: stage `target` whole (kept for the chunks that
     follow on this node) and probe the copy."""
-    return probe_media(stage_input(location, storage_options), max_pixels)
+    return probe_media(stage_planned_version(target, storage_options), max_pixels)
+
+
+def stage_planned_version(
+    target: TargetInput, storage_options: Mapping[str, str] | None = None
+) -> Path:
+    """The local copy of a target staged whole: MediaError when a remote one is no longer the
+    version its job planned with (its chunks would mix two versions under one key)."""
+    planned_etag = None if target.remote is None else target.remote.etag
+    return stage_input(target.location, storage_options, planned_etag)
 
 
 def open_target(
@@ -209,7 +218,7 @@ def audio_source(
     that reading its index and audio by range would cost more)."""
     if target.local is None and target.remote is not None:
         if target.staged_on_nodes and target.remote.size < AUDIO_BY_RANGE_FROM_BYTES:
-            return stage_input(target.location, storage_options)
+            return stage_planned_version(target, storage_options)
         copy = index_copy(target.remote, storage_options)
         if copy is not None and (copy.parent / _WITH_AUDIO_MARK).is_file():
             return copy

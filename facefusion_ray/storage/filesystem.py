@@ -320,3 +320,8 @@ def _endpoint_of(filesystem: fsspec.AbstractFileSystem) -> str | None:
 def _first_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+def object_etag(info: Mapping[str, Any]) -> str:
+    """An object's ETag from its metadata (`filesystem.info`), unquoted; "" when it has none."""
+    return str(info.get("ETag") or info.get("etag") or "").strip('"')

@@ -27,6 +27,7 @@ from facefusion_ray.storage.filesystem import (
     describe_location,
     download,
     exists,
+    object_etag,
     open_filesystem,
     put_atomic,
     redact,
@@ -45,12 +46,17 @@ def is_remote(location: str) -> bool:
     return "://" in location and not location.lower().startswith(_LOCAL_SCHEMES)
 
 
-def stage_input(location: str, storage_options: Mapping[str, str] | None = None) -> Path:
+def stage_input(
+    location: str,
+    storage_options: Mapping[str, str] | None = None,
+    planned_etag: str | None = None,
+) -> Path:
     """A local file with the content of `location`, for ffmpeg and the image readers.
 
     A local path comes back as it is (MediaError when it is not a file). A remote object is
     downloaded into `<cache>/staged/<sha256 of URL and version>/<name>` once per version; callers
-    on the same node that ask at the same time share that one download.
+    on the same node that ask at the same time share that one download. With `planned_etag`,
+    MediaError when the object is no longer that version (the one its job planned with).
     """
     if not is_remote(location):
         path = _local_path(location)
@@ -62,6 +68,8 @@ def stage_input(location: str, storage_options: Mapping[str, str] | None = None)
     filesystem, path = open_filesystem(location, storage_options)
     described = describe_location(filesystem, path)
     info = _file_info(filesystem, path, location)
+    if planned_etag is not None and object_etag(info) != planned_etag:
+        raise MediaError(changed_since_planned(location))
     version = _object_version(info)
     digest = hashlib.sha256(f"{described}\n{version}".encode()).hexdigest()
     staged_root = cache_root() / STAGED_FOLDER_NAME
@@ -192,6 +200,10 @@ def _object_version(info: Mapping[str, Any]) -> str:
 
 def _is_file(info: Mapping[str, Any]) -> bool:
     return info.get("type") == "file"
+
+
+def changed_since_planned(location: str) -> str:
+    return redact(f"{location} changed since the job was planned")
 
 
 def _missing_object_message(location: str) -> str:

@@ -19,11 +19,13 @@ from facefusion_ray.option_scopes import Scope, check_declared_values, declared
 from facefusion_ray.storage.errors import ObjectNotFoundError, StorageError
 from facefusion_ray.storage.filesystem import (
     S3_PROTOCOLS,
+    object_etag,
     open_filesystem,
     redact,
     sha256_of_object,
     translated_errors,
 )
+from facefusion_ray.storage.locations import changed_since_planned
 
 METADATA_IDENTITY = "metadata"
 CONTENT_IDENTITY = "content"
@@ -79,7 +81,7 @@ def remote_object(location: str, storage_options: Mapping[str, str] | None = Non
         raise MediaError(redact(f"no such object: {location}")) from None
     if info.get("type") != "file":
         raise MediaError(redact(f"not a file: {location}"))
-    etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+    etag = object_etag(info)
     if not etag:
         raise StorageError(redact(f"{location} has no ETag: ask for --target-identity content"))
     version = info.get("VersionId") or info.get("version_id")
@@ -128,7 +130,7 @@ def check_unchanged(target: RemoteObject, storage_options: Mapping[str, str] | N
     """MediaError when the object is no longer the version the job planned with."""
     current = remote_object(target.location, storage_options)
     if (current.etag, current.size) != (target.etag, target.size):
-        raise MediaError(redact(f"{target.location} changed since the job was planned"))
+        raise MediaError(changed_since_planned(target.location))
 
 
 def _protocols(filesystem: Any) -> tuple[str, ...]:
