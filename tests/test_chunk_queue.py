@@ -15,21 +15,23 @@ def queue_of(*chunks: tuple[int, int, str | None]) -> ChunkQueue[str]:
 
 
 def test_every_chunk_of_a_target_goes_to_the_node_that_took_its_first() -> None:
-    # Four renders of clip A (one chunk each), then two of clip B; two nodes of one actor.
-    queue = queue_of((0, 0, "A"), (1, 0, "A"), (2, 0, "A"), (3, 0, "A"), (4, 0, "B"), (5, 0, "B"))
+    # Six renders of clip A (one chunk each), then two of clip B; two nodes of one actor.
+    renders_of_a = [(render, 0, "A") for render in range(6)]
+    queue = queue_of(*renders_of_a, (6, 0, "B"), (7, 0, "B"))
     free = {"n1": LIMIT, "n2": LIMIT}
     assert queue.take("n1", 0, free, actors=2) == "0.0"
     free["n1"] -= 1
     # The other idle actor starts on clip B instead of downloading clip A as well.
-    assert queue.take("n2", 0, free, actors=2) == "4.0"
+    assert queue.take("n2", 0, free, actors=2) == "6.0"
     free["n2"] -= 1
     assert queue.take("n1", 1, free, actors=2) == "1.0"
-    assert queue.take("n2", 1, free, actors=2) == "5.0"
-    # Once n2 is idle again it takes clip A's next render only because n1 has no free slot;
-    # n2 is then a second home of A, whose chunks it takes even while busy.
+    assert queue.take("n2", 1, free, actors=2) == "7.0"
+    # Once n2 is idle again it takes clip A's next render only because n1 has no free slot
+    # and four renders of A wait; n2 is then a second home of A, whose chunks it takes even
+    # while busy.
     assert queue.take("n2", 0, {"n1": 0, "n2": LIMIT}, actors=2) == "2.0"
     assert queue.take("n2", 1, {"n1": 0, "n2": 1}, actors=2) == "3.0"
-    assert len(queue) == 0
+    assert len(queue) == 2
 
 
 def test_an_idle_actor_waits_while_the_home_node_has_room() -> None:
@@ -78,21 +80,23 @@ def test_removed_chunks_are_returned_and_never_handed_out() -> None:
 
 
 def test_an_idle_actor_steals_from_the_target_with_the_longest_wait_per_home() -> None:
-    # A (render 0, older) has one chunk left for its two homes; B three for its one home.
-    queue = queue_of((0, 0, "A"), (0, 1, "A"), (1, 0, "A"), (2, 0, "B"))
+    # Render 0 of A has five chunks, render 1 of B one; then A has four chunks waiting for its
+    # two homes, and B eight for its one home.
+    queue = queue_of(*[(0, chunk, "A") for chunk in range(5)], (1, 0, "B"))
     free = {"n1": LIMIT, "n2": LIMIT, "n3": LIMIT, "n4": LIMIT}
     assert queue.take("n1", 0, free, actors=4) == "0.0"
-    assert queue.take("n2", 0, free, actors=4) == "2.0"
+    assert queue.take("n2", 0, free, actors=4) == "1.0"
     assert queue.take("n3", 0, {**free, "n1": 0}, actors=4) == "0.1"  # A's home n1 is full
-    for chunk in (1, 2, 3):
-        queue.push(2, chunk, "B", f"2.{chunk}")
+    for chunk in range(1, 9):
+        queue.push(1, chunk, "B", f"1.{chunk}")
+    queue.push(0, 5, "A", "0.5")
+    queue.push(0, 6, "A", "0.6")
     full = {"n1": 0, "n2": 0, "n3": 0, "n4": LIMIT}
-    assert queue.take("n4", 0, full, actors=4) == "2.1"
-    # n4 is now a home of B, not of A: busy, it takes B's next chunk and none of A's.
-    queue.push(1, 1, "A", "1.1")
-    assert queue.take("n4", 1, {**full, "n4": 1}, actors=9) == "2.2"
-    assert queue.take("n4", 1, {**full, "n4": 1}, actors=9) == "2.3"
-    assert queue.take("n4", 1, {**full, "n4": 1}, actors=9) is None
+    assert queue.take("n4", 0, full, actors=4) == "1.1"
+    # n4 is now a home of B, not of A: busy, it takes B's next chunks and none of A's.
+    for chunk in range(2, 9):
+        assert queue.take("n4", 1, {**full, "n4": 1}, actors=99) == f"1.{chunk}"
+    assert queue.take("n4", 1, {**full, "n4": 1}, actors=99) is None
 
 
 def test_a_target_staged_to_probe_it_starts_at_the_node_that_holds_it() -> None:
@@ -104,3 +108,15 @@ def test_a_target_staged_to_probe_it_starts_at_the_node_that_holds_it() -> None:
     assert queue.take("n1", 0, free, actors=2) is None
     assert queue.take("n2", 0, free, actors=2) == "0.0"
     assert queue.take("n2", 1, {"n1": LIMIT, "n2": 1}, actors=2) == "1.0"
+
+
+def test_an_idle_actor_downloads_a_target_only_for_a_real_backlog() -> None:
+    queue = queue_of(*[(render, 0, "A") for render in range(5)])
+    free = {"n1": LIMIT, "n2": LIMIT}
+    assert queue.take("n1", 0, free, actors=2) == "0.0"
+    assert queue.take("n1", 1, {**free, "n1": 1}, actors=2) == "1.0"
+    # n1 is full with three chunks of A waiting, which it will soon start: n2 waits rather
+    # than download A as well.
+    assert queue.take("n2", 0, {"n1": 0, "n2": LIMIT}, actors=2) is None
+    queue.push(5, 0, "A", "5.0")
+    assert queue.take("n2", 0, {"n1": 0, "n2": LIMIT}, actors=2) == "2.0"

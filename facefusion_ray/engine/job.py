@@ -64,7 +64,7 @@ def run_job(requests: Sequence[RenderRequest], options: JobOptions) -> JobReport
             options.work_store or default_work_store(),
             options,
             ahead=READY_VIDEOS_PER_WORKER * options.workers,
-            node_probe=None if joined.homes is None else joined.homes.probe,
+            node_probe=joined.homes,
         )
         first = feed.take(wait=True)
         if first:

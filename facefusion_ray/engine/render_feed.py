@@ -10,12 +10,20 @@ from collections.abc import Sequence
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import RenderOutcome
 from facefusion_ray.engine.render_plan import VideoRender, chunk_balance, fail, plan_video
+from facefusion_ray.engine.target_homes import TargetHomes
 from facefusion_ray.errors import FaceFusionRayError
-from facefusion_ray.pipeline.render_preparation import driver_models, finish_report, prepare_render
+from facefusion_ray.pipeline.render_preparation import (
+    driver_models,
+    finish_report,
+    may_probe_on_a_node,
+    needs_node_probe,
+    prepare_render,
+)
 from facefusion_ray.pipeline.render_request import RenderRequest
 from facefusion_ray.pipeline.shared_sources import SharedSources
 from facefusion_ray.pipeline.still_image import render_still_image
-from facefusion_ray.pipeline.target_input import NodeProbe
+from facefusion_ray.pipeline.target_input import resolve_target
+from facefusion_ray.storage.locations import is_remote
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +39,7 @@ class RenderFeed:
         work_store: str,
         options: JobOptions,
         ahead: int = 0,
-        node_probe: NodeProbe | None = None,
+        node_probe: TargetHomes | None = None,
     ) -> None:
         """With `ahead`, preparation waits while that many video renders are ready and not
         taken: the driver holds a bounded number of prepared renders, whatever the catalog."""
@@ -40,6 +48,10 @@ class RenderFeed:
         self._work_store = work_store
         self._options = options
         self._node_probe = node_probe
+        # Node probes run this many targets ahead of preparation, one per worker.
+        self._probes_ahead = options.workers
+        self._next_to_probe = 0
+        self._probes_started: set[str] = set()
         self._balance_over = chunk_balance(len(requests), options.workers)
         self._ready: queue.Queue[VideoRender | None] = queue.Queue(maxsize=ahead)
         self._finished = False
@@ -73,6 +85,7 @@ class RenderFeed:
         try:
             for request, outcome in zip(self._requests, self._outcomes, strict=True):
                 started = time.perf_counter()
+                self._start_node_probes(storage_options)
                 try:
                     prepared = prepare_render(
                         request, models, storage_options, shared, self._node_probe
@@ -105,3 +118,27 @@ class RenderFeed:
                     self._ready.put(video)
         finally:
             self._ready.put(None)
+
+    def _start_node_probes(self, storage_options: dict[str, str]) -> None:
+        """Keep node probes started for the targets of the requests ahead: each takes a
+        download and a probe on a node, which the driver would otherwise wait for in turn."""
+        probe = self._node_probe
+        while probe is not None and self._next_to_probe < len(self._requests):
+            if probe.pending >= self._probes_ahead:
+                return
+            request = self._requests[self._next_to_probe]
+            self._next_to_probe += 1
+            settings = request.settings
+            if not is_remote(request.target) or not may_probe_on_a_node(settings):
+                continue
+            if request.target in self._probes_started:
+                continue  # the renders of one target follow each other in a catalog
+            self._probes_started.add(request.target)
+            try:
+                target = resolve_target(
+                    request.target, settings.target_reads, storage_options, probed_on_a_node=True
+                )
+            except (FaceFusionRayError, OSError):
+                continue  # its preparation reports it
+            if needs_node_probe(target):
+                probe.start(target, settings.max_pixels)

@@ -44,8 +44,9 @@ _remote_probe = ray.remote(num_cpus=0, max_retries=0)(_probe_on_this_node)
 
 
 class TargetHomes:
-    """Gives each staged target a home node and its probe, once per job (thread-safe: the
-    driver's preparation thread asks, its scheduling loop tells where the actors are)."""
+    """Gives each staged target a home node and its probe, once per job. The driver's
+    preparation thread starts probes ahead (`start`) and takes their answers (`answer`); its
+    scheduling loop tells where the actors are (`use_actor_nodes`)."""
 
     def __init__(self, storage_options: Mapping[str, str], worker_resources: Mapping[str, float]):
         """`worker_resources`: what one actor reserves, in Ray's resource names (a node that
@@ -55,50 +56,63 @@ class TargetHomes:
         self._lock = threading.Lock()
         self._actor_nodes: Counter[str] = Counter()
         self._homes: Counter[str] = Counter()
-        self._answers: dict[str, NodeProbeAnswer] = {}
+        self._pending: dict[str, ray.ObjectRef] = {}
+        # By staged identity: the answer, or the project error the probe raised.
+        self._answers: dict[str, NodeProbeAnswer | BaseException] = {}
 
     def use_actor_nodes(self, nodes: list[str]) -> None:
         """The nodes of the job's ready actors, one entry an actor."""
         with self._lock:
             self._actor_nodes = Counter(nodes)
 
-    def probe(self, target: TargetInput, max_pixels: int | None) -> NodeProbeAnswer | None:
-        """The target's probe from its home node (asked once per version); None when no node
-        could be asked (the driver probes it itself). A project error of the probe (a corrupt
-        video, too many pixels) is raised as it is."""
+    @property
+    def pending(self) -> int:
+        """Probes started and not answered yet."""
+        return len(self._pending)
+
+    def start(self, target: TargetInput, max_pixels: int | None) -> None:
+        """Ask the target's home node to stage and probe it, unless that is asked already;
+        without a node to ask, the driver will probe it itself."""
         identity = target.staged_identity
         assert identity is not None
+        if identity in self._answers or identity in self._pending:
+            return
         with self._lock:
-            known = self._answers.get(identity)
-        if known is not None:
-            return known
-        node = self._next_home()
+            capacity = dict(self._actor_nodes)
+        node = next_home(capacity or self._node_capacity(), self._homes)
         if node is None:
-            return None
+            return
+        self._homes[node] += 1
         strategy = NodeAffinitySchedulingStrategy(node, soft=True)
-        reference = _remote_probe.options(scheduling_strategy=strategy).remote(
+        self._pending[identity] = _remote_probe.options(scheduling_strategy=strategy).remote(
             target, self._storage_options, max_pixels
         )
+
+    def answer(self, target: TargetInput, max_pixels: int | None) -> NodeProbeAnswer | None:
+        """The target's probe from its home node (started now unless it was); None when no
+        node could be asked (the driver probes it itself). A project error of the probe (a
+        corrupt video, too many pixels) is raised as it is, for each render of the target."""
+        identity = target.staged_identity
+        assert identity is not None
+        self.start(target, max_pixels)
+        if identity in self._pending:
+            self._answers[identity] = self._collect(self._pending.pop(identity))
+        known = self._answers.get(identity)
+        if isinstance(known, BaseException):
+            raise known
+        return known
+
+    def _collect(self, reference: ray.ObjectRef) -> NodeProbeAnswer | BaseException | None:
         try:
-            info, where = ray.get(reference)
+            info, node = ray.get(reference)
         except ray.exceptions.RayTaskError as error:
             if isinstance(error.cause, FaceFusionRayError | OSError):
-                raise error.cause from None
+                return error.cause
             raise
         except ray.exceptions.RayError as error:
             logger.warning("no node could stage a target (%s)", str(error).splitlines()[0])
             return None
-        answer = NodeProbeAnswer(info, where)
-        with self._lock:
-            self._answers[identity] = answer
-            self._homes[where] += 1
-        return answer
-
-    def _next_home(self) -> str | None:
-        with self._lock:
-            capacity = dict(self._actor_nodes)
-            homes = Counter(self._homes)
-        return next_home(capacity or self._node_capacity(), homes)
+        return NodeProbeAnswer(info, node)
 
     def _node_capacity(self) -> dict[str, int]:
         """How many actors each live node could hold, for those that hold one."""

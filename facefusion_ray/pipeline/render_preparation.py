@@ -106,15 +106,13 @@ def prepare_render(
     started = time.perf_counter()
     shared = shared or SharedSources(storage_options)
     reads = request.settings.target_reads
-    # Reference faces and identity maps read frames of the target here, on the driver.
-    on_a_node = node_probe is not None and not _reads_target_frames(request.settings)
+    on_a_node = node_probe is not None and may_probe_on_a_node(request.settings)
     target_input = resolve_target(
         request.target, reads, storage_options, probed_on_a_node=on_a_node
     )
     home = None
-    if on_a_node and target_input.staged_on_nodes and target_input.local is None:
-        assert node_probe is not None
-        home = node_probe(target_input, request.settings.max_pixels)
+    if node_probe is not None and on_a_node and needs_node_probe(target_input):
+        home = node_probe.answer(target_input, request.settings.max_pixels)
     if home is None:
         target = open_target(target_input, reads, storage_options, with_index=True)
         info = probe_media(target, request.settings.max_pixels)
@@ -154,10 +152,15 @@ def prepare_render(
     return prepared
 
 
-def _reads_target_frames(settings: SwapSettings) -> bool:
-    """The driver reads frames of the target to prepare the render (a reference face, or the
-    people of an identity map)."""
-    return settings.face_selector.needs_embeddings
+def may_probe_on_a_node(settings: SwapSettings) -> bool:
+    """A node may probe the target for the driver: the driver reads no frame of it (it does
+    for a reference face, or the people of an identity map)."""
+    return not settings.face_selector.needs_embeddings
+
+
+def needs_node_probe(target: TargetInput) -> bool:
+    """The target is one a node stages and probes (a remote video the nodes stage whole)."""
+    return target.staged_on_nodes and target.local is None
 
 
 def _source_identities(

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from filelock import FileLock
 
@@ -112,10 +113,15 @@ class NodeProbeAnswer:
     node: str
 
 
-# Stages a video the nodes stage whole on one of them and probes it there (given the target
-# and the pixel limit), so the driver never reads it; None when no node could, and the driver
-# probes it itself. The engine gives one; a single process has none.
-NodeProbe = Callable[[TargetInput, int | None], NodeProbeAnswer | None]
+class NodeProbe(Protocol):
+    """Has a video that the nodes stage whole staged and probed on one of them, so the driver
+    never reads it. The engine gives one; a single process has none."""
+
+    def start(self, target: TargetInput, max_pixels: int | None) -> None:
+        """Ask for it now, to be answered later."""
+
+    def answer(self, target: TargetInput, max_pixels: int | None) -> NodeProbeAnswer | None:
+        """Its probe and home node; None when no node could be asked."""
 
 
 def probe_staged_copy(
