@@ -18,10 +18,10 @@ from facefusion_ray.assets.fetch import file_sha256
 
 # Re-exported: tests and operators find a job's own actors by this prefix.
 from facefusion_ray.engine.actor_pool import RENDER_ACTOR_PREFIX as RENDER_ACTOR_PREFIX
-from facefusion_ray.engine.actor_pool import actor_pool
+from facefusion_ray.engine.actor_pool import ActorPool, actor_pool
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import JobReport, RenderOutcome, job_cpu_seconds
-from facefusion_ray.engine.ray_runtime import connect_ray
+from facefusion_ray.engine.ray_runtime import RayConnection, connect_ray
 from facefusion_ray.engine.render_actor import RenderContext
 from facefusion_ray.engine.render_feed import RenderFeed
 from facefusion_ray.engine.render_plan import VideoRender, fail, published_counts
@@ -88,16 +88,16 @@ def render_videos(
             startup.actors_seconds = round(time.perf_counter() - pool_started, 3)
             job.startup_seconds = round(time.perf_counter() - started, 3)
             run.drive(feed)
+            # Every chunk is done: the actors' figures are collected and Ray let go of while
+            # the last video is still being assembled (a disconnect waits ~0.3 s on Ray's
+            # threads, not on a CPU).
+            actor_memory = actor_peak_memories(scheduler.actors())
+            sessions = actor_sessions(scheduler.actors())
+            release_ray(pool, scheduler, connection)
             for video in videos.values():
                 video.prepared.report.startup_seconds = job.startup_seconds
-                if video.assembly is not None:
-                    try:
-                        video.assembly.result()
-                    except (FaceFusionRayError, OSError) as error:
-                        output = video.prepared.request.output
-                        fail(video.outcome, f"assembling {output}: {error}", error)
-        actor_memory = actor_peak_memories(scheduler.actors())
-        startup.count_actors(scheduler.ready_answers, actor_sessions(scheduler.actors()))
+                wait_for_assembly(video)
+        startup.count_actors(scheduler.ready_answers, sessions)
         logger.info(startup.line())
         for video in videos.values():
             video.prepared.report.startup = startup.to_dict()
@@ -108,10 +108,26 @@ def render_videos(
         job.chunks_retried_after_store_errors = scheduler.store_retries
         job.scheduling_seconds = round(scheduler.driver_seconds + run.driver_seconds, 3)
     finally:
-        if not pool.kept:
-            scheduler.shutdown()
-        if connection.initialized:
-            ray.shutdown()
+        release_ray(pool, scheduler, connection)
+
+
+def release_ray(pool: ActorPool, scheduler: ChunkScheduler, connection: RayConnection) -> None:
+    """End the job's own actors and disconnect from the Ray it joined or started (which ends
+    a Ray it started). Safe to call again."""
+    if not pool.kept:
+        scheduler.shutdown()
+    if connection.initialized and ray.is_initialized():
+        ray.shutdown()
+
+
+def wait_for_assembly(video: VideoRender) -> None:
+    if video.assembly is None:
+        return
+    try:
+        video.assembly.result()
+    except (FaceFusionRayError, OSError) as error:
+        output = video.prepared.request.output
+        fail(video.outcome, f"assembling {output}: {error}", error)
 
 
 # While renders are still being prepared, the driver looks for new ones this often.
