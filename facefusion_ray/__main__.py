@@ -1,5 +1,5 @@
 import sys
 
-from facefusion_ray.cli.main import main
+from facefusion_ray.cli.main import run_process
 
-sys.exit(main())
+sys.exit(run_process())

@@ -134,6 +134,28 @@ def test_a_target_without_faces_comes_back_unchanged(sample_media, tmp_path) -> 
         assert psnr(before, after) > 35.0
 
 
+def test_a_failed_assembly_fails_the_render_with_its_cause(
+    sample_media, tmp_path, monkeypatch
+) -> None:
+    """The last video is assembled while the job lets go of Ray: its error still counts."""
+    from facefusion_ray.engine import job
+    from facefusion_ray.errors import FaceFusionRayError
+
+    def full_disk(*args: object) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(job, "assemble_output", full_disk)
+    target = make_clip(tmp_path / "no_face.mp4", frames=8, size="320x240", audio=False)
+    with pytest.raises(FaceFusionRayError, match=r"assembling .*no space left on device"):
+        run_swap(
+            [sample_media.source_tom_hanks],
+            target,
+            tmp_path / "out.mp4",
+            SwapSettings(chunk_frames=4),
+            show_progress=False,
+        )
+
+
 def test_an_image_target_is_swapped_in_process(sample_media, tmp_path) -> None:
     output = tmp_path / "group_swapped.png"
     report = run_swap(

@@ -18,10 +18,10 @@ from facefusion_ray.assets.fetch import file_sha256
 
 # Re-exported: tests and operators find a job's own actors by this prefix.
 from facefusion_ray.engine.actor_pool import RENDER_ACTOR_PREFIX as RENDER_ACTOR_PREFIX
-from facefusion_ray.engine.actor_pool import actor_pool
+from facefusion_ray.engine.actor_pool import ActorPool, actor_pool
 from facefusion_ray.engine.job_options import JobOptions
 from facefusion_ray.engine.job_report import JobReport, RenderOutcome, job_cpu_seconds
-from facefusion_ray.engine.ray_runtime import connect_ray
+from facefusion_ray.engine.ray_runtime import RayConnection, connect_ray
 from facefusion_ray.engine.render_actor import RenderContext
 from facefusion_ray.engine.render_feed import RenderFeed
 from facefusion_ray.engine.render_plan import VideoRender, fail, published_counts
@@ -90,6 +90,7 @@ def render_videos(
     started = time.perf_counter()
     joined = joined or JobRay()
     connection = joined.connection or connect_ray(options.address, num_cpus=workers_cpus(options))
+    owned = None if joined.connection else connection  # run_job disconnects from its own
     startup = job.startup = StartupReport(ray=connection.how, ray_seconds=connection.seconds)
     pool_started = time.perf_counter()
     pool = actor_pool(options, [video.prepared.plan for video in first])
@@ -105,16 +106,16 @@ def render_videos(
             startup.actors_seconds = round(time.perf_counter() - pool_started, 3)
             job.startup_seconds = round(time.perf_counter() - started, 3)
             run.drive(feed)
+            # Every chunk is done: the actors' figures are collected and Ray let go of while
+            # the last video is still being assembled (a disconnect waits ~0.3 s on Ray's
+            # threads, not on a CPU).
+            actor_memory = actor_peak_memories(scheduler.actors())
+            sessions = actor_sessions(scheduler.actors())
+            release_ray(pool, scheduler, owned)
             for video in videos.values():
                 video.prepared.report.startup_seconds = job.startup_seconds
-                if video.assembly is not None:
-                    try:
-                        video.assembly.result()
-                    except (FaceFusionRayError, OSError) as error:
-                        output = video.prepared.request.output
-                        fail(video.outcome, f"assembling {output}: {error}", error)
-        actor_memory = actor_peak_memories(scheduler.actors())
-        startup.count_actors(scheduler.ready_answers, actor_sessions(scheduler.actors()))
+                wait_for_assembly(video)
+        startup.count_actors(scheduler.ready_answers, sessions)
         logger.info(startup.line())
         for video in videos.values():
             video.prepared.report.startup = startup.to_dict()
@@ -125,10 +126,28 @@ def render_videos(
         job.chunks_retried_after_store_errors = scheduler.store_retries
         job.scheduling_seconds = round(scheduler.driver_seconds + run.driver_seconds, 3)
     finally:
-        if not pool.kept:
-            scheduler.shutdown()
-        if connection.initialized and joined.connection is None:
-            ray.shutdown()
+        release_ray(pool, scheduler, owned)
+
+
+def release_ray(
+    pool: ActorPool, scheduler: ChunkScheduler, connection: RayConnection | None
+) -> None:
+    """End the job's own actors and disconnect from the Ray `connection` joined or started
+    (which ends a Ray it started); None: the caller disconnects. Safe to call again."""
+    if not pool.kept:
+        scheduler.shutdown()
+    if connection is not None and connection.initialized and ray.is_initialized():
+        ray.shutdown()
+
+
+def wait_for_assembly(video: VideoRender) -> None:
+    if video.assembly is None:
+        return
+    try:
+        video.assembly.result()
+    except (FaceFusionRayError, OSError) as error:
+        output = video.prepared.request.output
+        fail(video.outcome, f"assembling {output}: {error}", error)
 
 
 # While renders are still being prepared, the driver looks for new ones this often.
