@@ -120,3 +120,14 @@ def test_an_idle_actor_downloads_a_target_only_for_a_real_backlog() -> None:
     assert queue.take("n2", 0, {"n1": 0, "n2": LIMIT}, actors=2) is None
     queue.push(5, 0, "A", "5.0")
     assert queue.take("n2", 0, {"n1": 0, "n2": LIMIT}, actors=2) == "2.0"
+
+
+def test_a_render_s_longest_chunks_go_out_first() -> None:
+    # Chunks planned on keyframes: 29, 67, 60, 54, 23 and 67 frames. In frame order two
+    # actors would get 29+60+23+67 and 67+54 frames; longest first, 67+60+29 and 67+54+23.
+    queue: ChunkQueue[str] = ChunkQueue()
+    for index, frames in enumerate((29, 67, 60, 54, 23, 67)):
+        queue.push(0, index, None, f"0.{index}", frames=frames)
+    queue.push(1, 0, None, "1.0", frames=300)  # a later render still waits its turn
+    taken = [queue.take("n1", 0, {"n1": LIMIT}, actors=1) for _ in range(7)]
+    assert taken == ["0.1", "0.5", "0.2", "0.3", "0.0", "0.4", "1.0"]

@@ -30,14 +30,14 @@ STEAL_FROM_QUEUED = 4
 
 @dataclass(order=True)
 class _Entry(Generic[Item]):
-    order: tuple[int, int, int]
+    order: tuple[int, int, int, int]
     place: str | None = field(compare=False)
     item: Item = field(compare=False)
 
 
 class ChunkQueue(Generic[Item]):
-    """Queued chunks in their order (render, chunk, arrival), each with its place: the identity
-    of the staged copy it reads, or None when it reads no staged copy."""
+    """Queued chunks in their order (render, longest first, chunk, arrival), each with its
+    place: the identity of the staged copy it reads, or None when it reads no staged copy."""
 
     def __init__(self) -> None:
         self._entries: list[_Entry[Item]] = []
@@ -49,14 +49,23 @@ class ChunkQueue(Generic[Item]):
         return len(self._entries)
 
     def push(
-        self, render: int, chunk: int, place: str | None, item: Item, home: str | None = None
+        self,
+        render: int,
+        chunk: int,
+        place: str | None,
+        item: Item,
+        home: str | None = None,
+        frames: int = 0,
     ) -> None:
         """`home`: the node that already holds the place's copy (it staged it to probe it),
-        which becomes the place's first home."""
+        which becomes the place's first home. A render's chunks go out longest (`frames`)
+        first: chunks planned on keyframes differ in length, and taken in frame order the
+        long ones could end up on one actor while the others idle at the end."""
         if place is not None and home is not None:
             self._homes.setdefault(place, [home])
         self._pushed += 1
-        bisect.insort(self._entries, _Entry((render, chunk, self._pushed), place, item))
+        order = (render, -frames, chunk, self._pushed)
+        bisect.insort(self._entries, _Entry(order, place, item))
 
     def remove(self, unwanted: Callable[[Item], bool]) -> list[Item]:
         """Drops the items `unwanted` picks; returns them."""

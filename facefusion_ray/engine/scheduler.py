@@ -183,7 +183,8 @@ class ChunkScheduler:
 
     def _enqueue(self, task: ChunkTask) -> None:
         if task.render not in self._cancelled:
-            self._queue.push(task.render, task.chunk.index, task.place, task, task.home)
+            chunk = task.chunk
+            self._queue.push(task.render, chunk.index, task.place, task, task.home, chunk.count)
 
     def _blocked_live(self) -> bool:
         return any(

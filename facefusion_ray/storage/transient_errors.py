@@ -8,10 +8,9 @@ original as their cause, so the whole chain of causes is looked at.
 """
 
 import errno
+import functools
 from collections.abc import Iterator
-
-from aiohttp import ClientConnectionError, ClientPayloadError
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
+from typing import Any
 
 # S3's error codes for "slow down" and "try again", whatever the status says.
 _RETRYABLE_CODES = frozenset(
@@ -26,17 +25,35 @@ _RETRYABLE_CODES = frozenset(
         "ServiceUnavailable",
     }
 )
-_TRANSPORT_ERRORS = (
-    ConnectionError,  # botocore's: could not connect, connect timeout
-    HTTPClientError,  # botocore's: read timeout, connection closed mid-answer
-    IncompleteReadError,
-    ClientConnectionError,  # aiohttp's, for s3fs
-    ClientPayloadError,
-    ConnectionResetError,
-    ConnectionAbortedError,
-    ConnectionRefusedError,
-    TimeoutError,
-)
+
+
+@functools.cache
+def _store_errors() -> tuple[type[BaseException], tuple[type[BaseException], ...]]:
+    """botocore's answer type, and the transport failures: imported on the first error, since
+    botocore and aiohttp cost every process ~0.2 s of start-up (one with local files only
+    never needs them)."""
+    from aiohttp import ClientConnectionError, ClientPayloadError
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError,
+        HTTPClientError,
+        IncompleteReadError,
+    )
+
+    transport = (
+        ConnectionError,  # botocore's: could not connect, connect timeout
+        HTTPClientError,  # botocore's: read timeout, connection closed mid-answer
+        IncompleteReadError,
+        ClientConnectionError,  # aiohttp's, for s3fs
+        ClientPayloadError,
+        ConnectionResetError,
+        ConnectionAbortedError,
+        ConnectionRefusedError,
+        TimeoutError,
+    )
+    return ClientError, transport
+
+
 _TOO_MANY_REQUESTS = 429
 _SERVER_ERRORS = range(500, 600)
 
@@ -44,17 +61,19 @@ _SERVER_ERRORS = range(500, 600)
 def is_transient(error: BaseException) -> bool:
     """True when `error`, or an error it came from, is a transport failure, throttling or a
     server error; False for anything the store answered about the request itself."""
+    answer_type, transport = _store_errors()
     for link in _chain(error):
-        if isinstance(link, ClientError):
+        if isinstance(link, answer_type):
             return _retryable_answer(link)
-        if isinstance(link, _TRANSPORT_ERRORS):
+        if isinstance(link, transport):
             return True
         if isinstance(link, OSError) and link.errno == errno.ETIMEDOUT:
             return True
     return False
 
 
-def _retryable_answer(error: ClientError) -> bool:
+def _retryable_answer(error: Any) -> bool:
+    """`error`: a botocore ClientError."""
     response = error.response or {}
     code = str(response.get("Error", {}).get("Code", ""))
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
