@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+import ray
 
 from benchmarks.byte_proxy import ByteCountingProxy, counting_proxy
 from facefusion_ray.assets.fetch import file_sha256
@@ -39,6 +40,7 @@ from facefusion_ray.settings import SwapSettings
 from facefusion_ray.storage import open_filesystem, put_atomic, redact
 from facefusion_ray.storage.locations import STAGED_FOLDER_NAME
 from facefusion_ray.storage.ranged_reads import TargetReads
+from facefusion_ray.storage.staged_inputs import prune_staged_copies
 from tests.media_checks import decoded_frames
 from tests.media_factory import make_indexed_clip, run_ffmpeg_cli
 
@@ -341,3 +343,34 @@ def test_a_node_stages_only_the_version_its_job_planned_with(
     store.put(other, "replaced/clip.mp4")
     with pytest.raises(MediaError, match="changed since the job was planned"):
         stage_planned_version(planned, store.options)
+
+
+@ray.remote(num_cpus=0)
+def forget_staged_copies() -> int:
+    """On a Ray worker: remove its node's staged copies, so what it needs is downloaded again."""
+    return len(prune_staged_copies(0))
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_a_re_run_finds_a_small_remote_target_up_to_date_without_reading_it(
+    store: Store, small_clip: tuple[Path, str], sample_media, tmp_path: Path
+) -> None:
+    """Its keys come from the object's metadata, so the node probe, which downloads the
+    target, waits until the render is known to need work: a nightly re-run of a finished
+    catalog reads none of it."""
+    local, _ = small_clip
+    location = store.put(local, "rerun/clip.mp4")
+    settings = SwapSettings(workers=1, chunk_frames=20)
+    request = RenderRequest(
+        location, (str(sample_media.source_tom_hanks),), str(tmp_path / "out.mp4"), settings
+    )
+    options = job_options_for(settings, show_progress=False, storage_options=store.options.items())
+    store.mark("rerun/clip.mp4")
+    (first,) = run_job([request], options).renders
+    assert first.status == "rendered", first.error
+    assert store.read_since_mark("rerun/clip.mp4") >= local.stat().st_size
+    assert ray.get(forget_staged_copies.remote()) >= 1
+    store.mark("rerun/clip.mp4")
+    (again,) = run_job([request], options).renders
+    assert again.status == "up to date", again.error
+    assert store.read_since_mark("rerun/clip.mp4") == 0

@@ -52,6 +52,8 @@ class RenderFeed:
         self._probes_ahead = options.workers
         self._next_to_probe = 0
         self._probes_started: set[str] = set()
+        # Whether the last video prepared needed work (then the next ones likely do too).
+        self._probing_ahead = False
         self._balance_over = chunk_balance(len(requests), options.workers)
         self._ready: queue.Queue[VideoRender | None] = queue.Queue(maxsize=ahead)
         self._finished = False
@@ -83,15 +85,17 @@ class RenderFeed:
         shared = SharedSources(storage_options)  # each source prepared once per job
         videos = 0
         try:
-            for request, outcome in zip(self._requests, self._outcomes, strict=True):
+            for index, (request, outcome) in enumerate(
+                zip(self._requests, self._outcomes, strict=True)
+            ):
                 started = time.perf_counter()
-                self._start_node_probes(storage_options)
+                self._start_node_probes(index, storage_options)
                 try:
                     prepared = prepare_render(
                         request, models, storage_options, shared, self._node_probe
                     )
                     outcome.report = prepared.report
-                    if prepared.info.kind == "image":
+                    if prepared.report.kind == "image":
                         outcome.preparation_seconds = round(time.perf_counter() - started, 4)
                         render_still_image(prepared, storage_options)
                         finish_report(prepared)
@@ -106,6 +110,7 @@ class RenderFeed:
                     )
                     # The driver's whole cost of a video before its chunks are queued.
                     outcome.preparation_seconds = round(time.perf_counter() - started, 4)
+                    self._probing_ahead = video is not None
                 except (FaceFusionRayError, OSError) as error:
                     fail(outcome, str(error), error)
                     continue
@@ -119,10 +124,15 @@ class RenderFeed:
         finally:
             self._ready.put(None)
 
-    def _start_node_probes(self, storage_options: dict[str, str]) -> None:
-        """Keep node probes started for the targets of the requests ahead: each takes a
-        download and a probe on a node, which the driver would otherwise wait for in turn."""
+    def _start_node_probes(self, current: int, storage_options: dict[str, str]) -> None:
+        """Keep node probes started for the targets of the requests after `current`: each
+        takes a download and a probe on a node, which the driver would otherwise wait for in
+        turn. Only while the renders need work: a render found up to date by its keys never
+        has its target read, and a re-run of a finished catalog reads none."""
         probe = self._node_probe
+        self._next_to_probe = max(self._next_to_probe, current + 1)
+        if not self._probing_ahead:
+            return
         while probe is not None and self._next_to_probe < len(self._requests):
             if probe.pending >= self._probes_ahead:
                 return

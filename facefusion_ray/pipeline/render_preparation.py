@@ -1,8 +1,10 @@
 """The driver's part of a render before any frame is touched: inputs, identity, keys, plan."""
 
+import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +56,8 @@ class PreparedRender:
     # A local file (the target itself, or its staged copy) or a signed URL that was valid
     # while the render was prepared: `reopen_target` gives one for later reads.
     target: MediaSource
-    info: MediaInfo
+    # The target's probe; None while a node probe is still to be asked (see `info`).
+    probed: MediaInfo | None
     plan: ModelPlan
     identity: SourceIdentity
     report: SwapReport
@@ -66,6 +69,17 @@ class PreparedRender:
     target_input: TargetInput | None = None
     # The node that staged and probed the target for the driver (see `NodeProbe`).
     home_node: str | None = None
+    # Asks that node, and sets `probed` and `home_node`: called on the first use of `info`.
+    probe_on_node: Callable[[], None] | None = None
+
+    @property
+    def info(self) -> MediaInfo:
+        """The target's probe. A target a node probes is probed on first use: a render found
+        up to date by its keys never has its target read."""
+        if self.probed is None and self.probe_on_node is not None:
+            self.probe_on_node()
+        assert self.probed is not None
+        return self.probed
 
 
 def target_audio(
@@ -110,16 +124,14 @@ def prepare_render(
     target_input = resolve_target(
         request.target, reads, storage_options, probed_on_a_node=on_a_node
     )
-    home = None
+    info: MediaInfo | None = None
     if node_probe is not None and on_a_node and needs_node_probe(target_input):
-        home = node_probe.answer(target_input, request.settings.max_pixels)
-    if home is None:
+        target, kind = open_target(target_input, reads, storage_options), "video"
+    else:
         target = open_target(target_input, reads, storage_options, with_index=True)
         info = probe_media(target, request.settings.max_pixels)
-        target_input = with_header(target_input, target)
-    else:
-        target, info = open_target(target_input, reads, storage_options), home.info
-    check_output_location(request.output, info)
+        target_input, kind = with_header(target_input, target), info.kind
+    check_output_location(request.output, kind)
     # Encoders and decode acceleration are probed by the process that renders the chunks
     # (pipeline/codec_choice): a CPU head node may plan for GPU workers.
     settings = request.settings
@@ -130,12 +142,12 @@ def prepare_render(
     identity, identity_map = _source_identities(
         target, info, settings, plan, sessions, sources, shared
     )
-    reference = reference_embedding_for(target, info, settings, plan, sessions)
+    # A target a node probes is one of whose frames the driver reads none (no reference).
+    reference = (
+        None if info is None else reference_embedding_for(target, info, settings, plan, sessions)
+    )
     report = SwapReport(
-        target=request.target,
-        sources=list(request.sources),
-        output=request.output,
-        kind=info.kind,
+        target=request.target, sources=list(request.sources), output=request.output, kind=kind
     )
     report.source_model_calls = {
         model: int(usage["calls"]) - calls_before.get(model, 0)
@@ -146,10 +158,32 @@ def prepare_render(
         request, target, info, plan, identity, report, reference, identity_map, started=started
     )
     prepared.target_input = target_input
-    prepared.home_node = None if home is None else home.node
-    if info.kind == "video":
+    if info is None:
+        assert node_probe is not None
+        prepared.probe_on_node = functools.partial(
+            _probe_on_node, prepared, node_probe, storage_options
+        )
+    if kind == "video":
         _plan_video_keys(prepared, sources, storage_options, shared)
     return prepared
+
+
+def _probe_on_node(
+    prepared: PreparedRender, node_probe: NodeProbe, storage_options: dict[str, str] | None
+) -> None:
+    """Fill in `prepared`'s probe from the node that stages its target, which becomes the
+    target's home; the driver probes it itself when no node could be asked."""
+    target_input = prepared.target_input
+    assert target_input is not None
+    settings = prepared.request.settings
+    answer = node_probe.answer(target_input, settings.max_pixels)
+    if answer is not None:
+        prepared.probed, prepared.home_node = answer.info, answer.node
+        return
+    reads = settings.target_reads
+    target = open_target(target_input, reads, storage_options, with_index=True)
+    prepared.probed = probe_media(target, settings.max_pixels)
+    prepared.target_input = with_header(target_input, target)
 
 
 def may_probe_on_a_node(settings: SwapSettings) -> bool:
@@ -165,7 +199,7 @@ def needs_node_probe(target: TargetInput) -> bool:
 
 def _source_identities(
     target: MediaSource,
-    info: MediaInfo,
+    info: MediaInfo | None,
     settings: SwapSettings,
     plan: ModelPlan,
     sessions: SessionFactory,
@@ -186,6 +220,7 @@ def _source_identities(
     if settings.face_selector.mode != "identity-map":
         return identity_of(sources), None
     per_source = [identity_of([path]) for path in sources]
+    assert info is not None  # identity maps read the target here: no node probes it
     identity_map = build_identity_map(target, info, settings, plan, sessions, per_source)
     return per_source[0], identity_map
 
@@ -215,11 +250,12 @@ def _plan_video_keys(
     )
 
 
-def check_output_location(output: str, info: MediaInfo) -> None:
-    allowed = VIDEO_SUFFIXES if info.kind == "video" else IMAGE_SUFFIXES
+def check_output_location(output: str, kind: str) -> None:
+    """`kind`: the target's, "video" or "image"."""
+    allowed = VIDEO_SUFFIXES if kind == "video" else IMAGE_SUFFIXES
     if os.path.splitext(output)[1].lower() not in allowed:
         raise MediaError(
-            f"output {output} must end in one of {', '.join(allowed)} for a {info.kind} target"
+            f"output {output} must end in one of {', '.join(allowed)} for a {kind} target"
         )
     if is_remote(output):
         return
