@@ -32,7 +32,6 @@ from facefusion_ray.engine.target_homes import (
     JobRay,
     TargetHomes,
     join_for_node_probes,
-    workers_cpus,
 )
 from facefusion_ray.errors import FaceFusionRayError
 from facefusion_ray.media.frame_sampling import sample_frame_indices
@@ -89,7 +88,7 @@ def render_videos(
     job.workers = workers
     started = time.perf_counter()
     joined = joined or JobRay()
-    connection = joined.connection or connect_ray(options.address, num_cpus=workers_cpus(options))
+    connection = joined.connection or connect_ray(options.address, num_cpus=options.local_ray_cpus)
     owned = None if joined.connection else connection  # run_job disconnects from its own
     startup = job.startup = StartupReport(ray=connection.how, ray_seconds=connection.seconds)
     pool_started = time.perf_counter()

@@ -23,3 +23,8 @@ class JobOptions:
     force: bool = False
     # What the actors measure of each render's frames for an A/B review (None: nothing).
     review: ReviewPlan | None = None
+
+    @property
+    def local_ray_cpus(self) -> int:
+        """The CPUs a local Ray started for the job gets."""
+        return self.workers * self.threads_per_worker

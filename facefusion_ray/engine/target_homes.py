@@ -157,14 +157,9 @@ def join_for_node_probes(requests: Sequence[RenderRequest], options: JobOptions)
     probes each for the driver; any other job joins once it has a video to render."""
     if not any(_is_remote_video(request.target) for request in requests):
         return JobRay()
-    connection = connect_ray(options.address, num_cpus=workers_cpus(options))
+    connection = connect_ray(options.address, num_cpus=options.local_ray_cpus)
     resources = reserved(actor_resources(options.execution, options.threads_per_worker))
     return JobRay(connection, TargetHomes(dict(options.storage_options), resources))
-
-
-def workers_cpus(options: JobOptions) -> int:
-    """The CPUs a local Ray started for the job gets."""
-    return options.workers * options.threads_per_worker
 
 
 def _is_remote_video(target: str) -> bool:
