@@ -11,11 +11,12 @@ from facefusion_ray.errors import MediaError
 from facefusion_ray.media.container_header import read_container_header
 from facefusion_ray.media.decode import iter_frames
 from facefusion_ray.media.probe import MediaInfo, probe_media
+from facefusion_ray.settings import SwapSettings
 
 # Sampled frames closer than this are decoded in one run instead of a new seek. Rendered videos
-# are joined from segments of 64 frames by default, each starting with a keyframe, so a seek
-# saves little unless it skips about a segment; a new ffmpeg process costs a few frames' time.
-MERGE_GAP_FRAMES = 64
+# are joined from segments of the default chunk length, each starting with a keyframe, so a
+# seek saves little unless it skips about a segment; a new ffmpeg process costs a few frames.
+MERGE_GAP_FRAMES = SwapSettings().chunk_frames
 
 
 def frame_runs(indices: Iterable[int], merge_gap: int = MERGE_GAP_FRAMES) -> list[range]:
