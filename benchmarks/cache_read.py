@@ -1,7 +1,7 @@
 """Reading one chunk's analysis from the cache against analysing it, in one process.
 
-The chunk is the first 64 frames of the 720p sample (the default chunk size when this was written), six
-faces in each: later frames cut to fewer people.
+The chunk is the first 64 frames of the 720p sample (the default chunk size when this was
+written), six faces in each: later frames cut to fewer people.
 The analysis runs on one ONNX Runtime thread, as in an engine worker: the detector alone (the
 default `many` selector), or the detector and an embedding of every face (the `reference`
 selector). Reading is timed from a local folder and from a real S3 server (SeaweedFS), and
