@@ -36,11 +36,21 @@ def run_timed(command: Sequence[str]) -> float:
     return run_sampled(command)[0]
 
 
+def installed_environment() -> dict[str, str]:
+    """This process's environment, with Python keeping its bytecode caches as an installed
+    program's does: under a sandbox's PYTHONDONTWRITEBYTECODE=1 every command compiles the
+    project's modules again, about 0.2 s of each job's start."""
+    environment = dict(os.environ)
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    return environment
+
+
 def run_sampled(command: Sequence[str]) -> tuple[float, dict[str, float]]:
     """Wall seconds of `command` and the CPU seconds of its process tree by kind (sampled)."""
     started = time.perf_counter()
     process = subprocess.Popen(
         list(command),
+        env=installed_environment(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -102,12 +102,16 @@ class FaceFusionOracle:
         work: Path,
         timeout_s: int = RUN_TIMEOUT_S,
         tap_frames: Path | None = None,
+        keep_bytecode: bool = False,
     ) -> FaceFusionRun:
         """`python facefusion.py COMMAND ARGUMENTS --temp-path --jobs-path` offline, on CPU;
         with `tap_frames`, the raw frames of its ffmpeg pipes are kept there
-        (tests/ffmpeg_frame_tap.py)."""
+        (tests/ffmpeg_frame_tap.py); with `keep_bytecode`, Python writes and reuses its
+        bytecode caches in the installation, as an installed FaceFusion runs (benchmarks)."""
         work.mkdir(parents=True, exist_ok=True)
         environment = _offline_environment(work)
+        if keep_bytecode:
+            environment.pop("PYTHONDONTWRITEBYTECODE")
         if tap_frames is not None:
             _install_frame_tap(work, tap_frames, environment)
         full = [
