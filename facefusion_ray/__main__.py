@@ -1,5 +1,5 @@
 import sys
 
-from facefusion_ray.cli.main import run_process
+from facefusion_ray.cli.launch import run_process
 
 sys.exit(run_process())

@@ -20,12 +20,14 @@ from facefusion_ray.engine.kept_ray import (
     KeptRay,
     find_kept_ray,
     keeper_alive,
+    ray_temp_folder,
     record_path,
     write_record,
 )
 from facefusion_ray.engine.ray_runtime import ray_start_of_this_environment
 
-CLI = [sys.executable, "-m", "facefusion_ray.cli.main"]
+# As users run it: a command hands itself to the kept Ray's warm driver when one runs.
+CLI = [sys.executable, "-m", "facefusion_ray"]
 
 
 @pytest.fixture
@@ -90,11 +92,15 @@ def test_a_swap_joins_the_kept_ray_until_it_is_stopped(
     startup = json.loads(report.read_text())["startup"]
     assert startup["ray"] == "kept" and startup["actors_kept"]
     assert startup["actors_created"] == 1
+    # The job's driver was a fork of the warm driver, which `ray start` waited for.
+    assert startup["driver"] == "warm"
     status = json.loads(cli("ray", "status").stdout)
     assert status["running"] and status["cpus"] == 1 and len(status["warm_workers"]) == 1
+    assert Path(status["driver_socket"]).is_socket()
 
     assert "stopped the kept Ray" in cli("ray", "stop").stdout
     assert not keeper_alive(status["pid"])
+    assert not Path(status["driver_socket"]).exists()
     assert json.loads(cli("ray", "status").stdout) == {"running": False}
     assert "no kept Ray" in cli("ray", "stop").stdout
 
@@ -121,3 +127,19 @@ def test_a_stale_record_or_cluster_file_is_not_joined(ray_folder: Path) -> None:
     )
     assert find_kept_ray() is None
     assert not record_path().exists()
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [{}, {"TMPDIR": "/var/tmp"}, {"RAY_TMPDIR": "/tmp/rt", "TMPDIR": "/var/tmp"}],
+)
+def test_the_ray_temp_folder_is_rays_own_choice(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]
+) -> None:
+    from ray._common.utils import get_default_ray_temp_dir
+
+    for name in ("RAY_TMPDIR", "TMPDIR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert ray_temp_folder() == Path(get_default_ray_temp_dir())

@@ -8,6 +8,8 @@ import json
 import os
 import time
 
+WARM_DRIVER_MODULE = "facefusion_ray.cli.warm_driver"
+
 
 def add_ray_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from facefusion_ray.engine.kept_ray import DEFAULT_IDLE_MINUTES
@@ -46,7 +48,7 @@ def run_ray_command(args: argparse.Namespace) -> int:
 def _run_start(args: argparse.Namespace) -> int:
     from facefusion_ray.engine.kept_ray import start_kept_ray
 
-    kept, started = start_kept_ray(args.cpus, args.idle_minutes)
+    kept, started = start_kept_ray(args.cpus, args.idle_minutes, WARM_DRIVER_MODULE)
     what = "started" if started else "already running:"
     print(
         f"kept Ray {what} {kept.address}, {kept.cpus} CPUs, stops after "

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ class KeptRay:
     log: str
     # Ray's RAY_AUTH_MODE in the keeper once its Ray was up ("token" unless set otherwise).
     auth_mode: str | None = None
+    # Where the warm driver (engine/warm_driver.py) takes commands; it may still be starting.
+    driver_socket: str | None = None
 
     def join_as_started(self) -> None:
         """Drivers of this process join with the keeper's auth mode: a Ray started with
@@ -59,10 +62,30 @@ class KeptRay:
 
 
 def ray_temp_folder() -> Path:
-    """Ray's temp folder, where it keeps its sockets, logs and `ray_current_cluster`."""
-    from ray._common.utils import get_default_ray_temp_dir
+    """Ray's temp folder, where it keeps its sockets, logs and `ray_current_cluster`: Ray's own
+    choice (ray._common.utils.get_default_ray_temp_dir), made here without importing Ray so
+    that the command line finds the warm driver in milliseconds."""
+    if "RAY_TMPDIR" in os.environ:
+        base = os.environ["RAY_TMPDIR"]
+    elif sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        base = os.environ["TMPDIR"]
+    elif sys.platform.startswith(("darwin", "linux")):
+        base = "/tmp"
+    else:
+        base = tempfile.gettempdir()
+    return Path(base) / "ray"
 
-    return Path(get_default_ray_temp_dir())
+
+def exec_environment() -> dict[str, str]:
+    """The environment this process was started with, before any import changed `os.environ`
+    (OpenCV adds to LD_LIBRARY_PATH, Ray sets its modes): what the keeper and its warm driver
+    start with, so a later command's environment compares with the user's own."""
+    try:
+        entries = Path("/proc/self/environ").read_bytes().split(b"\0")
+    except OSError:
+        return dict(os.environ)
+    pairs = (entry.decode(errors="surrogateescape").partition("=") for entry in entries if entry)
+    return {name: value for name, _, value in pairs}
 
 
 def environment_tag() -> str:
@@ -105,8 +128,11 @@ def keeper_alive(pid: int) -> bool:
     return KEEPER_MODULE.encode() in command
 
 
-def start_kept_ray(cpus: int, idle_minutes: float) -> tuple[KeptRay, bool]:
-    """The kept Ray of this environment, started now unless one runs; True when started."""
+def start_kept_ray(
+    cpus: int, idle_minutes: float, warm_driver: str | None = None
+) -> tuple[KeptRay, bool]:
+    """The kept Ray of this environment, started now unless one runs; True when started.
+    `warm_driver`: the module of a warm driver the keeper runs beside its Ray."""
     running = find_kept_ray()
     if running is not None:
         return running, False
@@ -115,6 +141,8 @@ def start_kept_ray(cpus: int, idle_minutes: float) -> tuple[KeptRay, bool]:
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", KEEPER_MODULE, "--cpus", str(cpus)]
     command += ["--idle-minutes", str(idle_minutes), "--record", str(path), "--log", str(log)]
+    if warm_driver:
+        command += ["--warm-driver", warm_driver]
     with log.open("wb") as output:
         # Its own session: the keeper outlives this command and the terminal it ran in.
         keeper = subprocess.Popen(
@@ -123,6 +151,7 @@ def start_kept_ray(cpus: int, idle_minutes: float) -> tuple[KeptRay, bool]:
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=exec_environment(),
         )
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:

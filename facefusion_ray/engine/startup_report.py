@@ -5,9 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+# "warm" in a command forked by the kept Ray's warm driver (cli/warm_driver.py), whose imports
+# were done before the job.
+_driver = "own process"
+
+
+def mark_warm_driver() -> None:
+    global _driver
+    _driver = "warm"
+
+
+def driver_kind() -> str:
+    """Where this process's jobs run their driver: "warm" or "own process"."""
+    return _driver
+
 
 @dataclass
 class StartupReport:
+    # Where the job's driver ran: "warm" (forked by the kept Ray's warm driver, its imports
+    # already done) or "own process" (which imported everything first).
+    driver: str = "own process"
     # How the job got its Ray: started (a private one), joined, kept (`facefusion-ray ray
     # start`), or already connected (a script that called ray.init itself).
     ray: str = ""
@@ -57,7 +74,8 @@ class StartupReport:
     def line(self) -> str:
         actors = f"{self.actors_reused} workers reused, {self.actors_created} started"
         return (
-            f"start-up {self.seconds:.2f} s: Ray {self.ray} in {self.ray_seconds:.2f} s, "
+            f"start-up {self.seconds:.2f} s ({self.driver} driver): Ray {self.ray} in "
+            f"{self.ray_seconds:.2f} s, "
             f"{actors} in {self.actors_seconds:.2f} s, {self.sessions_opened} sessions opened "
             f"in {self.sessions_seconds:.2f} s"
         )
