@@ -97,6 +97,7 @@ def start_warm_driver(module: str, path: Path) -> subprocess.Popen[bytes]:
     """The warm driver (cli/warm_driver.py) of this keeper, to take commands at `path` once it
     has imported everything; it starts with the environment the keeper was started with, and
     its messages go to the keeper's log."""
+    path.unlink(missing_ok=True)  # a socket left by a keeper that was killed
     command = [sys.executable, "-m", module, "--socket", str(path), "--parent", str(os.getpid())]
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, env=exec_environment())
 
