@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from facefusion_ray.cli.launch import runs_here
 from facefusion_ray.cli.warm_protocol import code_fingerprint
 
 # The command line's side, in a process of its own so that its streams are real descriptors:
@@ -52,10 +53,15 @@ def warm_driver() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
 
 
 def hand_over(
-    driver: str, *argv: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    driver: str,
+    *argv: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    nice: int | None = None,
 ) -> subprocess.Popen[str]:
+    prefix = ["nice", "-n", str(nice)] if nice is not None else []
     return subprocess.Popen(
-        [sys.executable, "-c", CLIENT, driver, *argv],
+        [*prefix, sys.executable, "-c", CLIENT, driver, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -156,8 +162,14 @@ def test_signals_reach_the_command_and_a_killed_command_line_takes_it_along(
         "--no-progress",
         *("--work-store", str(tmp_path / "work")),
     )
-    interrupted = hand_over(driver, *swap, "--output", str(tmp_path / "a.mp4"))
-    wait_for_child(process.pid)
+    # Under `nice`: the command runs as nicely as its command line.
+    interrupted = hand_over(driver, *swap, "--output", str(tmp_path / "a.mp4"), nice=5)
+    command = wait_for_child(process.pid)
+    wanted = os.getpriority(os.PRIO_PROCESS, 0) + 5
+    deadline = time.monotonic() + 10
+    while os.getpriority(os.PRIO_PROCESS, command) != wanted:
+        assert time.monotonic() < deadline, "the command does not run as nicely"
+        time.sleep(0.05)
     time.sleep(1.0)
     interrupted.send_signal(signal.SIGINT)
     _, err = interrupted.communicate(timeout=120)
@@ -174,3 +186,10 @@ def test_signals_reach_the_command_and_a_killed_command_line_takes_it_along(
         assert time.monotonic() < deadline, "the command outlived its command line"
         time.sleep(0.1)
     assert not (tmp_path / "b.mp4").exists()
+
+
+def test_only_commands_that_manage_the_kept_ray_run_in_their_own_process() -> None:
+    # `ray stop` in a fork of the warm driver would end its own parent.
+    assert runs_here(["ray", "stop"]) and runs_here(["-v", "ray", "status"])
+    assert not runs_here(["-v", "swap", "--source", "ray"])
+    assert not runs_here(["probe", "ray"]) and not runs_here([])

@@ -41,12 +41,18 @@ def run_process() -> int:
 def run_in_warm_driver(argv: Sequence[str]) -> int | None:
     """The command's exit code when the kept Ray's warm driver ran it; None when it should
     run here (no kept Ray or warm driver, or the warm driver refused it)."""
-    if os.environ.get(WARM_DRIVER_VARIABLE) == "0" or LOCAL_COMMANDS.intersection(argv[:1]):
+    if os.environ.get(WARM_DRIVER_VARIABLE) == "0" or runs_here(argv):
         return None
     kept = find_kept_ray()
     if kept is None or not kept.driver_socket:
         return None
     return hand_over(kept.driver_socket, argv)
+
+
+def runs_here(argv: Sequence[str]) -> bool:
+    """The command manages the kept Ray itself (the first word that is not an option)."""
+    command = next((word for word in argv if not word.startswith("-")), None)
+    return command in LOCAL_COMMANDS
 
 
 def hand_over(driver_socket: str, argv: Sequence[str]) -> int | None:

@@ -244,6 +244,9 @@ def _take_over(request: Mapping[str, object]) -> list[str]:
     environment = request["environment"]
     os.chdir(str(request["cwd"]))
     os.umask(int(request["umask"]))  # type: ignore[call-overload]
+    with contextlib.suppress(OSError, KeyError, TypeError, ValueError):
+        # A `nice` command line: its command runs as nicely (raising priority needs rights).
+        os.setpriority(os.PRIO_PROCESS, 0, int(request["priority"]))  # type: ignore[call-overload]
     os.environ.clear()
     os.environ.update({str(name): str(value) for name, value in environment.items()})  # type: ignore[attr-defined]
     sys.argv = ["facefusion-ray", *argv]

@@ -61,6 +61,7 @@ def encode_request(argv: Sequence[str]) -> bytes:
         "cwd": os.getcwd(),
         "environment": dict(os.environ),
         "umask": umask,
+        "priority": os.getpriority(os.PRIO_PROCESS, 0),
         "executable": sys.executable,
         "code": code_fingerprint(),
     }
