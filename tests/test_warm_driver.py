@@ -91,8 +91,10 @@ def test_a_command_runs_in_the_warm_driver_as_in_its_own_process(
     name = sample_media.target_video.name
     # A path relative to the command line's folder, which the warm driver does not share.
     warm = hand_over(driver, "probe", name, cwd=folder)
+    beside = hand_over(driver, "probe", name, cwd=folder)  # two commands at once
     out, err = warm.communicate(timeout=120)
     assert warm.returncode == 0, err
+    assert beside.communicate(timeout=120)[0] == out and beside.returncode == 0
     own = subprocess.run(
         [sys.executable, "-m", "facefusion_ray.cli.main", "probe", name],
         capture_output=True,
