@@ -115,7 +115,9 @@ def test_colour_transfer_gives_the_plain_formulas_bytes() -> None:
     source = rng.integers(0, 256, (96, 96, 3), np.uint8)
     mask = np.zeros((96, 96), np.float32)
     mask[20:80, 16:76] = 1.0
+    mask = cv2.GaussianBlur(mask, (9, 9), 0)  # feathered, as the classic swapper's
     reference = ColourReference.measure(source, mask)
+    assert (reference.painted.start, reference.painted.stop) == (15, 85)
     for seed in range(5):
         target = np.random.default_rng(seed).integers(0, 256, (96, 96, 3), np.uint8)
         target[..., seed % 3] //= 2  # a colour cast to move the statistics towards
@@ -130,4 +132,14 @@ def test_colour_transfer_gives_the_plain_formulas_bytes() -> None:
         offset = target_mean - reference.mean * gain
         matched = lab(source) * gain.astype(np.float32) + offset.astype(np.float32)
         plain = np.clip(cv2.cvtColor(matched, cv2.COLOR_LAB2BGR) * 255.0 + 0.5, 0, 255)
-        assert np.array_equal(transfer_lab_statistics(reference, target), plain.astype(np.uint8))
+        plain = plain.astype(np.uint8)
+        recoloured = transfer_lab_statistics(reference, target)
+        rows = reference.painted
+        assert np.array_equal(recoloured[rows], plain[rows])
+        # Outside those rows the crop is left as it was: a paste-back never reads there.
+        frame = np.random.default_rng(100 + seed).integers(0, 256, (160, 200, 3), np.uint8)
+        frame_to_crop = cv2.getRotationMatrix2D((90.0, 70.0), 17.0 + seed, 0.8)
+        pasted = [frame.copy(), frame.copy()]
+        for image, crop in zip(pasted, (recoloured, plain), strict=True):
+            paste_back(image, crop, mask, frame_to_crop, mask_bounds(mask))
+        assert np.array_equal(pasted[0], pasted[1]) and not np.array_equal(pasted[0], frame)
