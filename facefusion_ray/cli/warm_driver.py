@@ -61,10 +61,10 @@ STOP_GRACE_SECONDS = 10.0
 class WarmDriver:
     """Accepts commands on `listener`, forks one child per command, reports each exit."""
 
-    def __init__(self, listener: socket.socket, parent_pid: int) -> None:
+    def __init__(self, listener: socket.socket, parent_pid: int, code: str) -> None:
         self._listener = listener
         self._parent_pid = parent_pid
-        self._code = code_fingerprint()
+        self._code = code  # the fingerprint of the code as it was before the imports
         self._environment = import_time_environment(exec_environment())
         self._selector = selectors.DefaultSelector()
         self._children: dict[int, socket.socket] = {}
@@ -282,15 +282,17 @@ def preload() -> None:
 
 
 def listen(path: Path) -> socket.socket:
-    """A socket at `path` only this user can connect to."""
-    path.unlink(missing_ok=True)
+    """A socket at `path` only this user can connect to; the path appears once it listens."""
+    bound = path.with_name(path.name + ".binding")
+    bound.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     previous = os.umask(0o177)
     try:
-        listener.bind(str(path))
+        listener.bind(str(bound))
     finally:
         os.umask(previous)
     listener.listen(16)
+    os.replace(bound, path)
     return listener
 
 
@@ -299,10 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--socket", type=Path, required=True)
     parser.add_argument("--parent", type=int, required=True, help="ends when this pid is gone")
     args = parser.parse_args(argv)
+    code = code_fingerprint()
     preload()
     listener = listen(args.socket)
     try:
-        WarmDriver(listener, args.parent).serve()
+        WarmDriver(listener, args.parent, code).serve()
     finally:
         listener.close()
         args.socket.unlink(missing_ok=True)
