@@ -19,7 +19,9 @@ def add_ray_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     )
     actions = kept.add_subparsers(dest="ray_command", required=True)
     start = actions.add_parser(
-        "start", help="start a local Ray that later jobs of this environment join"
+        "start",
+        help="start a local Ray that later jobs of this environment join, and a warm driver "
+        "their commands run in with their imports done",
     )
     start.add_argument(
         "--cpus",
