@@ -73,6 +73,8 @@ class Jobs:
             "frames_per_second": round(report["frames_total"] / wall, 2),
             "startup_seconds": report.get("startup_seconds"),
             "actors_reused": (report.get("startup") or {}).get("actors_reused"),
+            # "warm" when the job forked from the kept Ray's warm driver (all but the first).
+            "driver": (report.get("startup") or {}).get("driver"),
             "cpu_seconds": report.get("cpu_seconds"),
         }
 
