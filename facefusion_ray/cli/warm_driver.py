@@ -84,8 +84,7 @@ class WarmDriver:
                 if key.data == "accept":
                     self._accept()
                 elif key.data == "wake":
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(self._wake_read, 4096)
+                    self._drain_wake()
                 else:
                     self._client_spoke(key.fileobj, key.data)  # type: ignore[arg-type]
             self._reap()
@@ -182,9 +181,13 @@ class WarmDriver:
     def _wait_for_a_signal(self) -> None:
         readable, _, _ = select.select([self._wake_read], [], [], 0.1)
         if readable:
-            with contextlib.suppress(BlockingIOError):
-                os.read(self._wake_read, 4096)
+            self._drain_wake()
         self._reap()
+
+    def _drain_wake(self) -> None:
+        """Signals arrived (their handlers ran): empty the pipe that woke the loop."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_read, 4096)
 
     def _become_command(
         self, request: Mapping[str, object], descriptors: list[int], connection: socket.socket
@@ -211,15 +214,14 @@ class WarmDriver:
 def run_command(request: Mapping[str, object]) -> int:
     """`facefusion-ray ARGV` as the command line's process would have run it."""
     import atexit
-    import gc
     import traceback
 
-    from facefusion_ray.cli.main import main
+    from facefusion_ray.cli.main import run_process
 
     mark_warm_driver()
     try:
-        argv = _take_over(request)
-        code = main(argv)
+        _take_over(request)
+        code = run_process()  # reads sys.argv, as the command line's own process would
     except SystemExit as done:  # argparse's usage errors and --help
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
         if not isinstance(done.code, int | None):
@@ -230,7 +232,6 @@ def run_command(request: Mapping[str, object]) -> int:
     except BaseException:
         traceback.print_exc()
         code = 1
-    gc.freeze()  # as cli.main.run_process: no collection over everything imported
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -238,8 +239,8 @@ def run_command(request: Mapping[str, object]) -> int:
     return code
 
 
-def _take_over(request: Mapping[str, object]) -> list[str]:
-    """The command line's folder, umask, environment and arguments; its argv."""
+def _take_over(request: Mapping[str, object]) -> None:
+    """The command line's folder, umask, nice value, environment and arguments."""
     argv = [str(word) for word in request["argv"]]  # type: ignore[attr-defined]
     environment = request["environment"]
     os.chdir(str(request["cwd"]))
@@ -250,7 +251,6 @@ def _take_over(request: Mapping[str, object]) -> list[str]:
     os.environ.clear()
     os.environ.update({str(name): str(value) for name, value in environment.items()})  # type: ignore[attr-defined]
     sys.argv = ["facefusion-ray", *argv]
-    return argv
 
 
 def _adopt_streams(descriptors: list[int]) -> None:

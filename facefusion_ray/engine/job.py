@@ -27,7 +27,7 @@ from facefusion_ray.engine.render_feed import RenderFeed
 from facefusion_ray.engine.render_plan import VideoRender, fail, published_counts
 from facefusion_ray.engine.scheduler import ChunkDone, ChunkFailed, ChunkScheduler, ChunkTask
 from facefusion_ray.engine.segment_store import default_work_store, describe
-from facefusion_ray.engine.startup_report import StartupReport, driver_kind
+from facefusion_ray.engine.startup_report import StartupReport
 from facefusion_ray.engine.target_homes import (
     JobRay,
     TargetHomes,
@@ -90,9 +90,7 @@ def render_videos(
     joined = joined or JobRay()
     connection = joined.connection or connect_ray(options.address, num_cpus=options.local_ray_cpus)
     owned = None if joined.connection else connection  # run_job disconnects from its own
-    startup = job.startup = StartupReport(
-        driver_kind(), ray=connection.how, ray_seconds=connection.seconds
-    )
+    startup = job.startup = StartupReport(ray=connection.how, ray_seconds=connection.seconds)
     pool_started = time.perf_counter()
     pool = actor_pool(options, [video.prepared.plan for video in first])
     startup.actors_kept, startup.actors_retired = pool.kept, pool.retired

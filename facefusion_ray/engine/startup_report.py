@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 # "warm" in a command forked by the kept Ray's warm driver (cli/warm_driver.py), whose imports
 # were done before the job.
@@ -24,7 +24,7 @@ def driver_kind() -> str:
 class StartupReport:
     # Where the job's driver ran: "warm" (forked by the kept Ray's warm driver, its imports
     # already done) or "own process" (which imported everything first).
-    driver: str = "own process"
+    driver: str = field(default_factory=driver_kind)
     # How the job got its Ray: started (a private one), joined, kept (`facefusion-ray ray
     # start`), or already connected (a script that called ray.init itself).
     ray: str = ""
